@@ -1,0 +1,35 @@
+# wearflow: `make demo` installs and runs the demo study; `make test` installs and runs the tests.
+PY ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION = 0.13.9
+UV = .tools/bin/uv
+VENV = .venv
+export UV_PYTHON = $(PY)
+export UV_PYTHON_DOWNLOADS = never
+
+.PHONY: install install-dev demo test lint bench clean
+
+$(UV):
+	$(PY) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+install-dev: $(UV)
+	$(UV) sync --frozen --quiet --group dev
+
+demo: install
+	$(VENV)/bin/wearflow demo demo-study/
+
+lint: install-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+bench: install-dev
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf .tools $(VENV) demo-study .pytest_cache .mypy_cache .ruff_cache

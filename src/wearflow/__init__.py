@@ -1,0 +1,23 @@
+"""wearflow: reproducible, auditable processing of wearable-sensor studies."""
+
+from importlib.metadata import version
+
+from wearflow.config import Study, load_study
+from wearflow.errors import WearflowError
+from wearflow.recording import DeviceInfo, Recording
+from wearflow.runner import RunReport, run_study
+from wearflow.status import study_status
+
+__version__ = version("wearflow")
+
+__all__ = [
+    "DeviceInfo",
+    "Recording",
+    "RunReport",
+    "Study",
+    "WearflowError",
+    "__version__",
+    "load_study",
+    "run_study",
+    "study_status",
+]

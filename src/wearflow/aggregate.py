@@ -1,0 +1,143 @@
+"""Pure functions: per-wrist tables -> one participant's tables -> the study summary.
+
+The rule for the combined value, per numeric column and per day (or night):
+
+* when the participant's dominant hand is known, the combined value is the
+  non-dominant wrist's value (the wrist most protocols and cut-points assume);
+  when that wrist has no value for the day, the other wrist's value is used;
+* otherwise the mean of the wrists that have a value;
+* ``<column>_left`` and ``<column>_right`` keep both wrists' values and
+  ``<column>_discordance`` is ``|left - right|`` (empty when a wrist is missing);
+* ``combined_rule`` says, per row, which of these applied.
+
+Only tables keyed by ``date`` are combined (days and nights); bout lists stay
+per wrist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+AGGREGATOR_VERSION = "1"
+KEY = "date"
+Tables = Mapping[str, pd.DataFrame]
+
+# Columns of the builtin wrist solution that the study summary reports.
+SUMMARY_COLUMNS = {
+    "activity_level_classification": {
+        "n_wear_hours": "wear_hours",
+        "wake_mvpa_5s_epoch_min": "active_minutes",
+    },
+    "sleep": {"total_sleep_time_min": "sleep_minutes"},
+}
+
+
+def combine_wrists(
+    left: Tables | None, right: Tables | None, dominant_hand: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Combine the left and right results of one participant (either may be None)."""
+    names = sorted(set(left or {}) | set(right or {}))
+    out: dict[str, pd.DataFrame] = {}
+    for name in names:
+        lt = (left or {}).get(name)
+        rt = (right or {}).get(name)
+        if any(t is not None and KEY not in t.columns for t in (lt, rt)):
+            continue
+        out[name] = _combine_table(lt, rt, dominant_hand)
+    return out
+
+
+def _combine_table(
+    lt: pd.DataFrame | None, rt: pd.DataFrame | None, dominant_hand: str | None
+) -> pd.DataFrame:
+    frames = {side: _by_date(t) for side, t in (("left", lt), ("right", rt)) if t is not None}
+    dates = sorted(set().union(*(f.index for f in frames.values())))
+    columns = sorted(set().union(*(f.columns for f in frames.values())) - {"day_n"})
+    out = pd.DataFrame({KEY: pd.array(dates, dtype="string")})
+    left = frames.get("left", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
+    right = frames.get("right", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
+    preferred = {"left": "right", "right": "left"}.get((dominant_hand or "").lower())
+    for col in columns:
+        lv = _column(left, col)
+        rv = _column(right, col)
+        if not (_is_numeric(lv) and _is_numeric(rv)):
+            first = lv.where(lv.notna(), rv) if preferred != "right" else rv.where(rv.notna(), lv)
+            out[col] = pd.array(first.to_numpy(dtype=object), dtype="string")
+            continue
+        lf, rf = lv.to_numpy(dtype="float64"), rv.to_numpy(dtype="float64")
+        if preferred == "left":
+            combined = np.where(np.isnan(lf), rf, lf)
+        elif preferred == "right":
+            combined = np.where(np.isnan(rf), lf, rf)
+        else:
+            both = np.vstack([lf, rf])
+            count = np.sum(~np.isnan(both), axis=0)
+            combined = np.where(count > 0, np.nansum(both, axis=0) / np.maximum(count, 1), np.nan)
+        out[f"{col}_left"] = lf
+        out[f"{col}_right"] = rf
+        out[col] = combined
+        out[f"{col}_discordance"] = np.abs(lf - rf)
+    out["combined_rule"] = pd.array(_rules(left, right, preferred, len(dates)), dtype="string")
+    return out
+
+
+def _by_date(table: pd.DataFrame) -> pd.DataFrame:
+    t = table.copy()
+    t[KEY] = t[KEY].astype("string")
+    return t.drop_duplicates(KEY, keep="first").set_index(KEY).sort_index()
+
+
+def _column(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col in frame.columns:
+        return frame[col].reset_index(drop=True)
+    return pd.Series([np.nan] * len(frame), dtype="float64")
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(series.dtype))
+
+
+def _rules(left: pd.DataFrame, right: pd.DataFrame, preferred: str | None, n: int) -> list[str]:
+    has_left = not left.empty and len(left.columns) > 0
+    has_right = not right.empty and len(right.columns) > 0
+    if has_left and not has_right:
+        return ["left_only"] * n
+    if has_right and not has_left:
+        return ["right_only"] * n
+    return [f"non_dominant_{preferred}" if preferred else "mean"] * n
+
+
+def study_summary(participants: Mapping[str, Tables]) -> pd.DataFrame:
+    """One row per participant and date: wear hours, active minutes, sleep minutes.
+
+    Values are the participants' combined values from the builtin wrist
+    solution's columns; a night is listed under the date it starts.
+    """
+    rows: list[pd.DataFrame] = []
+    for participant in sorted(participants):
+        tables = participants[participant]
+        merged: pd.DataFrame | None = None
+        for table_name, cols in SUMMARY_COLUMNS.items():
+            table = tables.get(table_name)
+            if table is None or KEY not in table.columns:
+                continue
+            present = {c: n for c, n in cols.items() if c in table.columns}
+            part = table[[KEY, *present]].rename(columns=present)
+            merged = part if merged is None else merged.merge(part, on=KEY, how="outer")
+        if merged is not None:
+            merged.insert(0, "participant", participant)
+            rows.append(merged)
+    names = ["participant", KEY, *[n for cols in SUMMARY_COLUMNS.values() for n in cols.values()]]
+    if not rows:
+        return pd.DataFrame({n: pd.Series(dtype="string" if n in ("participant", KEY) else
+                                          "float64") for n in names})
+    summary = pd.concat(rows, ignore_index=True)
+    for n in names:
+        if n not in summary.columns:
+            summary[n] = np.nan
+    summary["participant"] = summary["participant"].astype("string")
+    summary[KEY] = summary[KEY].astype("string")
+    return summary[names].sort_values(["participant", KEY], kind="stable").reset_index(drop=True)

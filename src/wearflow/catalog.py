@@ -1,0 +1,164 @@
+"""Scan the study's storage into a deterministic, sorted list of SensorFiles.
+
+A file is a *sensor* file when its extension is one of the sensor patterns'
+extensions. Its name is then parsed by the first pattern that matches; a
+sensor-like file whose name parses under no pattern is still cataloged, with
+the reason, so that it is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wearflow.config import FilesConfig
+from wearflow.errors import NameParseError
+from wearflow.storage import Entry, Store, sha256_bytes
+
+Kind = Literal["sensor", "metadata"]
+_FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class SensorFile:
+    """A cataloged file."""
+
+    uri: str
+    location: str  # root URI of the store it was found in
+    path: str  # relative to that root
+    size_bytes: int
+    mtime: str
+    sha256: str
+    kind: Kind = "sensor"
+    fields: Mapping[str, str] = field(default_factory=dict)
+    parse_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def participant(self) -> str | None:
+        return self.fields.get("participant")
+
+    @property
+    def side(self) -> str | None:
+        return self.fields.get("side")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    out, pos = [], 0
+    for m in _FIELD_RE.finditer(pattern):
+        out.append(_glob_to_re(pattern[pos:m.start()]))
+        out.append(f"(?P<{m.group(1)}>[^/]+?)")
+        pos = m.end()
+    out.append(_glob_to_re(pattern[pos:]))
+    prefix = "" if "/" in pattern else "(?:.*/)?"
+    return re.compile(f"^{prefix}{''.join(out)}$", re.IGNORECASE)
+
+
+def _glob_to_re(text: str) -> str:
+    return re.escape(text).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+
+
+class NameParser:
+    """Parses file names with the study's patterns and side labels."""
+
+    def __init__(self, files: FilesConfig) -> None:
+        self._patterns = [(p, _compile(p)) for p in files.sensor]
+        self._extensions = tuple(sorted({_extension(p) for p in files.sensor}))
+        self._sides = {
+            label.lower(): side for side, labels in files.sides.items() for label in labels
+        }
+        self._labels = sorted(label for labels in files.sides.values() for label in labels)
+
+    def is_sensor_like(self, path: str) -> bool:
+        return path.lower().endswith(self._extensions)
+
+    def parse(self, path: str) -> dict[str, str]:
+        """Return the name's fields (side normalised to left/right) or raise NameParseError."""
+        for _pattern, regex in self._patterns:
+            m = regex.match(path)
+            if not m:
+                continue
+            fields = {k: v.strip() for k, v in m.groupdict().items()}
+            if "side" in fields:
+                side = self._sides.get(fields["side"].lower())
+                if side is None:
+                    raise NameParseError(
+                        f"side label {fields['side']!r} is not one of {self._labels}",
+                        subject=path,
+                    )
+                fields["side"] = side
+            if not fields.get("participant"):
+                raise NameParseError("empty participant id", subject=path)
+            return fields
+        patterns = ", ".join(p for p, _ in self._patterns)
+        raise NameParseError(f"name matches none of the sensor patterns ({patterns})",
+                             subject=path)
+
+
+def _extension(pattern: str) -> str:
+    tail = pattern.rsplit("}", 1)[-1]
+    name = tail.rsplit("/", 1)[-1]
+    # ".cwa.gz" style double extensions are kept whole
+    return name[name.index("."):].lower() if "." in name else name.lower()
+
+
+Known = Mapping[str, tuple[int, str, str]]  # uri -> (size, mtime, sha256)
+
+
+def scan(
+    stores: Iterable[Store],
+    files: FilesConfig,
+    *,
+    known: Known | None = None,
+    hasher: Callable[[Store, str], str] | None = None,
+) -> list[SensorFile]:
+    """Catalog every sensor-like file in ``stores``, sorted by URI.
+
+    ``known`` maps URIs already in the state database to (size, mtime, sha256):
+    an unchanged file is not read again, so re-cataloging a large study costs a
+    listing, not a full read.
+    """
+    parser = NameParser(files)
+    known = known or {}
+    hash_file = hasher or (lambda store, path: sha256_bytes(store.read_bytes(path)))
+    out: list[SensorFile] = []
+    for store in stores:
+        for entry in store.walk():
+            if not parser.is_sensor_like(entry.path):
+                continue
+            out.append(_catalog_one(store, entry, parser, known, hash_file))
+    return sorted(out, key=lambda f: f.uri)
+
+
+def _catalog_one(
+    store: Store,
+    entry: Entry,
+    parser: NameParser,
+    known: Known,
+    hash_file: Callable[[Store, str], str],
+) -> SensorFile:
+    uri = store.uri(entry.path)
+    previous = known.get(uri)
+    if previous is not None and previous[:2] == (entry.size_bytes, entry.mtime):
+        digest = previous[2]
+    else:
+        digest = hash_file(store, entry.path)
+    try:
+        fields, error = parser.parse(entry.path), None
+    except NameParseError as exc:
+        fields, error = {}, exc.message
+    return SensorFile(
+        uri=uri,
+        location=store.root_uri,
+        path=entry.path,
+        size_bytes=entry.size_bytes,
+        mtime=entry.mtime,
+        sha256=digest,
+        fields=fields,
+        parse_error=error,
+    )

@@ -1,0 +1,172 @@
+"""The `wearflow` command line: a thin layer over the runner.
+
+Exit codes: 0 success; 1 some files failed (the rest of the study completed);
+2 the command could not do its job (invalid study file, unreachable storage,
+...), with a one-line reason on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wearflow.config import STUDY_FILE_NAME, Study, load_study, study_file_path
+from wearflow.errors import WearflowError
+from wearflow.executors import make_executor
+from wearflow.runner import EXIT_CANNOT_RUN, RunReport, run_study
+from wearflow.status import study_status
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Process wearable-sensor studies into digital biomarkers.")
+out = Console()
+err = Console(stderr=True)
+
+StudyArg = Annotated[Path, typer.Argument(help="study file, or the folder holding study.yaml")]
+
+STUDY_TEMPLATE = """\
+# wearflow study file: see README.md for every key.
+study: {name}
+input: raw/                # folder (relative to this file), URI, or a list of them
+output: results/           # per-wrist and participant results, logs, state database
+time_zone: UTC             # participants' local time zone: days and nights are cut in it
+files:
+  sensor: ["{{participant}}_{{side}}.cwa", "{{participant}}_{{side}}.cwa.gz",
+           "{{participant}}_{{side}}.bin", "{{participant}}_{{side}}.csv"]
+  sides: {{left: [L, LW, left], right: [R, RW, right]}}
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist   # or a path to a scikit-digital-health pipeline file (.skdh)
+# state: sqlite:///results/wearflow.db   # the default
+"""
+
+
+def _fail(exc: WearflowError) -> typer.Exit:
+    err.print(f"[red]error[/red] [{exc.tag.value}] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_CANNOT_RUN)
+
+
+@app.command()
+def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id")) -> None:
+    """Create a new study folder with a commented study.yaml and an empty raw/ folder."""
+    target = directory / STUDY_FILE_NAME
+    if target.exists():
+        err.print(f"error: {target} already exists; not overwritten")
+        raise typer.Exit(EXIT_CANNOT_RUN)
+    (directory / "raw").mkdir(parents=True, exist_ok=True)
+    target.write_text(STUDY_TEMPLATE.format(name=name), encoding="utf-8")
+    out.print(f"created {target}; put sensor files in {directory / 'raw'} and run "
+              f"`wearflow run {directory}`")
+
+
+@app.command()
+def validate(study: StudyArg) -> None:
+    """Check a study file: keys, patterns, time zones, solutions, storage."""
+    from wearflow.solutions import load_solution
+    from wearflow.storage import Store
+
+    try:
+        s = load_study(study)
+        sols = [load_solution(c) for c in s.solutions]
+        for loc in s.input:
+            Store(loc).check_reachable()
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    out.print(f"{study_file_path(study)}: valid (study {s.study}; "
+              f"{len(s.input)} input location(s); solutions: "
+              + ", ".join(f"{x.name} {x.version}" for x in sols) + ")")
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
+    executor: Annotated[str, typer.Option(help="local or inline")] = "local",
+) -> None:
+    """Catalog, process and aggregate the study once; only new work is done."""
+    try:
+        s = load_study(study)
+        report = _run_with_progress(s, executor, workers)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    _print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunReport:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task_id = bar.add_task("processing files", total=None)
+
+        def progress(_phase: str, done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total)
+
+        return run_study(s, executor=make_executor(executor, workers or s.workers),
+                         progress=progress)
+
+
+def _print_report(report: RunReport) -> None:
+    out.print(f"run {report.run_id}: {report.files_total} files, {report.executed} tasks "
+              f"executed, {report.done} done, {report.failed} failed, "
+              f"{report.unparsable} unparsable names, {report.participants_aggregated} "
+              f"participants aggregated")
+    for folder in report.summary_dirs:
+        out.print(f"study summary: {report.output}/{folder}/summary.csv")
+
+
+@app.command()
+def status(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Files by state, participants processed, and open issues."""
+    try:
+        info = study_status(load_study(study))
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        return
+    files = info["files"]
+    out.print(f"study {info['study']}: {files['total']} files; " + ", ".join(
+        f"{k} {v}" for k, v in files["by_state"].items()))
+    out.print(f"participants: {info['participants']['processed']} of "
+              f"{info['participants']['total']} processed")
+    if info["issues"]:
+        table = Table("tag", "file", "message", title="open issues")
+        for i in info["issues"]:
+            table.add_row(i["tag"], i["uri"] or i["participant"] or "", i["message"])
+        out.print(table)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument()] = Path("demo-study"),
+    participants: int = 4,
+    days: float = 2.0,
+    seed: int = 0,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+) -> None:
+    """Write a synthetic study (Axivity .cwa with temperature), run it, print the summary."""
+    from wearflow.demo import print_summary, write_demo_study
+
+    try:
+        study_file = write_demo_study(directory, participants=participants, days=days, seed=seed)
+        s = load_study(study_file)
+        report = _run_with_progress(s, "local", workers)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    _print_report(report)
+    print_summary(out, s, report)
+    raise typer.Exit(report.exit_code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

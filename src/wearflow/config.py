@@ -1,0 +1,232 @@
+"""The study file: a validated, frozen :class:`Study`.
+
+This module reads YAML and nothing else. Relative paths in the study file are
+resolved against the folder that holds it, so a study folder can be moved or
+shared as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wearflow.errors import ConfigError
+
+STUDY_FILE_NAME = "study.yaml"
+_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device"})
+SIDES = ("left", "right")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilesConfig(_Frozen):
+    """Which files are sensor files and how their names parse."""
+
+    sensor: tuple[str, ...] = Field(min_length=1)
+    sides: dict[Literal["left", "right"], tuple[str, ...]] = Field(
+        default_factory=lambda: {"left": ("L", "LW", "left"), "right": ("R", "RW", "right")}  # type: ignore[arg-type]
+    )
+    metadata: tuple[str, ...] = ()
+
+    @field_validator("sensor")
+    @classmethod
+    def _patterns_are_valid(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            fields = _FIELD_RE.findall(pattern)
+            unknown = sorted(set(fields) - KNOWN_FIELDS)
+            if unknown:
+                raise ValueError(
+                    f"pattern {pattern!r} has unknown field(s) {unknown}; "
+                    f"known fields are {sorted(KNOWN_FIELDS)}"
+                )
+            if "participant" not in fields:
+                raise ValueError(f"pattern {pattern!r} must contain {{participant}}")
+            if len(fields) != len(set(fields)):
+                raise ValueError(f"pattern {pattern!r} repeats a field")
+            if "." not in pattern.rsplit("}", 1)[-1]:
+                raise ValueError(f"pattern {pattern!r} must end in a file extension like .cwa")
+        return patterns
+
+    @field_validator("sides")
+    @classmethod
+    def _sides_are_disjoint(
+        cls, sides: dict[Literal["left", "right"], tuple[str, ...]]
+    ) -> dict[Literal["left", "right"], tuple[str, ...]]:
+        left = {s.lower() for s in sides.get("left", ())}
+        right = {s.lower() for s in sides.get("right", ())}
+        both = sorted(left & right)
+        if both:
+            raise ValueError(f"labels {both} are listed for both left and right")
+        return sides
+
+
+class SolutionConfig(_Frozen):
+    """One biomarker solution: a scikit-digital-health pipeline file or a built-in."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    pipeline: str
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    requires: tuple[str, ...] = ()
+    short_recording_h: float = Field(default=24.0, gt=0)
+
+
+class Study(_Frozen):
+    """A validated study configuration.
+
+    ``input`` and ``output`` are resolved to absolute paths or URIs; ``source``
+    is the study file itself.
+    """
+
+    study: str = Field(min_length=1)
+    input: tuple[str, ...]
+    output: str
+    files: FilesConfig
+    solutions: tuple[SolutionConfig, ...] = Field(min_length=1)
+    state: str | None = None
+    time_zone: str = "UTC"
+    device_time_zone: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("time_zone", "device_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time-zone name") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _unique_solution_names(self) -> Study:
+        names = [s.name for s in self.solutions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"solution names must be unique; repeated: {dupes}")
+        return self
+
+    @property
+    def state_url(self) -> str:
+        """SQLAlchemy URL of the state database (default: SQLite in the output folder)."""
+        if self.state:
+            return self.state
+        if _URI_RE.match(self.output) and not self.output.startswith("file://"):
+            raise ConfigError(
+                "an object-store output needs an explicit `state:` database URL",
+                subject=self.source,
+            )
+        return f"sqlite:///{Path(strip_file_scheme(self.output)) / 'wearflow.db'}"
+
+    @property
+    def clock_time_zone(self) -> str:
+        """Time zone the devices' clocks were set to (defaults to the study's)."""
+        return self.device_time_zone or self.time_zone
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved configuration, stable across key order."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def strip_file_scheme(location: str) -> str:
+    return location[len("file://"):] if location.startswith("file://") else location
+
+
+def _resolve(location: str, base: Path) -> str:
+    if _URI_RE.match(location):
+        return location
+    path = Path(location).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+def study_file_path(path: str | Path) -> Path:
+    """Accept either a study file or the folder that holds ``study.yaml``."""
+    p = Path(path)
+    return p / STUDY_FILE_NAME if p.is_dir() else p
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{key}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_study(data: Any, *, source: str, base: Path) -> Study:
+    """Validate an already-parsed study mapping; relative paths resolve against ``base``."""
+    if not isinstance(data, dict):
+        raise ConfigError("the study file must be a YAML mapping of keys", subject=source)
+    try:
+        study = Study.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc), subject=source) from None
+    return study.model_copy(
+        update={
+            "input": tuple(_resolve(x, base) for x in study.input),
+            "output": _resolve(study.output, base),
+            "state": _resolve_sqlite(study.state, base) if study.state else None,
+            "solutions": tuple(
+                s.model_copy(update={"pipeline": _resolve_pipeline(s.pipeline, base)})
+                for s in study.solutions
+            ),
+        }
+    )
+
+
+def _resolve_pipeline(pipeline: str, base: Path) -> str:
+    return pipeline if pipeline.startswith("builtin:") else _resolve(pipeline, base)
+
+
+def load_study(path: str | Path) -> Study:
+    """Load and validate a study file (or a folder holding ``study.yaml``).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not YAML, or invalid; the message names the file
+        and every offending key.
+    """
+    file = study_file_path(path)
+    source = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("study file not found", subject=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the study file ({exc})", subject=source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"not valid YAML{line}", subject=source) from None
+    return parse_study(data, source=source, base=file.parent.resolve())

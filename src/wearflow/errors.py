@@ -1,0 +1,87 @@
+"""The wearflow exception tree.
+
+Every error wearflow raises derives from :class:`WearflowError` and names the
+object it is about (a file URI, a study file, a task key) and carries a
+problem tag, so that callers can report it without a traceback::
+
+    WearflowError                      tag: ERROR
+    ├── ConfigError                    PIPELINE_ISSUE  study file missing, unreadable or invalid
+    ├── StorageError                   PIPELINE_ISSUE  a location cannot be listed, read or written
+    ├── StateError                     PIPELINE_ISSUE  the state database cannot be used
+    ├── SolutionError                  PIPELINE_ISSUE  a solution cannot be loaded or fingerprinted
+    ├── DataError                      DATA_ISSUE      the input itself is bad
+    │   ├── ReaderError                                a sensor file cannot be decoded
+    │   └── NameParseError                             a file name does not parse into its fields
+    ├── AlgorithmError                 ALGORITHM_ISSUE a solution failed on valid data
+    └── OutputExistsError              PIPELINE_ISSUE  a write-once output already exists
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Tag(StrEnum):
+    """Problem tags used in logs, the issues queue and the dashboard."""
+
+    ERROR = "ERROR"
+    PIPELINE_ISSUE = "PIPELINE_ISSUE"
+    ALGORITHM_ISSUE = "ALGORITHM_ISSUE"
+    DATA_ISSUE = "DATA_ISSUE"
+    METADATA_ISSUE = "METADATA_ISSUE"
+    WAITING = "WAITING"
+
+
+class WearflowError(Exception):
+    """Root of every wearflow error.
+
+    Parameters
+    ----------
+    message
+        One line saying what is wrong and, where known, how to resolve it.
+    subject
+        What the error is about: a file URI, a study file path, a task key.
+    """
+
+    tag: Tag = Tag.ERROR
+
+    def __init__(self, message: str, *, subject: str | None = None) -> None:
+        self.message = message
+        self.subject = subject
+        super().__init__(f"{subject}: {message}" if subject else message)
+
+
+class ConfigError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE
+
+
+class StorageError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE
+
+
+class StateError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE
+
+
+class SolutionError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE
+
+
+class DataError(WearflowError):
+    tag = Tag.DATA_ISSUE
+
+
+class ReaderError(DataError):
+    pass
+
+
+class NameParseError(DataError):
+    pass
+
+
+class AlgorithmError(WearflowError):
+    tag = Tag.ALGORITHM_ISSUE
+
+
+class OutputExistsError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE

@@ -1,0 +1,19 @@
+"""Executors: where tasks run. ``inline`` (this process) and ``local`` (process pool)."""
+
+from __future__ import annotations
+
+from wearflow.executors.base import Executor, TaskEvent
+from wearflow.executors.inline import InlineExecutor
+from wearflow.executors.local import LocalExecutor
+
+__all__ = ["Executor", "InlineExecutor", "LocalExecutor", "TaskEvent", "make_executor"]
+
+
+def make_executor(name: str, workers: int | None = None) -> Executor:
+    if name == "inline":
+        return InlineExecutor()
+    if name == "local":
+        return LocalExecutor(workers)
+    from wearflow.errors import ConfigError
+
+    raise ConfigError(f"unknown executor {name!r}; use 'inline' or 'local'", subject="executor")

@@ -1,0 +1,107 @@
+"""The only writer of outputs: tables as CSV and Parquet, a provenance.json beside them.
+
+Layout under the study's output location::
+
+    single-wrist-processed/<solution>/<participant>/<input file name>/<task key>/
+    processed/<solution>/<participant>/<aggregate key>/
+    processed/<solution>/study-summary/<summary key>/
+
+Every folder is keyed by the hash of what made it, so outputs are write-once:
+a changed input or solution writes a new folder and the old one stays.
+Bytes are deterministic: rows sorted, floats printed with a fixed format,
+no wall-clock time inside tables (those live in provenance.json only).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wearflow.provenance import OutputRef, Provenance
+from wearflow.storage import Store
+
+SINGLE_WRIST = "single-wrist-processed"
+PROCESSED = "processed"
+FLOAT_FORMAT = "%.10g"
+
+
+def _safe(part: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part) or "_"
+
+
+def single_wrist_dir(solution: str, participant: str, file_name: str, task_key: str) -> str:
+    return "/".join((SINGLE_WRIST, _safe(solution), _safe(participant), _safe(file_name),
+                     task_key[:16]))
+
+
+def participant_dir(solution: str, participant: str, key: str) -> str:
+    return "/".join((PROCESSED, _safe(solution), _safe(participant), key[:16]))
+
+
+def summary_dir(solution: str, key: str) -> str:
+    return "/".join((PROCESSED, _safe(solution), "study-summary", key[:16]))
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return buf.getvalue().encode()
+
+
+def parquet_bytes(table: pd.DataFrame) -> bytes:
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(arrow, sink, compression="zstd", write_statistics=False)
+    return sink.getvalue()
+
+
+def json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def write_result(
+    store: Store,
+    folder: str,
+    tables: Mapping[str, pd.DataFrame],
+    extra_json: Mapping[str, Any],
+    provenance: Provenance,
+) -> Provenance:
+    """Write tables (CSV + Parquet), extra JSON files and provenance.json into ``folder``.
+
+    Returns the provenance with its ``outputs`` filled in (path and sha256 of
+    every file written, provenance.json itself excluded).
+    """
+    outputs: list[OutputRef] = []
+    for name in sorted(tables):
+        table = tables[name]
+        for suffix, data in ((".csv", csv_bytes(table)), (".parquet", parquet_bytes(table))):
+            path = f"{folder}/{_safe(name)}{suffix}"
+            outputs.append(OutputRef(path=path, sha256=store.write_once(path, data)))
+    for name in sorted(extra_json):
+        path = f"{folder}/{_safe(name)}.json"
+        digest = store.write_once(path, json_bytes(extra_json[name]))
+        outputs.append(OutputRef(path=path, sha256=digest))
+    final = provenance.model_copy(update={"outputs": outputs})
+    prov_path = f"{folder}/provenance.json"
+    if store.exists(prov_path):
+        # A deterministic re-run of the same task: outputs matched byte for byte
+        # above, the first provenance (and its times) is the record that stays.
+        return final
+    store.write_once(prov_path, final.to_json_bytes())
+    return final
+
+
+def read_tables(store: Store, folder: str) -> dict[str, pd.DataFrame]:
+    """The Parquet tables of one result folder, by name."""
+    out = {}
+    for name in store.listdir(folder):
+        if name.endswith(".parquet"):
+            data = store.read_bytes(f"{folder}/{name}")
+            out[name.removesuffix(".parquet")] = pq.read_table(io.BytesIO(data)).to_pandas()
+    return out

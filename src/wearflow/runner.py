@@ -1,0 +1,246 @@
+"""Run a study once: the only place that wires the stages together.
+
+config -> catalog -> plan -> execute -> per-wrist results -> aggregate -> processed/
+
+Exit codes of :func:`run_study` (and ``wearflow run``):
+0 every current file is done; 1 some files failed or could not be parsed
+(the rest completed); 2 the study could not run at all (configuration,
+storage or state problem, reported before any file is touched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wearflow import aggregate, catalog
+from wearflow.config import Study, strip_file_scheme
+from wearflow.errors import Tag, WearflowError
+from wearflow.executors import Executor, LocalExecutor
+from wearflow.logs import add_file_handler, log_event, remove_handler
+from wearflow.plan import Plan, make_plan
+from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
+from wearflow.results import participant_dir, read_tables, summary_dir, write_result
+from wearflow.solutions import Solution, load_solution
+from wearflow.state import DoneTask, IssueSpec, State, TaskRecord
+from wearflow.storage import Store
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+@dataclass
+class RunReport:
+    """What one run did."""
+
+    run_id: str
+    files_total: int = 0
+    executed: int = 0
+    done: int = 0
+    failed: int = 0
+    unparsable: int = 0
+    participants_aggregated: int = 0
+    summary_dirs: list[str] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if (self.failed or self.unparsable) else EXIT_OK
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, completed, total)
+
+
+def run_study(
+    study: Study,
+    *,
+    executor: Executor | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Catalog, plan, execute and aggregate a study once.
+
+    Raises
+    ------
+    WearflowError
+        The study cannot run (unreachable storage, unusable state database,
+        invalid solution): nothing was processed.
+    """
+    run_id = f"{utc_now().replace(':', '').replace('-', '')[:15]}-{uuid.uuid4().hex[:8]}"
+    report = RunReport(run_id=run_id, output=study.output)
+    handler = _log_to_output(study)
+    state = State(study.state_url)
+    try:
+        solutions = [load_solution(c) for c in study.solutions]  # before any file is touched
+        inputs = [Store(loc) for loc in study.input]
+        for store in inputs:
+            store.check_reachable()
+        state.begin_run(run_id, study.study, study.fingerprint(), current_user())
+        files = catalog.scan(inputs, study.files, known=state.known_files())
+        state.sync_files(files, [s.root_uri for s in inputs])
+        plan = make_plan(study, state.current_files(), solutions, state.task_states())
+        report.files_total = len(state.current_files())
+        report.unparsable = len(plan.unparsable)
+        _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
+                 report, progress)
+        _aggregate(study, state, solutions, run_id, report)
+        _sync_issues(study, state, plan)
+        state.finish_run(run_id, {"executed": report.executed, "done": report.done,
+                                  "failed": report.failed})
+        log_event("INFO", f"run finished: {report.executed} executed, {report.failed} failed, "
+                  f"{report.participants_aggregated} participants aggregated",
+                  study=study.study, run=run_id)
+        return report
+    except WearflowError as exc:
+        log_event(exc.tag.value, exc.message, level=logging.ERROR, study=study.study,
+                  uri=exc.subject)
+        raise
+    finally:
+        state.close()
+        if handler is not None:
+            remove_handler(handler)
+
+
+def _log_to_output(study: Study) -> logging.Handler | None:
+    if "://" in study.output and not study.output.startswith("file://"):
+        return None
+    return add_file_handler(Path(strip_file_scheme(study.output)) / "logs" / "wearflow.log")
+
+
+def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
+             report: RunReport, progress: ProgressCallback | None) -> None:
+    state.add_tasks([TaskRecord(t.key, t.file_id, t.solution.name, t.solution_version,
+                                t.solution_fingerprint, t.participant, t.side, "pending")
+                     for t in plan.to_run])
+    by_key = {t.key: t for t in plan.to_run}
+    total = len(plan.to_run)
+    if progress:
+        progress("process", 0, total)
+    finished = 0
+    for event in executor.run(plan.to_run, run_id):
+        task = by_key[event.key]
+        if event.kind == "started":
+            state.mark_running(event.key, run_id, utc_now())
+            continue
+        outcome = event.outcome
+        if outcome is None:
+            continue
+        state.finish_task(outcome.key, state=outcome.state, tag=outcome.tag,
+                          message=outcome.message, result_dir=outcome.result_dir,
+                          flags=outcome.flags, started_utc=outcome.started_utc,
+                          finished_utc=outcome.finished_utc)
+        report.executed += 1
+        if outcome.state == "done":
+            log_event("INFO", "processed", study=study.study, uri=task.uri,
+                      solution=task.solution.name, task=task.key[:16])
+        else:
+            log_event(outcome.tag or Tag.ERROR.value, outcome.message or "failed",
+                      level=logging.ERROR, study=study.study, uri=task.uri,
+                      solution=task.solution.name, task=task.key[:16])
+        finished += 1
+        if progress:
+            progress("process", finished, total)
+    counts = state.file_state_counts()
+    report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
+
+
+def _aggregate(study: Study, state: State, solutions: Sequence[Solution], run_id: str,
+               report: RunReport) -> None:
+    out = Store(study.output)
+    existing = state.participant_result_keys()
+    by_name = {s.name: s for s in solutions}
+    groups: dict[tuple[str, str], list[DoneTask]] = defaultdict(list)
+    for task in state.done_tasks():
+        if task.solution in by_name:
+            groups[(task.solution, task.participant)].append(task)
+    for (sol_name, participant), tasks in sorted(groups.items()):
+        sides: dict[str, list[DoneTask]] = defaultdict(list)
+        for t in tasks:
+            sides[t.side].append(t)
+        if any(len(v) > 1 for v in sides.values()):
+            continue  # reported as an issue; never silently aggregate two files of one wrist
+        chosen = sorted((v[0] for v in sides.values()), key=lambda t: t.side)
+        key = hashlib.sha256("|".join([aggregate.AGGREGATOR_VERSION, sol_name, participant,
+                                       *(t.key for t in chosen)]).encode()).hexdigest()
+        if key in existing:
+            continue
+        started = utc_now()
+        wrist = {t.side: read_tables(out, t.result_dir) for t in chosen}
+        tables = aggregate.combine_wrists(wrist.get("left"), wrist.get("right"))
+        flags = [] if len(chosen) == 2 else [f"single_wrist:{chosen[0].side}"]
+        sol = by_name[sol_name]
+        folder = participant_dir(sol_name, participant, key)
+        prov = Provenance(
+            kind="participant", study=study.study, study_fingerprint=study.fingerprint(),
+            task_key=key, run_id=run_id, user=current_user(),
+            input=[InputRef(uri=t.uri, sha256=t.sha256, size_bytes=t.size_bytes,
+                            participant=t.participant, side=t.side, task_key=t.key)
+                   for t in chosen],
+            solution=_solution_ref(sol), software=software(), started_utc=started,
+            finished_utc=utc_now(), flags=flags,
+        )
+        write_result(out, folder, tables, {}, prov)
+        state.add_participant_result(key=key, solution=sol_name, participant=participant,
+                                     task_keys=[t.key for t in chosen], result_dir=folder,
+                                     flags=flags, run_id=run_id)
+        report.participants_aggregated += 1
+    _write_summaries(study, state, by_name, out, run_id, report)
+
+
+def _write_summaries(study: Study, state: State, solutions: dict[str, Solution], out: Store,
+                     run_id: str, report: RunReport) -> None:
+    latest = state.latest_participant_results()
+    for sol_name in sorted(solutions):
+        rows = [r for r in latest if r.solution == sol_name]
+        if not rows:
+            continue
+        key = hashlib.sha256("|".join(["summary", aggregate.AGGREGATOR_VERSION,
+                                       *(r.key for r in rows)]).encode()).hexdigest()
+        folder = summary_dir(sol_name, key)
+        report.summary_dirs.append(folder)
+        if out.exists(f"{folder}/provenance.json"):
+            continue
+        started = utc_now()
+        summary = aggregate.study_summary(
+            {r.participant: read_tables(out, r.result_dir) for r in rows})
+        prov = Provenance(
+            kind="study-summary", study=study.study, study_fingerprint=study.fingerprint(),
+            task_key=key, run_id=run_id, user=current_user(),
+            input=[InputRef(uri=out.uri(r.result_dir), sha256=r.key, size_bytes=0,
+                            participant=r.participant, task_key=r.key) for r in rows],
+            solution=_solution_ref(solutions[sol_name]), software=software(),
+            started_utc=started, finished_utc=utc_now(),
+        )
+        write_result(out, folder, {"summary": summary}, {}, prov)
+
+
+def _solution_ref(sol: Solution) -> SolutionRef:
+    return SolutionRef(name=sol.name, version=sol.version, fingerprint=sol.fingerprint,
+                       pipeline_sha256=sol.pipeline_sha256, parameters=dict(sol.parameters))
+
+
+def _sync_issues(study: Study, state: State, plan: Plan) -> None:
+    issues = [IssueSpec(Tag.DATA_ISSUE.value, u.reason, uri=u.uri,
+                        resolution="rename or remove the file")
+              for u in plan.unparsable]
+    per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for task, f in state.tasks_for_current_files():
+        if task.state == "failed":
+            issues.append(IssueSpec(task.tag or Tag.ERROR.value, task.message or "failed",
+                                    uri=f.uri, participant=f.participant,
+                                    resolution="replace the file or fix the solution; "
+                                               "a new version is processed automatically"))
+        if f.participant and f.side:
+            per_side[(task.solution, f.participant, f.side)].append(f.uri)
+    for (sol, participant, side), uris in sorted(per_side.items()):
+        if len(uris) > 1:
+            issues.append(IssueSpec(
+                Tag.DATA_ISSUE.value,
+                f"{len(uris)} files for participant {participant} {side} wrist "
+                f"({', '.join(sorted(uris))}); not aggregated for solution {sol}",
+                participant=participant, resolution="remove or rename the wrong file"))
+    for new in state.sync_issues(study.study, issues):
+        log_event(new.tag, new.message, level=logging.WARNING, study=study.study, uri=new.uri)

@@ -1,0 +1,409 @@
+"""The state database: files, tasks, participant results, runs and issues.
+
+The only module that talks to the database. SQLite (WAL) by default; any
+SQLAlchemy URL works. Rows are never deleted: a changed file is a new row (a
+new version of the same URI), a file that disappeared is marked absent, an
+issue whose cause is gone is closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from wearflow.catalog import SensorFile
+from wearflow.errors import StateError
+from wearflow.provenance import utc_now
+
+TASK_STATES = ("pending", "waiting", "running", "done", "failed")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("uri", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(2048))
+    path: Mapped[str] = mapped_column(String(2048))
+    kind: Mapped[str] = mapped_column(String(16))
+    participant: Mapped[str | None] = mapped_column(String(256), index=True)
+    side: Mapped[str | None] = mapped_column(String(8))
+    fields_json: Mapped[str] = mapped_column(Text, default="{}")
+    parse_error: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[str | None] = mapped_column(String(2048))
+    first_seen_utc: Mapped[str] = mapped_column(String(32))
+    last_seen_utc: Mapped[str] = mapped_column(String(32))
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), index=True)
+    solution: Mapped[str] = mapped_column(String(256))
+    solution_version: Mapped[str] = mapped_column(String(256))
+    solution_fingerprint: Mapped[str] = mapped_column(String(64))
+    participant: Mapped[str | None] = mapped_column(String(256))
+    side: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    tag: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    result_dir: Mapped[str | None] = mapped_column(String(2048))
+    flags_json: Mapped[str] = mapped_column(Text, default="[]")
+    created_utc: Mapped[str] = mapped_column(String(32))
+    started_utc: Mapped[str | None] = mapped_column(String(32))
+    finished_utc: Mapped[str | None] = mapped_column(String(32))
+
+
+class ParticipantResultRow(Base):
+    __tablename__ = "participant_results"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    solution: Mapped[str] = mapped_column(String(256))
+    participant: Mapped[str] = mapped_column(String(256), index=True)
+    task_keys_json: Mapped[str] = mapped_column(Text)
+    result_dir: Mapped[str] = mapped_column(String(2048))
+    flags_json: Mapped[str] = mapped_column(Text, default="[]")
+    run_id: Mapped[str] = mapped_column(String(64))
+    created_utc: Mapped[str] = mapped_column(String(32))
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study: Mapped[str] = mapped_column(String(256))
+    study_fingerprint: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(256))
+    started_utc: Mapped[str] = mapped_column(String(32))
+    finished_utc: Mapped[str | None] = mapped_column(String(32))
+    counts_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class IssueRow(Base):
+    __tablename__ = "issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    tag: Mapped[str] = mapped_column(String(32), index=True)
+    study: Mapped[str] = mapped_column(String(256))
+    participant: Mapped[str | None] = mapped_column(String(256))
+    uri: Mapped[str | None] = mapped_column(String(2048))
+    message: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    first_seen_utc: Mapped[str] = mapped_column(String(32))
+    last_seen_utc: Mapped[str] = mapped_column(String(32))
+    open: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    """An issue as the runner sees it this run."""
+
+    tag: str
+    message: str
+    uri: str | None = None
+    participant: str | None = None
+    resolution: str = ""
+
+    def dedupe_key(self, study: str) -> str:
+        text = "\x1f".join((study, self.tag, self.uri or "", self.participant or "", self.message))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    key: str
+    file_id: int
+    solution: str
+    solution_version: str
+    solution_fingerprint: str
+    participant: str | None
+    side: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class DoneTask:
+    key: str
+    solution: str
+    participant: str
+    side: str
+    uri: str
+    sha256: str
+    size_bytes: int
+    result_dir: str
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class State:
+    """Queries and updates of one study's state database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite:///") and ":memory:" not in url:
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url)
+            if url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StateError(f"cannot open the state database ({exc})", subject=url) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- files -------------------------------------------------------------
+    def known_files(self) -> dict[str, tuple[int, str, str]]:
+        with self._session() as s:
+            rows = s.execute(select(FileRow.uri, FileRow.size_bytes, FileRow.mtime,
+                                    FileRow.sha256).where(FileRow.current)).all()
+        return {r.uri: (r.size_bytes, r.mtime, r.sha256) for r in rows}
+
+    def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> dict[str, int]:
+        """Record a catalog scan; return {uri: file id} of the current version of each file.
+
+        A new checksum for a known URI adds a version and makes it current; URIs
+        under ``locations`` that the scan no longer saw are marked absent.
+        """
+        now = utc_now()
+        ids: dict[str, int] = {}
+        with self._session() as s, s.begin():
+            existing = {(r.uri, r.sha256): r for r in s.scalars(select(FileRow))}
+            current = {r.uri: r for r in existing.values() if r.current}
+            for f in files:
+                row = existing.get((f.uri, f.sha256))
+                if row is None:
+                    row = FileRow(
+                        uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes, mtime=f.mtime,
+                        location=f.location, path=f.path, kind=f.kind,
+                        participant=f.participant, side=f.side,
+                        fields_json=json.dumps(dict(f.fields), sort_keys=True),
+                        parse_error=f.parse_error, first_seen_utc=now, last_seen_utc=now,
+                        current=True, present=True,
+                    )
+                    s.add(row)
+                row.mtime, row.last_seen_utc, row.present = f.mtime, now, True
+                old = current.get(f.uri)
+                if old is not None and old is not row:
+                    old.current = False
+                row.current = True
+                s.flush()
+                ids[f.uri] = row.id
+            roots = tuple(loc.rstrip("/") + "/" for loc in locations)
+            seen = {f.uri for f in files}
+            for row in current.values():
+                if row.uri not in seen and row.location.rstrip("/") + "/" in roots:
+                    row.present = False
+            s.flush()
+            self._mark_duplicates(s)
+        return ids
+
+    @staticmethod
+    def _mark_duplicates(s: Session) -> None:
+        """Identical bytes under several names: the first URI is processed, the rest held."""
+        first: dict[str, str] = {}
+        rows = s.scalars(select(FileRow).where(FileRow.current, FileRow.present)
+                         .order_by(FileRow.uri))
+        for row in rows:
+            primary = first.setdefault(row.sha256, row.uri)
+            row.duplicate_of = None if primary == row.uri else primary
+
+    def current_files(self) -> list[FileRow]:
+        with self._session() as s:
+            return list(s.scalars(select(FileRow).where(FileRow.current, FileRow.present)
+                                  .order_by(FileRow.uri)))
+
+    # -- tasks -------------------------------------------------------------
+    def task_states(self) -> dict[str, str]:
+        with self._session() as s:
+            return dict(s.execute(select(TaskRow.key, TaskRow.state)).tuples().all())
+
+    def add_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        now = utc_now()
+        with self._session() as s, s.begin():
+            known = set(s.scalars(select(TaskRow.key).where(
+                TaskRow.key.in_([t.key for t in tasks]))))
+            for t in tasks:
+                if t.key in known:
+                    s.execute(update(TaskRow).where(TaskRow.key == t.key)
+                              .values(state=t.state))
+                else:
+                    s.add(TaskRow(key=t.key, file_id=t.file_id, solution=t.solution,
+                                  solution_version=t.solution_version,
+                                  solution_fingerprint=t.solution_fingerprint,
+                                  participant=t.participant, side=t.side, state=t.state,
+                                  created_utc=now))
+
+    def mark_running(self, key: str, run_id: str, started_utc: str) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(TaskRow, key)
+            if row is None:
+                raise StateError("unknown task", subject=key)
+            row.state, row.run_id, row.started_utc = "running", run_id, started_utc
+            row.attempts += 1
+
+    def finish_task(self, key: str, *, state: str, tag: str | None = None,
+                    message: str | None = None, result_dir: str | None = None,
+                    flags: Sequence[str] = (), started_utc: str | None = None,
+                    finished_utc: str | None = None) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(TaskRow, key)
+            if row is None:
+                raise StateError("unknown task", subject=key)
+            row.state, row.tag, row.message, row.result_dir = state, tag, message, result_dir
+            row.flags_json = json.dumps(list(flags))
+            row.started_utc = started_utc or row.started_utc
+            row.finished_utc = finished_utc or utc_now()
+
+    def tasks_for_current_files(self) -> list[tuple[TaskRow, FileRow]]:
+        with self._session() as s:
+            rows = s.execute(
+                select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
+                .where(FileRow.current, FileRow.present).order_by(FileRow.uri, TaskRow.solution)
+            ).tuples().all()
+        return list(rows)
+
+    def done_tasks(self) -> list[DoneTask]:
+        return [
+            DoneTask(key=t.key, solution=t.solution, participant=f.participant or "",
+                     side=f.side or "", uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes,
+                     result_dir=t.result_dir or "")
+            for t, f in self.tasks_for_current_files()
+            if t.state == "done" and f.participant and f.side
+        ]
+
+    # -- participant results -------------------------------------------------
+    def participant_result_keys(self) -> set[str]:
+        with self._session() as s:
+            return set(s.scalars(select(ParticipantResultRow.key)))
+
+    def add_participant_result(self, *, key: str, solution: str, participant: str,
+                               task_keys: Sequence[str], result_dir: str,
+                               flags: Sequence[str], run_id: str) -> None:
+        with self._session() as s, s.begin():
+            if s.get(ParticipantResultRow, key) is None:
+                s.add(ParticipantResultRow(
+                    key=key, solution=solution, participant=participant,
+                    task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
+                    flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
+
+    def latest_participant_results(self) -> list[ParticipantResultRow]:
+        """The newest participant result per (solution, participant)."""
+        with self._session() as s:
+            rows = list(s.scalars(select(ParticipantResultRow)
+                                  .order_by(ParticipantResultRow.created_utc,
+                                            ParticipantResultRow.key)))
+        latest: dict[tuple[str, str], ParticipantResultRow] = {}
+        for row in rows:
+            latest[(row.solution, row.participant)] = row
+        return [latest[k] for k in sorted(latest)]
+
+    # -- runs ----------------------------------------------------------------
+    def begin_run(self, run_id: str, study: str, fingerprint: str, user: str) -> None:
+        with self._session() as s, s.begin():
+            s.add(RunRow(id=run_id, study=study, study_fingerprint=fingerprint, user=user,
+                         started_utc=utc_now()))
+
+    def finish_run(self, run_id: str, counts: dict[str, int]) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is not None:
+                row.finished_utc = utc_now()
+                row.counts_json = json.dumps(counts, sort_keys=True)
+
+    # -- issues --------------------------------------------------------------
+    def sync_issues(self, study: str, issues: Sequence[IssueSpec],
+                    close_missing: bool = True) -> list[IssueSpec]:
+        """Open or refresh ``issues``; close open ones not listed. Returns the new ones."""
+        now = utc_now()
+        new: list[IssueSpec] = []
+        with self._session() as s, s.begin():
+            rows = {r.dedupe_key: r for r in s.scalars(select(IssueRow)
+                                                       .where(IssueRow.study == study))}
+            keys = set()
+            for spec in issues:
+                key = spec.dedupe_key(study)
+                keys.add(key)
+                row = rows.get(key)
+                if row is None:
+                    s.add(IssueRow(dedupe_key=key, tag=spec.tag, study=study,
+                                   participant=spec.participant, uri=spec.uri,
+                                   message=spec.message, resolution=spec.resolution,
+                                   first_seen_utc=now, last_seen_utc=now, open=True))
+                    new.append(spec)
+                else:
+                    if not row.open:
+                        new.append(spec)
+                    row.open, row.last_seen_utc = True, now
+            if close_missing:
+                for key, row in rows.items():
+                    if row.open and key not in keys:
+                        row.open = False
+        return new
+
+    def open_issues(self, study: str, tag: str | None = None) -> list[IssueRow]:
+        with self._session() as s:
+            q = select(IssueRow).where(IssueRow.open, IssueRow.study == study)
+            if tag:
+                q = q.where(IssueRow.tag == tag)
+            return list(s.scalars(q.order_by(IssueRow.tag, IssueRow.uri, IssueRow.id)))
+
+    # -- status --------------------------------------------------------------
+    def file_state_counts(self) -> Counter[str]:
+        """One state per current file: failed > waiting > running > pending > done."""
+        order = {"failed": 0, "waiting": 1, "running": 2, "pending": 3, "done": 4}
+        per_file: dict[int, str] = {}
+        for task, f in self.tasks_for_current_files():
+            prev = per_file.get(f.id)
+            if prev is None or order.get(task.state, 0) < order[prev]:
+                per_file[f.id] = task.state
+        counts: Counter[str] = Counter()
+        for f in self.current_files():
+            held = f.parse_error or f.duplicate_of
+            counts[per_file.get(f.id, "failed" if held else "pending")] += 1
+        return counts

@@ -1,0 +1,45 @@
+"""Read-only summaries of a study's state for `wearflow status`."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from wearflow.config import Study
+from wearflow.state import TASK_STATES, State
+
+
+def study_status(study: Study) -> dict[str, Any]:
+    """One JSON-ready object: files by state, participants processed, open issues."""
+    state = State(study.state_url)
+    try:
+        counts = state.file_state_counts()
+        files = state.current_files()
+        participants = {f.participant for f in files if f.participant and not f.parse_error}
+        done: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for task in state.done_tasks():
+            done[(task.solution, task.participant)].add(task.key)
+        aggregated = {
+            (r.solution, r.participant)
+            for r in state.latest_participant_results()
+            if set(json.loads(r.task_keys_json)) == done.get((r.solution, r.participant))
+        }
+        solutions = [s.name for s in study.solutions]
+        processed = sorted(p for p in participants
+                           if all((s, p) in aggregated for s in solutions))
+        issues = [
+            {"tag": i.tag, "uri": i.uri, "participant": i.participant, "message": i.message,
+             "resolution": i.resolution, "first_seen_utc": i.first_seen_utc,
+             "last_seen_utc": i.last_seen_utc}
+            for i in state.open_issues(study.study)
+        ]
+    finally:
+        state.close()
+    return {
+        "study": study.study,
+        "files": {"total": len(files), "by_state": {s: counts.get(s, 0) for s in TASK_STATES}},
+        "participants": {"total": len(participants), "processed": len(processed)},
+        "issues": issues,
+        "output": study.output,
+    }

@@ -1,0 +1,159 @@
+"""Storage locations behind fsspec: list, read, write-once atomic write, checksum.
+
+A :class:`Store` wraps one root location (a local folder, ``file://``,
+``s3://bucket/prefix`` or anything fsspec knows). Paths passed to its methods
+are relative to that root and always use ``/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from wearflow.config import strip_file_scheme
+from wearflow.errors import OutputExistsError, StorageError
+
+# Files still being written by uploaders or by us: never cataloged.
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", ".uploading")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One listed file: path relative to the store root, size and modification stamp."""
+
+    path: str
+    size_bytes: int
+    mtime: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_temporary(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith((".", "~")) or base.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+class Store:
+    """One storage location.
+
+    Parameters
+    ----------
+    root
+        A local path or URI.
+    storage_options
+        Passed to fsspec (endpoint, credentials); never logged.
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.root_uri = root.rstrip("/")
+        protocol, _, rest = root.partition("://")
+        if not rest:
+            protocol, rest = "file", root
+        self.protocol = "file" if protocol == "local" else protocol
+        self._root = strip_file_scheme(root).rstrip("/") if self.protocol == "file" else rest
+        self._root = self._root.rstrip("/")
+        try:
+            self.fs = fsspec.filesystem(self.protocol, **(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"unsupported storage ({exc})", subject=root) from None
+
+    def uri(self, path: str) -> str:
+        """The full URI of a relative path, as recorded in state and provenance."""
+        if self.protocol == "file":
+            return f"file://{self._full(path)}"
+        return f"{self.protocol}://{self._full(path)}"
+
+    def _full(self, path: str) -> str:
+        return f"{self._root}/{path}" if path else self._root
+
+    def check_reachable(self) -> None:
+        """Raise StorageError when the root does not exist or cannot be listed."""
+        try:
+            ok = self.fs.isdir(self._root)
+        except Exception as exc:  # fsspec backends raise many types
+            raise StorageError(f"location cannot be reached ({exc})",
+                               subject=self.root_uri) from None
+        if not ok:
+            raise StorageError("location does not exist", subject=self.root_uri)
+
+    def walk(self) -> Iterator[Entry]:
+        """Every file under the root, sorted by path; temporary names skipped."""
+        self.check_reachable()
+        try:
+            found = self.fs.find(self._root, detail=True)
+        except Exception as exc:
+            raise StorageError(f"cannot list ({exc})", subject=self.root_uri) from None
+        prefix = self._root + "/"
+        for full in sorted(found):
+            info = found[full]
+            if info.get("type") != "file":
+                continue
+            rel = full[len(prefix):] if full.startswith(prefix) else full
+            if any(is_temporary(part) for part in rel.split("/")):
+                continue
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+            yield Entry(rel, int(info.get("size") or 0), str(stamp))
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            data: bytes = self.fs.cat_file(self._full(path))
+        except FileNotFoundError:
+            raise StorageError("file not found", subject=self.uri(path)) from None
+        except Exception as exc:
+            raise StorageError(f"cannot read ({exc})", subject=self.uri(path)) from None
+        return data
+
+    def listdir(self, path: str) -> list[str]:
+        """Names (not paths) of the files directly in a folder, sorted."""
+        try:
+            found = self.fs.ls(self._full(path), detail=False)
+        except FileNotFoundError:
+            raise StorageError("folder not found", subject=self.uri(path)) from None
+        except Exception as exc:
+            raise StorageError(f"cannot list ({exc})", subject=self.uri(path)) from None
+        return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
+
+    def exists(self, path: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._full(path)))
+        except Exception as exc:
+            raise StorageError(f"cannot check ({exc})", subject=self.uri(path)) from None
+
+    def write_once(self, path: str, data: bytes) -> str:
+        """Write ``data`` atomically to a path that must not exist yet; return its sha256.
+
+        The bytes go to a temporary sibling first and are renamed into place, so
+        no reader ever sees half a file. Writing identical bytes to an existing
+        path is a no-op (a re-run of a deterministic task); different bytes
+        raise :class:`OutputExistsError` (outputs are write-once).
+        """
+        digest = sha256_bytes(data)
+        full = self._full(path)
+        if self.exists(path):
+            if sha256_bytes(self.read_bytes(path)) == digest:
+                return digest
+            raise OutputExistsError("output exists with different content", subject=self.uri(path))
+        tmp = f"{full}.{uuid.uuid4().hex}.tmp"
+        try:
+            parent = full.rsplit("/", 1)[0]
+            self.fs.makedirs(parent, exist_ok=True)
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            if self.protocol == "file":
+                os.replace(tmp, full)  # atomic on one filesystem
+            else:
+                self.fs.mv(tmp, full)
+        except Exception as exc:
+            raise StorageError(f"cannot write ({exc})", subject=self.uri(path)) from None
+        finally:
+            if self.protocol == "file" and os.path.exists(tmp):
+                os.unlink(tmp)
+        return digest

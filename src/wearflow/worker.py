@@ -1,0 +1,102 @@
+"""What runs on a worker: read -> run solution -> write the FileResult.
+
+:func:`execute` never raises: every failure becomes a failed
+:class:`TaskOutcome` with its problem tag and a one-line reason naming the file.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+
+from wearflow.errors import AlgorithmError, Tag, WearflowError
+from wearflow.plan import TaskSpec
+from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
+from wearflow.readers import read_recording
+from wearflow.results import single_wrist_dir, write_result
+from wearflow.solutions import load_solution
+from wearflow.storage import Store, sha256_bytes
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    key: str
+    state: str  # "done" or "failed"
+    started_utc: str
+    finished_utc: str
+    result_dir: str | None = None
+    tag: str | None = None
+    message: str | None = None
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
+    """Run one task end to end; return its outcome (never raises)."""
+    started = utc_now()
+    try:
+        folder, flags = _run(task, run_id, started)
+    except WearflowError as exc:
+        return TaskOutcome(task.key, "failed", started, utc_now(), tag=exc.tag.value,
+                           message=_one_line(exc.message))
+    except MemoryError:
+        return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
+                           message="out of memory while processing the file")
+    except Exception as exc:  # a bug: keep the study going, report where it happened
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
+                           message=_one_line(f"{type(exc).__name__}: {exc} "
+                                             f"({where.filename}:{where.lineno})"))
+    return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...]]:
+    source = Store(task.location)
+    data = source.read_bytes(task.path)
+    if sha256_bytes(data) != task.sha256:
+        raise WearflowError("file changed since it was cataloged; it will be re-planned",
+                            subject=task.uri)
+    recording = read_recording(data, task.uri, device_time_zone=task.device_time_zone)
+    solution = load_solution(task.solution)
+    metadata = {"time_zone": task.time_zone}
+    try:
+        result = solution.run(recording, metadata)
+    except AlgorithmError as exc:
+        raise AlgorithmError(exc.message, subject=task.uri) from exc
+    flags = tuple(recording.flags) + tuple(result.flags)
+    qc = {
+        "n_samples": recording.n_samples,
+        "sampling_rate_hz": recording.sampling_rate_hz,
+        "start_utc": _iso(recording.time_s[0]),
+        "end_utc": _iso(recording.time_s[-1]),
+        "duration_h": round(recording.duration_s / 3600.0, 6),
+        "has_temperature": recording.temperature_c is not None,
+        "device": {"format": recording.device.format, "serial": recording.device.serial,
+                   "model": recording.device.model, "firmware": recording.device.firmware},
+        "flags": list(flags),
+        **dict(result.qc),
+    }
+    folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
+    provenance = Provenance(
+        kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
+        task_key=task.key, run_id=run_id, user=current_user(),
+        input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
+                       participant=task.participant, side=task.side),
+        solution=SolutionRef(name=solution.name, version=solution.version,
+                             fingerprint=solution.fingerprint,
+                             pipeline_sha256=solution.pipeline_sha256,
+                             parameters=dict(solution.parameters)),
+        software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
+    )
+    write_result(Store(task.output), folder, result.tables, {"qc": qc}, provenance)
+    return folder, flags
+
+
+def _iso(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")

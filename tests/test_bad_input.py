@@ -1,0 +1,115 @@
+"""Bad files never stop a study; a changed file is re-processed and its old result kept."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wearflow import load_study, run_study, study_status
+from wearflow.executors import InlineExecutor
+from wearflow.synthetic import generate_recording
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+STUDY = """\
+study: BAD-INPUT
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.cwa", "{participant}_{side}.csv"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+
+
+def write_csv(path: Path, seed: int, hours: float = 1.0) -> None:
+    side = "right" if path.stem.endswith("_R") else "left"
+    rec, _ = generate_recording(seed=seed, days=hours / 24, sampling_rate_hz=20.0, side=side)
+    stamps = pd.to_datetime(rec.time_s, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert rec.temperature_c is not None
+    pd.DataFrame({"timestamp": stamps, "x": rec.accel_g[:, 0], "y": rec.accel_g[:, 1],
+                  "z": rec.accel_g[:, 2], "temperature": rec.temperature_c}).to_csv(
+        path, index=False, float_format="%.5f")
+
+
+@pytest.fixture()
+def study_dir(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "study.yaml").write_text(STUDY)
+    write_csv(raw / "P1_L.csv", seed=1)
+    write_csv(raw / "P1_R.csv", seed=1)
+    return tmp_path
+
+
+def failures(root: Path) -> dict[str, tuple[str, str]]:
+    info = study_status(load_study(root))
+    return {i["uri"].rsplit("/", 1)[-1]: (i["tag"], i["message"]) for i in info["issues"]}
+
+
+def test_bad_files_fail_with_tagged_reason_and_study_completes(study_dir: Path) -> None:
+    raw = study_dir / "raw"
+    (raw / "P2_L.cwa").write_bytes(b"")
+    (raw / "P2_R.cwa").write_bytes(np.random.default_rng(0).bytes(5000))
+    good = (raw / "P1_L.csv").read_bytes()
+    (raw / "P3_L.csv").write_bytes(good[: len(good) // 3] + b"\n2026-0")  # truncated mid-row
+    (raw / "P3_R.csv").write_bytes(b"timestamp,a,b\n1,2,3\n")
+    (raw / "unlabeled.cwa").write_bytes(b"whatever")
+    (raw / "P4_L.csv").write_bytes(good)  # same bytes as P1_L.csv under another name
+    report = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert report.exit_code == 1
+    assert report.participants_aggregated >= 1  # P1 both wrists, P3_L if its head was readable
+    status = study_status(load_study(study_dir))
+    assert status["files"]["by_state"]["failed"] >= 5
+    assert status["files"]["by_state"]["done"] >= 2
+    issues = failures(study_dir)
+    assert issues["P2_L.cwa"][0] == "DATA_ISSUE"
+    assert "empty" in issues["P2_L.cwa"][1].lower()
+    assert issues["P2_R.cwa"][0] == "DATA_ISSUE"
+    assert issues["P3_R.csv"][0] == "DATA_ISSUE"
+    assert issues["unlabeled.cwa"][0] == "DATA_ISSUE"
+    assert "does not parse" in issues["unlabeled.cwa"][1]
+    assert issues["P4_L.csv"][0] == "DATA_ISSUE"
+    assert "P1_L.csv" in issues["P4_L.csv"][1]
+    for _, message in issues.values():
+        assert "Traceback" not in message
+    log = (study_dir / "results/logs/wearflow.log").read_text()
+    assert "[DATA_ISSUE]" in log and "P2_R.cwa" in log
+
+
+def test_new_file_alone_and_changed_file_reprocessed_with_old_result_kept(
+    study_dir: Path,
+) -> None:
+    first = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert (first.executed, first.exit_code) == (2, 0)
+    write_csv(study_dir / "raw/P2_L.csv", seed=2)
+    second = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert second.executed == 1
+    assert second.participants_aggregated == 1  # P2, single wrist
+    wrist_dir = study_dir / "results/single-wrist-processed/wrist/P1/P1_L.csv"
+    (old,) = list(wrist_dir.iterdir())
+    old_bytes = {p.name: p.read_bytes() for p in old.iterdir()}
+    write_csv(study_dir / "raw/P1_L.csv", seed=3)  # same name, new bytes
+    os.utime(study_dir / "raw/P1_L.csv", (1, 1))
+    third = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert third.executed == 1
+    folders = sorted(wrist_dir.iterdir())
+    assert len(folders) == 2
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == old_bytes
+    assert len(list((study_dir / "results/processed/wrist/P1").iterdir())) == 2
+    provs = [json.loads((f / "provenance.json").read_text()) for f in folders]
+    assert len({p["input"]["sha256"] for p in provs}) == 2
+
+
+def test_unreachable_input_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(STUDY)
+    from wearflow.errors import StorageError
+
+    with pytest.raises(StorageError, match="does not exist"):
+        run_study(load_study(tmp_path), executor=InlineExecutor())
