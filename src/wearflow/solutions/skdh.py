@@ -24,6 +24,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
@@ -75,7 +76,8 @@ def builtin_pipeline_path(name: str) -> Path:
 def tidy_column(name: str) -> str:
     """SKDH result name -> snake_case with its unit last ("total sleep time" -> "..._min")."""
     unit = _KNOWN_UNITS.get(name)
-    text = name.replace("[", " ").replace("]", " ").replace("%", " pct ").replace("-", " ")
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name) if " " not in name else name
+    text = text.replace("[", " ").replace("]", " ").replace("%", " pct ").replace("-", " ")
     text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
     return f"{text}_{unit}" if unit and not text.endswith(unit) else text
 
@@ -153,15 +155,19 @@ class SkdhSolution:
             )
         text = raw.decode("utf-8", errors="replace")
         steps = _parse_steps(text, str(path))
+        step_modules = sorted({s.rsplit(".", 1)[0] for s in steps if not s.startswith("skdh.")})
         try:
             skdh_version = version(SKDH_DISTRIBUTION)
         except PackageNotFoundError:
             raise SolutionError("scikit-digital-health is not installed",
                                 subject=str(path)) from None
         label = source if source.startswith("builtin:") else path.name
+        # Steps shipped by wearflow itself make wearflow's version part of the solution.
+        own = f"|wearflow=={version('wearflow')}" if any(
+            m.startswith("wearflow.") for m in step_modules) else ""
         fingerprint = hashlib.sha256(
             f"{digest}|{SKDH_DISTRIBUTION}=={skdh_version}|adapter={ADAPTER_VERSION}"
-            f"|short_h={config.short_recording_h}".encode()
+            f"|short_h={config.short_recording_h}{own}".encode()
         ).hexdigest()
         return cls(
             name=config.name,
@@ -169,7 +175,8 @@ class SkdhSolution:
             fingerprint=fingerprint,
             pipeline_sha256=digest,
             pipeline_text=text,
-            parameters={"pipeline": label, "steps": steps, "skdh": skdh_version},
+            parameters={"pipeline": label, "steps": steps, "skdh": skdh_version,
+                        "step_modules": step_modules},
             requires=config.requires,
             short_recording_h=config.short_recording_h,
         )
@@ -178,6 +185,8 @@ class SkdhSolution:
         if not self._pipeline:
             import skdh  # deferred: heavy import, paid once per worker process
 
+            for module in self.parameters.get("step_modules", ()):
+                import_module(module)  # steps from other packages must be importable by name
             pipeline = skdh.Pipeline()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
