@@ -56,7 +56,7 @@ def _combine_table(
     frames = {side: _by_date(t) for side, t in (("left", lt), ("right", rt)) if t is not None}
     dates = sorted(set().union(*(f.index for f in frames.values())))
     columns = sorted(set().union(*(f.columns for f in frames.values())) - {"day_n"})
-    out = pd.DataFrame({KEY: pd.array(dates, dtype="string")})
+    out: dict[str, object] = {KEY: pd.array(dates, dtype="string")}
     left = frames.get("left", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
     right = frames.get("right", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
     preferred = {"left": "right", "right": "left"}.get((dominant_hand or "").lower())
@@ -81,7 +81,7 @@ def _combine_table(
         out[col] = combined
         out[f"{col}_discordance"] = np.abs(lf - rf)
     out["combined_rule"] = pd.array(_rules(left, right, preferred, len(dates)), dtype="string")
-    return out
+    return pd.DataFrame(out)
 
 
 def _by_date(table: pd.DataFrame) -> pd.DataFrame:

@@ -261,7 +261,7 @@ class State:
     # -- tasks -------------------------------------------------------------
     def task_states(self) -> dict[str, str]:
         with self._session() as s:
-            return dict(s.execute(select(TaskRow.key, TaskRow.state)).tuples().all())
+            return dict(s.execute(select(TaskRow.key, TaskRow.state)).all())  # type: ignore[arg-type]
 
     def add_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         now = utc_now()
@@ -305,8 +305,8 @@ class State:
             rows = s.execute(
                 select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
                 .where(FileRow.current, FileRow.present).order_by(FileRow.uri, TaskRow.solution)
-            ).tuples().all()
-        return list(rows)
+            ).all()
+        return [(t, f) for t, f in rows]
 
     def done_tasks(self) -> list[DoneTask]:
         return [
