@@ -35,7 +35,8 @@ def test_non_dominant_wrist_is_preferred(dominant: str, expected: float) -> None
     right = {"t": day_table(["2026-03-02"], [18])}
     out = combine_wrists(left, right, dominant_hand=dominant)["t"]
     assert out["n_wear_hours"].iloc[0] == expected
-    assert out["combined_rule"].iloc[0] == f"non_dominant_{'left' if dominant == 'right' else 'right'}"
+    other = "left" if dominant == "right" else "right"
+    assert out["combined_rule"].iloc[0] == f"non_dominant_{other}"
 
 
 def test_single_wrist_and_bout_tables() -> None:

@@ -67,12 +67,17 @@ class NameParser:
     """Parses file names with the study's patterns and side labels."""
 
     def __init__(self, files: FilesConfig) -> None:
+        self._metadata = [re.compile(f"^{_glob_to_re(p)}$", re.IGNORECASE)
+                          for p in files.metadata]
         self._patterns = [(p, _compile(p)) for p in files.sensor]
         self._extensions = tuple(sorted({_extension(p) for p in files.sensor}))
         self._sides = {
             label.lower(): side for side, labels in files.sides.items() for label in labels
         }
         self._labels = sorted(label for labels in files.sides.values() for label in labels)
+
+    def is_metadata(self, path: str) -> bool:
+        return any(m.match(path) for m in self._metadata)
 
     def is_sensor_like(self, path: str) -> bool:
         return path.lower().endswith(self._extensions)
@@ -129,10 +134,26 @@ def scan(
     out: list[SensorFile] = []
     for store in stores:
         for entry in store.walk():
-            if not parser.is_sensor_like(entry.path):
-                continue
-            out.append(_catalog_one(store, entry, parser, known, hash_file))
+            if parser.is_metadata(entry.path):
+                out.append(_catalog_metadata(store, entry, known, hash_file))
+            elif parser.is_sensor_like(entry.path):
+                out.append(_catalog_one(store, entry, parser, known, hash_file))
     return sorted(out, key=lambda f: f.uri)
+
+
+def _digest(store: Store, entry: Entry, known: Known,
+            hash_file: Callable[[Store, str], str]) -> str:
+    previous = known.get(store.uri(entry.path))
+    if previous is not None and previous[:2] == (entry.size_bytes, entry.mtime):
+        return previous[2]
+    return hash_file(store, entry.path)
+
+
+def _catalog_metadata(store: Store, entry: Entry, known: Known,
+                      hash_file: Callable[[Store, str], str]) -> SensorFile:
+    return SensorFile(uri=store.uri(entry.path), location=store.root_uri, path=entry.path,
+                      size_bytes=entry.size_bytes, mtime=entry.mtime,
+                      sha256=_digest(store, entry, known, hash_file), kind="metadata")
 
 
 def _catalog_one(
@@ -143,11 +164,7 @@ def _catalog_one(
     hash_file: Callable[[Store, str], str],
 ) -> SensorFile:
     uri = store.uri(entry.path)
-    previous = known.get(uri)
-    if previous is not None and previous[:2] == (entry.size_bytes, entry.mtime):
-        digest = previous[2]
-    else:
-        digest = hash_file(store, entry.path)
+    digest = _digest(store, entry, known, hash_file)
     try:
         fields, error = parser.parse(entry.path), None
     except NameParseError as exc:

@@ -112,10 +112,12 @@ def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunRepor
 
 
 def _print_report(report: RunReport) -> None:
-    out.print(f"run {report.run_id}: {report.files_total} files, {report.executed} tasks "
-              f"executed, {report.done} done, {report.failed} failed, "
-              f"{report.unparsable} unparsable names, {report.participants_aggregated} "
-              f"participants aggregated")
+    held = f" ({report.unparsable} held before processing)" if report.unparsable else ""
+    out.print(f"run {report.run_id}: {report.files_total} files: {report.done} done, "
+              f"{report.failed} failed{held}; {report.executed} tasks executed this run; "
+              f"{report.participants_aggregated} participant results written")
+    if report.failed:
+        out.print("see `wearflow status` for each failed file and its reason")
     for folder in report.summary_dirs:
         out.print(f"study summary: {report.output}/{folder}/summary.csv")
 

@@ -71,6 +71,29 @@ class FilesConfig(_Frozen):
         return sides
 
 
+METADATA_FIELDS = frozenset({"participant", "height_m", "height_cm", "weight_kg", "age_years",
+                             "sex", "dominant_hand", "time_zone", "device_left", "device_right",
+                             "visit"})
+REQUIRABLE = METADATA_FIELDS - {"participant", "height_cm"}
+
+
+class MetadataConfig(_Frozen):
+    """How metadata files map to canonical fields, and what the study insists on."""
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    required: bool = False
+    wait_deadline_h: float | None = Field(default=None, gt=0)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_targets(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(v for v in columns.values() if v not in METADATA_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown metadata field(s) {unknown}; "
+                             f"known: {sorted(METADATA_FIELDS)}")
+        return columns
+
+
 class SolutionConfig(_Frozen):
     """One biomarker solution: a scikit-digital-health pipeline file or a built-in."""
 
@@ -79,6 +102,14 @@ class SolutionConfig(_Frozen):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     requires: tuple[str, ...] = ()
     short_recording_h: float = Field(default=24.0, gt=0)
+
+    @field_validator("requires")
+    @classmethod
+    def _requirable(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(fields) - REQUIRABLE)
+        if unknown:
+            raise ValueError(f"cannot require {unknown}; requirable: {sorted(REQUIRABLE)}")
+        return fields
 
 
 class Study(_Frozen):
@@ -93,6 +124,8 @@ class Study(_Frozen):
     output: str
     files: FilesConfig
     solutions: tuple[SolutionConfig, ...] = Field(min_length=1)
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
     state: str | None = None
     time_zone: str = "UTC"
     device_time_zone: str | None = None

@@ -41,8 +41,8 @@ class RunReport:
     files_total: int = 0
     executed: int = 0
     done: int = 0
-    failed: int = 0
-    unparsable: int = 0
+    failed: int = 0  # files failed, including those held before processing
+    unparsable: int = 0  # files held: name does not parse, or duplicate bytes
     participants_aggregated: int = 0
     summary_dirs: list[str] = field(default_factory=list)
     output: str = ""

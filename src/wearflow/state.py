@@ -247,21 +247,23 @@ class State:
     def _mark_duplicates(s: Session) -> None:
         """Identical bytes under several names: the first URI is processed, the rest held."""
         first: dict[str, str] = {}
-        rows = s.scalars(select(FileRow).where(FileRow.current, FileRow.present)
-                         .order_by(FileRow.uri))
+        rows = s.scalars(select(FileRow).where(FileRow.current, FileRow.present,
+                                               FileRow.kind == "sensor").order_by(FileRow.uri))
         for row in rows:
             primary = first.setdefault(row.sha256, row.uri)
             row.duplicate_of = None if primary == row.uri else primary
 
-    def current_files(self) -> list[FileRow]:
+    def current_files(self, kind: str = "sensor") -> list[FileRow]:
+        """The present, current version of every file of ``kind``, sorted by URI."""
         with self._session() as s:
-            return list(s.scalars(select(FileRow).where(FileRow.current, FileRow.present)
+            return list(s.scalars(select(FileRow).where(FileRow.current, FileRow.present,
+                                                        FileRow.kind == kind)
                                   .order_by(FileRow.uri)))
 
     # -- tasks -------------------------------------------------------------
     def task_states(self) -> dict[str, str]:
         with self._session() as s:
-            return dict(s.execute(select(TaskRow.key, TaskRow.state)).all())  # type: ignore[arg-type]
+            return dict(s.execute(select(TaskRow.key, TaskRow.state)).all())
 
     def add_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         now = utc_now()

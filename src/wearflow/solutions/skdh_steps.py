@@ -25,5 +25,7 @@ class ActivityLevels(ActivityLevelClassification):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._kw["exclude"] = list(exclude)
         names = set(exclude)
-        self.wake_endpoints = [e for e in self.wake_endpoints if type(e).__name__ not in names]
-        self.sleep_endpoints = [e for e in self.sleep_endpoints if type(e).__name__ not in names]
+        wake: list[Any] = getattr(self, "wake_endpoints")  # noqa: B009 - untyped base
+        sleep: list[Any] = getattr(self, "sleep_endpoints")  # noqa: B009 - untyped base
+        self.wake_endpoints = [e for e in wake if type(e).__name__ not in names]
+        self.sleep_endpoints = [e for e in sleep if type(e).__name__ not in names]

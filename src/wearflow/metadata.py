@@ -1,0 +1,142 @@
+"""Participant metadata files -> cleaned, validated values (one per participant and field).
+
+Sites upload metadata as CSV or XLSX. Columns are mapped to canonical fields
+by the study file (``metadata: columns:``); a column already named like a
+canonical field (``participant``, ``height_cm``, ``height_m``, ...) needs no
+mapping. Values are cleaned (whitespace, case, decimal commas, ids written as
+``1001.0``), converted (height in cm or m -> ``height_m``) and validated
+against plausible ranges. An implausible value is returned with its problem,
+never as a valid value.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from wearflow.errors import DataError
+
+CANONICAL_FIELDS = ("participant", "height_m", "weight_kg", "age_years", "sex",
+                    "dominant_hand", "time_zone", "device_left", "device_right", "visit")
+_ALIASES = {"height_cm": "height_m", "height": "height_m", "weight": "weight_kg",
+            "age": "age_years", "handedness": "dominant_hand", "timezone": "time_zone",
+            "tz": "time_zone", "subject": "participant", "participant_id": "participant",
+            "subject_id": "participant", "id": "participant"}
+_RANGES = {"height_m": (0.5, 2.5), "weight_kg": (20.0, 350.0), "age_years": (0.0, 120.0)}
+_SEX = {"f": "female", "female": "female", "w": "female", "woman": "female",
+        "m": "male", "male": "male", "man": "male", "other": "other", "x": "other"}
+_HAND = {"l": "left", "left": "left", "r": "right", "right": "right",
+         "ambidextrous": "ambidextrous", "both": "ambidextrous"}
+
+
+@dataclass(frozen=True)
+class MetadataValue:
+    """One cleaned value from one row of one metadata file."""
+
+    participant: str
+    field: str
+    value: str | None  # canonical text form; None when invalid
+    raw: str
+    row: int  # 1-based data row in the file (header excluded)
+    problem: str | None = None
+
+
+def _clean_id(text: str) -> str:
+    text = text.strip()
+    return re.sub(r"^(\d+)\.0+$", r"\1", text)
+
+
+def _number(text: str) -> float:
+    return float(text.strip().replace(",", "."))
+
+
+def clean_value(field: str, raw: str, column: str) -> tuple[str | None, str | None]:
+    """Return (canonical value, problem); exactly one of them is None."""
+    text = raw.strip()
+    try:
+        if field == "height_m":
+            value = _number(text)
+            if column.endswith("_cm") or "cm" in column or value > 3.0:
+                value /= 100.0
+            return _in_range(field, round(value, 4))
+        if field in ("weight_kg", "age_years"):
+            return _in_range(field, _number(text))
+    except ValueError:
+        return None, f"{field}: {raw!r} is not a number"
+    if field == "sex":
+        sex = _SEX.get(text.lower())
+        return (sex, None) if sex else (None, f"sex: {raw!r} is not female/male/other")
+    if field == "dominant_hand":
+        hand = _HAND.get(text.lower())
+        return (hand, None) if hand else (None, f"dominant_hand: {raw!r} is not left/right")
+    if field == "time_zone":
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None, f"time_zone: {raw!r} is not an IANA time-zone name"
+        return text, None
+    if field in ("device_left", "device_right", "visit"):
+        return (_clean_id(text), None) if text else (None, f"{field}: empty")
+    return text, None
+
+
+def _in_range(field: str, value: float) -> tuple[str | None, str | None]:
+    low, high = _RANGES[field]
+    if not (low <= value <= high):
+        return None, f"{field}: {value:g} is outside the plausible range {low:g}-{high:g}"
+    return f"{value:g}", None
+
+
+def _canonical(column: str, mapping: Mapping[str, str]) -> str | None:
+    if column in mapping:
+        return mapping[column]
+    key = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+    if key in CANONICAL_FIELDS:
+        return key
+    return _ALIASES.get(key)
+
+
+def read_table(data: bytes, uri: str) -> pd.DataFrame:
+    """A metadata file (CSV or XLSX, by content) as a table of strings."""
+    try:
+        if data[:4] == b"PK\x03\x04":  # XLSX is a zip container
+            return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+        text = data.decode("utf-8-sig")
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                           sep=None, engine="python")
+    except (UnicodeDecodeError, ValueError, ImportError, pd.errors.ParserError) as exc:
+        raise DataError(f"metadata file cannot be read as CSV or XLSX ({exc})",
+                        subject=uri) from None
+
+
+def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[MetadataValue]:
+    """Clean and validate every value of a metadata file.
+
+    Raises
+    ------
+    DataError
+        The file cannot be read or has no participant column.
+    """
+    table = read_table(data, uri)
+    columns = {c: _canonical(str(c), mapping) for c in table.columns}
+    pid_cols = [c for c, f in columns.items() if f == "participant"]
+    if not pid_cols:
+        raise DataError("metadata file has no participant column (map one in the study "
+                        "file under metadata: columns:)", subject=uri)
+    values: list[MetadataValue] = []
+    for i, row in enumerate(table.to_dict("records"), start=1):
+        pid = _clean_id(str(row[pid_cols[0]]))
+        if not pid:
+            continue
+        for column, field in columns.items():
+            raw = str(row[column])
+            if field is None or field == "participant" or not raw.strip():
+                continue
+            value, problem = clean_value(field, raw, str(column).lower())
+            values.append(MetadataValue(pid, field, value, raw, i, problem))
+    return sorted(values, key=lambda v: (v.participant, v.field, v.row))

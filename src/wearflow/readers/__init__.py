@@ -1,0 +1,146 @@
+"""Readers: decode sensor files into :class:`~wearflow.recording.Recording`.
+
+The format is detected from the content, never from the file name:
+gzip (decompressed, then detected again), Axivity .cwa (``MD`` header block),
+GENEActiv .bin (text starting ``Device Identity``), otherwise CSV text
+(generic time/x/y/z columns or an ActiLife RAW export).
+
+Every failure is a :class:`~wearflow.errors.ReaderError` naming the file.
+Device clocks store naive local time; ``device_time_zone`` converts it to UTC
+with the one offset in force when the clock was set (device clocks do not
+follow daylight saving time), so time stays increasing across a DST change.
+``sampling_rate_hz`` is the configured rate for device files (GENEActiv's
+printed 66.7/85.7 Hz read as the true 600/9 and 600/7 Hz) and the mean regular
+sample step for CSV; ``time_s`` always carries the actual timing.
+
+Flags a recording can carry (short, ``name`` or ``name=value``)::
+
+    corrupt_blocks_skipped=N        .cwa blocks with a bad checksum or content
+    erased_blocks_skipped=N         .cwa blocks that are all 0x00 / 0xFF
+    format_changed_blocks_skipped=N .cwa blocks in a different configuration
+    partial_block_bytes_dropped=N   .cwa file does not end on a block boundary
+    segments=N                      .cwa logging restarts / spliced sessions
+    incomplete_pages_dropped=N      .bin final page cut short
+    corrupt_pages_skipped=N         .bin pages that do not decode
+    pages_missing=N                 .bin header counts more pages than present
+    device_type=...                 .bin from a device that is not a GENEActiv
+    header_tz=+HH:MM                .bin header zone differs from device_time_zone
+    page_time_residual_s=X          .bin page times stray from the sample clock
+    dst_change_not_applied          the zone changes offset during the recording
+    converted_m_s2_to_g             CSV acceleration was in m/s^2
+    converted_mg_to_g               CSV acceleration was in milli-g
+    rows_with_missing_values_dropped=N  CSV rows with empty or non-numeric cells
+    gzip_truncated                  the gzip stream ended early; what was there is read
+    trimmed_samples=N               samples dropped because time did not increase
+    gap_s=X                         an interval longer than 1 s (and 3 periods)
+    gaps_not_listed=N               gaps beyond the first ten
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+from wearflow.errors import ReaderError
+from wearflow.readers.csv_reader import read_csv
+from wearflow.readers.cwa import read_cwa, write_cwa
+from wearflow.readers.geneactiv import read_geneactiv
+from wearflow.recording import Recording
+
+__all__ = ["read_csv", "read_cwa", "read_geneactiv", "read_recording", "write_cwa"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_LAYERS = 2
+TEXT_SNIFF_BYTES = 65536
+
+
+def read_recording(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recording:
+    """Decode one sensor file, whatever its format.
+
+    Parameters
+    ----------
+    data
+        The file's bytes (gzip allowed).
+    uri
+        Where the bytes came from; named in every error.
+    device_time_zone
+        IANA zone the device clock (or naive CSV timestamps) were set in.
+
+    Returns
+    -------
+    Recording
+        Checked by :meth:`Recording.validate`.
+
+    Raises
+    ------
+    ReaderError
+        For any file that cannot be decoded, with a one-line reason.
+    """
+    try:
+        return _read(bytes(data), uri, device_time_zone)
+    except ReaderError:
+        raise
+    except Exception as exc:  # a reader bug or an unforeseen defect: still a data issue
+        reason = " ".join(str(exc).split())[:200]
+        raise ReaderError(f"cannot decode ({type(exc).__name__}: {reason})", subject=uri) from exc
+
+
+def _read(data: bytes, uri: str, zone: str) -> Recording:
+    flags: list[str] = []
+    for _ in range(MAX_GZIP_LAYERS):
+        if not data.startswith(GZIP_MAGIC):
+            break
+        data, truncated = _gunzip(data, uri)
+        if truncated:
+            flags.append("gzip_truncated")
+    recording = _dispatch(data, uri, zone)
+    if flags:
+        recording = dataclasses.replace(recording, flags=(*recording.flags, *flags))
+    return recording
+
+
+def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
+    if not data:
+        raise ReaderError("file is empty", subject=uri)
+    # "MD" with the spec's packet length 1020 is a CWA header; a text file that merely
+    # starts with "MD" (a CSV column name) is not.
+    standard_header = data[2:4] == b"\xfc\x03"
+    if data.startswith(b"MD") and (standard_header or not _looks_like_text(data[:4096])):
+        return read_cwa(data, uri, device_time_zone=zone)
+    text_start = data[:64].lstrip(b"\xef\xbb\xbf")
+    if text_start.startswith(b"Device Identity"):
+        return read_geneactiv(data, uri, device_time_zone=zone)
+    if text_start.startswith(b"GENEA/"):
+        raise ReaderError("legacy GENEA (2010) binary format is not supported", subject=uri)
+    if _looks_like_text(data[:TEXT_SNIFF_BYTES]):
+        return read_csv(data, uri, device_time_zone=zone)
+    raise ReaderError(
+        "unrecognised format: not Axivity .cwa, GENEActiv .bin, gzip or CSV text", subject=uri
+    )
+
+
+def _gunzip(data: bytes, uri: str) -> tuple[bytes, bool]:
+    """Decompress every gzip member; a stream cut short keeps what it held."""
+    parts: list[bytes] = []
+    rest = data
+    while rest.startswith(GZIP_MAGIC):
+        stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            parts.append(stream.decompress(rest))
+            parts.append(stream.flush())
+        except zlib.error as exc:
+            raise ReaderError(f"corrupt gzip stream ({exc})", subject=uri) from exc
+        if not stream.eof:
+            out = b"".join(parts)
+            if not out:
+                raise ReaderError("truncated gzip stream with no readable content", subject=uri)
+            return out, True
+        rest = stream.unused_data
+    return b"".join(parts), False
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return False
+    controls = sum(sample.count(bytes([c])) for c in range(32) if c not in (9, 10, 13))
+    return controls <= len(sample) // 100

@@ -1,0 +1,116 @@
+"""Helpers shared by the readers: device-clock time zones and the final clean-up.
+
+Every reader ends in :func:`finish`, so that all formats obey the same rules:
+samples whose time does not increase are dropped (never reordered) and
+counted, gaps are flagged, and the result is checked by ``Recording.validate``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+
+from wearflow.errors import ReaderError
+from wearflow.recording import DeviceInfo, FloatArray, Recording
+
+BoolArray = npt.NDArray[np.bool_]
+
+MAX_GAP_FLAGS = 10
+"""Gaps listed one by one in the flags; the rest are only counted."""
+
+
+def zone_offset_s(zone: str, local_s: float, uri: str) -> float:
+    """UTC offset (seconds) of IANA ``zone`` at the naive local time ``local_s``.
+
+    ``local_s`` is a wall-clock reading expressed as if it were UTC seconds.
+    """
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ReaderError(f"unknown device time zone {zone!r}", subject=uri) from exc
+    try:
+        offset = datetime.fromtimestamp(local_s, UTC).replace(tzinfo=tz).utcoffset()
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ReaderError(f"timestamp {local_s!r} is out of range", subject=uri) from exc
+    return 0.0 if offset is None else offset.total_seconds()
+
+
+def local_to_utc(
+    local_s: FloatArray, zone: str, reference_local_s: float, uri: str
+) -> tuple[FloatArray, list[str]]:
+    """Convert naive device-clock seconds to UTC with one fixed offset.
+
+    A device clock is set once, at configuration, and does not follow daylight
+    saving time afterwards. So the offset in force at ``reference_local_s``
+    (the configuration time, or the first sample) applies to the whole file;
+    this also keeps time increasing across a DST change. When the zone's
+    offset does change within the recording we say so in a flag.
+    """
+    offset = zone_offset_s(zone, reference_local_s, uri)
+    flags: list[str] = []
+    known = local_s[np.isfinite(local_s)]
+    if known.size:
+        first = zone_offset_s(zone, float(known.min()), uri)
+        last = zone_offset_s(zone, float(known.max()), uri)
+        if first != offset or last != offset:
+            flags.append("dst_change_not_applied")
+    return local_s - offset, flags
+
+
+def increasing_mask(time_s: FloatArray) -> BoolArray:
+    """True for samples later than every sample before them (file order kept)."""
+    keep = np.ones(time_s.shape, dtype=bool)
+    if time_s.size > 1:
+        running_max = np.fmax.accumulate(time_s)
+        keep[1:] = time_s[1:] > running_max[:-1]
+    return keep
+
+
+def gap_flags(time_s: FloatArray, sampling_rate_hz: float) -> list[str]:
+    """``gap_s=...`` for every interval longer than 1 s and 3 sample periods."""
+    if time_s.size < 2:
+        return []
+    threshold = max(1.0, 3.0 / sampling_rate_hz)
+    steps = np.diff(time_s)
+    where = np.flatnonzero(steps > threshold)
+    flags = [f"gap_s={steps[i]:.1f}" for i in where[:MAX_GAP_FLAGS]]
+    if where.size > MAX_GAP_FLAGS:
+        flags.append(f"gaps_not_listed={where.size - MAX_GAP_FLAGS}")
+    return flags
+
+
+def finish(
+    uri: str,
+    *,
+    time_s: FloatArray,
+    accel_g: FloatArray,
+    temperature_c: FloatArray | None,
+    sampling_rate_hz: float,
+    device: DeviceInfo,
+    flags: list[str],
+) -> Recording:
+    """Drop non-increasing samples, flag gaps, build and validate the Recording."""
+    if time_s.size == 0:
+        raise ReaderError("no samples could be decoded", subject=uri)
+    flags = list(flags)
+    keep = increasing_mask(time_s)
+    dropped = int(keep.size - np.count_nonzero(keep))
+    if dropped:
+        time_s, accel_g = time_s[keep], accel_g[keep]
+        temperature_c = None if temperature_c is None else temperature_c[keep]
+        flags.append(f"trimmed_samples={dropped}")
+    flags.extend(gap_flags(time_s, sampling_rate_hz))
+    recording = Recording(
+        time_s=np.ascontiguousarray(time_s, dtype=np.float64),
+        accel_g=np.ascontiguousarray(accel_g, dtype=np.float64),
+        sampling_rate_hz=float(sampling_rate_hz),
+        device=device,
+        temperature_c=(
+            None if temperature_c is None else np.ascontiguousarray(temperature_c, np.float64)
+        ),
+        flags=tuple(flags),
+    )
+    return recording.validate(uri)
