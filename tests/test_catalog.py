@@ -59,12 +59,15 @@ def test_scan_reuses_known_checksums_of_unchanged_files(tmp_path: Path) -> None:
     (tmp_path / "P001_L.cwa").write_bytes(b"one")
     store = Store(str(tmp_path))
     first = scan([store], FILES)
-    known = {f.uri: (f.size_bytes, f.mtime, "cached") for f in first}
+    known = {f.uri: (f.size_bytes, f.mtime, "cached", None) for f in first}
     calls: list[str] = []
 
-    def hasher(s: Store, path: str) -> str:
+    def inspector(s: Store, path: str) -> tuple[str, str | None]:
         calls.append(path)
-        return "fresh"
+        return "fresh", None
 
-    assert scan([store], FILES, known=known, hasher=hasher)[0].sha256 == "cached"
+    assert scan([store], FILES, known=known, inspector=inspector)[0].sha256 == "cached"
     assert calls == []
+    (tmp_path / "P001_L.cwa").write_bytes(b"changed")
+    assert scan([store], FILES, known=known, inspector=inspector)[0].sha256 == "fresh"
+    assert calls == ["P001_L.cwa"]

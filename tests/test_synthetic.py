@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -187,10 +189,38 @@ def test_write_study_layout_and_determinism(tmp_path: Path) -> None:
     assert truth.seed == 3001 and truth.side == "left"
 
 
+def test_write_study_rejects_a_rate_the_device_cannot_record(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"P001_L\.cwa"):
+        write_study(tmp_path, participants=1, days=0.01, sampling_rate_hz=30.0)
+
+
+def test_write_study_rejects_no_participants(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        write_study(tmp_path, participants=0)
+
+
 # --------------------------------------------------------------------------- SKDH finds the truth
 
 NON_WEAR_TOLERANCE_MIN = 30.0
 SLEEP_TOLERANCE_MIN = 60.0
+
+
+def _load_builtin_wrist() -> Any:
+    """The builtin wrist solution as a plain ``skdh.Pipeline``."""
+    import skdh
+
+    text = BUILTIN_WRIST.read_text(encoding="utf-8")
+    # SKDH finds steps of other packages by attribute, so their modules must be imported
+    module = ""
+    for line in text.splitlines():
+        key, _, value = line.strip().lstrip("- ").partition(": ")
+        if key == "module":
+            module = value
+        elif key == "package" and value != "skdh":
+            importlib.import_module(f"{value}.{module}")
+    pipeline = skdh.Pipeline()
+    pipeline.load(file=str(BUILTIN_WRIST), process_raise=True)
+    return pipeline
 
 
 def _non_wear_from_wear(wear: np.ndarray, time_s: np.ndarray) -> list[Interval]:
@@ -208,8 +238,6 @@ def _non_wear_from_wear(wear: np.ndarray, time_s: np.ndarray) -> list[Interval]:
 @pytest.mark.filterwarnings("ignore::UserWarning:skdh")
 def test_skdh_finds_the_planted_truth() -> None:
     """The demo's ground-truth test: a 2-day 50 Hz wrist, through .cwa and the builtin solution."""
-    import skdh
-
     generated, truth = generate_recording(seed=1001, side="left")
     buffer = io.BytesIO()
     write_cwa(
@@ -222,9 +250,7 @@ def test_skdh_finds_the_planted_truth() -> None:
     )
     rec = read_cwa(buffer.getvalue(), "memory://P001_L.cwa")
     del generated, buffer
-    pipeline = skdh.Pipeline()
-    pipeline.load(file=str(BUILTIN_WRIST))
-    res = pipeline.run(
+    res = _load_builtin_wrist().run(
         time=rec.time_s,
         accel=rec.accel_g,
         temperature=rec.temperature_c,

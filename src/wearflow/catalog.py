@@ -15,6 +15,7 @@ from typing import Literal
 
 from wearflow.config import FilesConfig
 from wearflow.errors import NameParseError
+from wearflow.readers.header import header_serial
 from wearflow.storage import Entry, Store, sha256_bytes
 
 Kind = Literal["sensor", "metadata"]
@@ -34,6 +35,7 @@ class SensorFile:
     kind: Kind = "sensor"
     fields: Mapping[str, str] = field(default_factory=dict)
     parse_error: str | None = None
+    device_serial: str | None = None
 
     @property
     def name(self) -> str:
@@ -112,7 +114,14 @@ def _extension(pattern: str) -> str:
     return name[name.index("."):].lower() if "." in name else name.lower()
 
 
-Known = Mapping[str, tuple[int, str, str]]  # uri -> (size, mtime, sha256)
+Known = Mapping[str, tuple[int, str, str, str | None]]  # uri -> (size, mtime, sha256, serial)
+Inspector = Callable[[Store, str], tuple[str, str | None]]  # -> (sha256, header serial)
+
+
+def inspect_file(store: Store, path: str) -> tuple[str, str | None]:
+    """Read a file once: its sha256 and the device serial its header records."""
+    data = store.read_bytes(path)
+    return sha256_bytes(data), header_serial(data)
 
 
 def scan(
@@ -120,7 +129,7 @@ def scan(
     files: FilesConfig,
     *,
     known: Known | None = None,
-    hasher: Callable[[Store, str], str] | None = None,
+    inspector: Inspector = inspect_file,
 ) -> list[SensorFile]:
     """Catalog every sensor-like file in ``stores``, sorted by URI.
 
@@ -130,30 +139,29 @@ def scan(
     """
     parser = NameParser(files)
     known = known or {}
-    hash_file = hasher or (lambda store, path: sha256_bytes(store.read_bytes(path)))
     out: list[SensorFile] = []
     for store in stores:
         for entry in store.walk():
             if parser.is_metadata(entry.path):
-                out.append(_catalog_metadata(store, entry, known, hash_file))
+                out.append(_catalog_metadata(store, entry, known, inspector))
             elif parser.is_sensor_like(entry.path):
-                out.append(_catalog_one(store, entry, parser, known, hash_file))
+                out.append(_catalog_one(store, entry, parser, known, inspector))
     return sorted(out, key=lambda f: f.uri)
 
 
-def _digest(store: Store, entry: Entry, known: Known,
-            hash_file: Callable[[Store, str], str]) -> str:
+def _inspect(store: Store, entry: Entry, known: Known,
+             inspector: Inspector) -> tuple[str, str | None]:
     previous = known.get(store.uri(entry.path))
     if previous is not None and previous[:2] == (entry.size_bytes, entry.mtime):
-        return previous[2]
-    return hash_file(store, entry.path)
+        return previous[2], previous[3]
+    return inspector(store, entry.path)
 
 
 def _catalog_metadata(store: Store, entry: Entry, known: Known,
-                      hash_file: Callable[[Store, str], str]) -> SensorFile:
+                      inspector: Inspector) -> SensorFile:
     return SensorFile(uri=store.uri(entry.path), location=store.root_uri, path=entry.path,
                       size_bytes=entry.size_bytes, mtime=entry.mtime,
-                      sha256=_digest(store, entry, known, hash_file), kind="metadata")
+                      sha256=_inspect(store, entry, known, inspector)[0], kind="metadata")
 
 
 def _catalog_one(
@@ -161,10 +169,10 @@ def _catalog_one(
     entry: Entry,
     parser: NameParser,
     known: Known,
-    hash_file: Callable[[Store, str], str],
+    inspector: Inspector,
 ) -> SensorFile:
     uri = store.uri(entry.path)
-    digest = _digest(store, entry, known, hash_file)
+    digest, serial = _inspect(store, entry, known, inspector)
     try:
         fields, error = parser.parse(entry.path), None
     except NameParseError as exc:
@@ -178,4 +186,5 @@ def _catalog_one(
         sha256=digest,
         fields=fields,
         parse_error=error,
+        device_serial=serial,
     )

@@ -145,6 +145,47 @@ def status(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = F
 
 
 @app.command()
+def issues(
+    study: StudyArg,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    tag: Annotated[str | None, typer.Option(help="only this tag, e.g. WAITING")] = None,
+) -> None:
+    """Open issues: what is wrong, with which file or participant, and what resolves it."""
+    try:
+        info = study_status(load_study(study), tag=tag)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(info["issues"], indent=2, sort_keys=True) + "\n")
+        return
+    table = Table("tag", "participant", "file", "message", "resolves it", title="open issues")
+    for i in info["issues"]:
+        table.add_row(i["tag"], i["participant"] or "", i["uri"] or "", i["message"],
+                      i["resolution"])
+    out.print(table if info["issues"] else "no open issues")
+
+
+@app.command()
+def metadata(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Current metadata values per participant, and the file and row each came from."""
+    from wearflow.status import study_metadata
+
+    try:
+        values = study_metadata(load_study(study))
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        return
+    table = Table("participant", "field", "value", "source", "row", "added (UTC)")
+    for participant, cells in values.items():
+        for name, cell in cells.items():
+            table.add_row(participant, name, cell["value"], cell["source_uri"],
+                          str(cell["row"]), cell["added_utc"])
+    out.print(table)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Argument()] = Path("demo-study"),
     participants: int = 4,

@@ -31,8 +31,11 @@ def write_demo_study(directory: Path, *, participants: int, days: float, seed: i
     from wearflow.synthetic import write_study
 
     directory.mkdir(parents=True, exist_ok=True)
-    write_study(directory, participants=participants, days=days, seed=seed)
     study_file = directory / STUDY_FILE_NAME
+    expected = [directory / "raw" / f"P{k:03d}_{s}.cwa" for k in range(1, participants + 1)
+                for s in "LR"]
+    if not (study_file.exists() and all(p.exists() for p in expected)):
+        write_study(directory, participants=participants, days=days, seed=seed)
     if not study_file.exists():
         study_file.write_text(DEMO_STUDY, encoding="utf-8")
     return study_file

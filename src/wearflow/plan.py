@@ -1,4 +1,20 @@
-"""Catalog + state + solutions -> what to run, what is done, what cannot run (and why)."""
+"""Catalog + state + metadata + solutions -> what runs, what waits (and why), what is done.
+
+Before a task runs its requirements are checked:
+
+* logistics, always: the name parses into participant and side; the bytes are
+  not a copy of another file; when the study says metadata are required, the
+  participant is known to them; when the metadata assign device serials to
+  wrists, the file header's serial agrees with the name's participant and side
+  (a contradiction holds the file as mislabeled, a ``DATA_ISSUE``);
+* processing: every field the solution ``requires`` (``height_m``, ...) is
+  known for the participant.
+
+A task whose requirements are missing is ``waiting`` with a message naming
+what is missing, for whom and which file; it runs by itself once the missing
+piece arrives. The metadata a solution uses (the participant's time zone and
+required fields) are part of the task key, so a corrected value re-runs it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +22,21 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from wearflow.config import SolutionConfig, Study
+from wearflow.errors import Tag
 from wearflow.solutions import Solution
-from wearflow.state import FileRow
+from wearflow.state import FileRow, MetaCell, TaskRecord
+
+Metadata = Mapping[str, Mapping[str, MetaCell]]
 
 
-def task_key(input_sha256: str, solution_fingerprint: str) -> str:
-    """A task is one input's bytes under one solution fingerprint."""
-    return hashlib.sha256(f"{input_sha256}|{solution_fingerprint}".encode()).hexdigest()
+def task_key(input_sha256: str, solution_fingerprint: str,
+             inputs: Mapping[str, str] | None = None) -> str:
+    """A task is one input's bytes under one solution fingerprint and its metadata inputs."""
+    extra = json.dumps(dict(sorted((inputs or {}).items())), sort_keys=True) if inputs else ""
+    return hashlib.sha256(f"{input_sha256}|{solution_fingerprint}{extra}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,7 @@ class TaskSpec:
     study_fingerprint: str
     output: str
     device_time_zone: str
-    time_zone: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
     fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -46,19 +68,21 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
-class Unparsable:
-    """A file held before any task: its name does not parse, or it duplicates another."""
+class Held:
+    """A file or task that cannot run now, and why."""
 
     uri: str
-    reason: str
+    tag: str
+    message: str
+    participant: str | None = None
+    resolution: str = ""
 
 
 @dataclass(frozen=True)
 class Plan:
     to_run: tuple[TaskSpec, ...]
-    done: tuple[str, ...]
-    failed: tuple[str, ...]
-    unparsable: tuple[Unparsable, ...]
+    records: tuple[TaskRecord, ...]  # every task of every current file, with its state
+    held: tuple[Held, ...]  # files held before any task, and waiting tasks
 
 
 def make_plan(
@@ -66,43 +90,117 @@ def make_plan(
     files: Sequence[FileRow],
     solutions: Sequence[Solution],
     task_states: Mapping[str, str],
+    metadata: Metadata | None = None,
+    task_created_utc: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Plan:
     """Decide, per current file and solution, whether its task runs now.
 
     A task whose key is already ``done`` or ``failed`` is not run again (a
-    changed input or solution has a new key). Tasks left ``pending`` or
-    ``running`` by an interrupted run are run again.
+    changed input, solution or metadata input has a new key). Tasks left
+    ``pending`` or ``running`` by an interrupted run are run again.
     """
+    metadata = metadata or {}
+    created = task_created_utc or {}
+    now = now or datetime.now(UTC)
     to_run: list[TaskSpec] = []
-    done: list[str] = []
-    failed: list[str] = []
-    unparsable: list[Unparsable] = []
+    records: list[TaskRecord] = []
+    held: list[Held] = []
     configs = {c.name: c for c in study.solutions}
     study_fingerprint = study.fingerprint()
+    serials = _serial_owners(metadata)
     for f in files:
-        if f.parse_error or not f.participant:
-            unparsable.append(Unparsable(f.uri, "file name does not parse: "
-                                         + (f.parse_error or "no participant in the name")))
+        hold = _logistics(study, f, metadata, serials)
+        if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
+            held.append(hold)  # no task at all: there is nothing to run it under
             continue
-        if f.duplicate_of:
-            unparsable.append(Unparsable(f.uri, f"same bytes as {f.duplicate_of}; processed "
-                                         "once under that name, this copy is held"))
-            continue
+        meta = metadata.get(f.participant or "", {})
         for sol in solutions:
-            key = task_key(f.sha256, sol.fingerprint)
+            inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
+                      else study.time_zone}
+            missing = [r for r in sol.requires if r not in meta]
+            inputs.update({r: meta[r].value for r in sol.requires if r in meta})
+            key = task_key(f.sha256, sol.fingerprint, inputs)
+            waiting = hold or _waiting(study, f, sol.name, missing, created.get(key), now)
             state = task_states.get(key)
-            if state == "done":
-                done.append(key)
-            elif state == "failed":
-                failed.append(key)
+            record = TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                f.participant, f.side, state or "pending")
+            if state in ("done", "failed"):
+                records.append(record)
+            elif waiting is not None:
+                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                          f.participant, f.side, "waiting", waiting.tag,
+                                          waiting.message))
+                held.append(waiting)
             else:
+                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                          f.participant, f.side, "pending"))
                 to_run.append(TaskSpec(
                     key=key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
-                    sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant,
+                    sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant or "",
                     side=f.side or "", solution=configs[sol.name],
                     solution_version=sol.version, solution_fingerprint=sol.fingerprint,
                     study=study.study, study_fingerprint=study_fingerprint,
                     output=study.output, device_time_zone=study.clock_time_zone,
-                    time_zone=study.time_zone, fields=json.loads(f.fields_json),
+                    metadata=inputs, fields=json.loads(f.fields_json),
                 ))
-    return Plan(tuple(to_run), tuple(done), tuple(failed), tuple(unparsable))
+    return Plan(tuple(to_run), tuple(records), tuple(held))
+
+
+def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:
+    owners: dict[str, tuple[str, str]] = {}
+    for participant, cells in sorted(metadata.items()):
+        for side in ("left", "right"):
+            cell = cells.get(f"device_{side}")
+            if cell is not None:
+                owners[cell.value] = (participant, side)
+    return owners
+
+
+def _logistics(study: Study, f: FileRow, metadata: Metadata,
+               serials: Mapping[str, tuple[str, str]]) -> Held | None:
+    if f.parse_error or not f.participant:
+        return Held(f.uri, Tag.DATA_ISSUE.value, "file name does not parse: "
+                    + (f.parse_error or "no participant in the name"),
+                    resolution="rename the file to match a sensor pattern of the study")
+    if f.duplicate_of:
+        return Held(f.uri, Tag.DATA_ISSUE.value, f"same bytes as {f.duplicate_of}; processed "
+                    "once under that name, this copy is held", participant=f.participant,
+                    resolution="remove the copy, or replace it with the right recording")
+    if study.metadata.required and f.participant not in metadata:
+        return Held(f.uri, Tag.WAITING.value, f"participant {f.participant} is not in the "
+                    "metadata (the study requires it)", participant=f.participant,
+                    resolution=f"upload metadata listing participant {f.participant}")
+    expected = metadata.get(f.participant, {}).get(f"device_{f.side}")
+    if f.device_serial and (expected is not None or f.device_serial in serials):
+        owner = serials.get(f.device_serial)
+        if owner is not None and owner != (f.participant, f.side):
+            return Held(f.uri, Tag.DATA_ISSUE.value,
+                        f"mislabeled: header serial {f.device_serial} is the {owner[1]}-wrist "
+                        f"device of participant {owner[0]} per metadata, but the name says "
+                        f"{f.participant} {f.side}", participant=f.participant,
+                        resolution="rename the file or correct the device assignment")
+        if owner is None and expected is not None:
+            return Held(f.uri, Tag.DATA_ISSUE.value,
+                        f"mislabeled: header serial {f.device_serial} is not the device "
+                        f"{expected.value} that metadata assign to {f.participant} {f.side}",
+                        participant=f.participant,
+                        resolution="rename the file or correct the device assignment")
+    return None
+
+
+def _waiting(study: Study, f: FileRow, solution: str, missing: Sequence[str],
+             created_utc: str | None, now: datetime) -> Held | None:
+    if not missing:
+        return None
+    tag = Tag.WAITING.value
+    deadline = study.metadata.wait_deadline_h
+    since = ""
+    if deadline is not None and created_utc:
+        started = datetime.fromisoformat(created_utc.replace("Z", "+00:00"))
+        if now - started > timedelta(hours=deadline):
+            tag = Tag.METADATA_ISSUE.value
+            since = f" for more than {deadline:g} h"
+    return Held(f.uri, tag, f"waiting{since} for {', '.join(missing)} of participant "
+                f"{f.participant} (solution {solution})", participant=f.participant,
+                resolution=f"upload metadata with {', '.join(missing)} for {f.participant}")

@@ -22,12 +22,15 @@ from wearflow import aggregate, catalog
 from wearflow.config import Study, strip_file_scheme
 from wearflow.errors import Tag, WearflowError
 from wearflow.executors import Executor, LocalExecutor
+from wearflow.issues import flush as flush_issues
+from wearflow.issues import publish_issues
 from wearflow.logs import add_file_handler, log_event, remove_handler
-from wearflow.plan import Plan, make_plan
+from wearflow.metadata import parse_metadata
+from wearflow.plan import Metadata, Plan, make_plan
 from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
 from wearflow.solutions import Solution, load_solution
-from wearflow.state import DoneTask, IssueSpec, State, TaskRecord
+from wearflow.state import DoneTask, IssueSpec, MetadataTuple, State
 from wearflow.storage import Store
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -81,13 +84,19 @@ def run_study(
         state.begin_run(run_id, study.study, study.fingerprint(), current_user())
         files = catalog.scan(inputs, study.files, known=state.known_files())
         state.sync_files(files, [s.root_uri for s in inputs])
-        plan = make_plan(study, state.current_files(), solutions, state.task_states())
-        report.files_total = len(state.current_files())
-        report.unparsable = len(plan.unparsable)
+        _ingest_metadata(study, state)
+        metadata = state.current_metadata()
+        current = state.current_files()
+        plan = make_plan(study, current, solutions, state.task_states(), metadata,
+                         state.task_created())
+        state.record_plan(plan.records)
+        report.files_total = len(current)
+        report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
         _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
                  report, progress)
-        _aggregate(study, state, solutions, run_id, report)
-        _sync_issues(study, state, plan)
+        _aggregate(study, state, solutions, metadata, run_id, report)
+        _sync_issues(study, state, plan, metadata)
+        flush_issues()
         state.finish_run(run_id, {"executed": report.executed, "done": report.done,
                                   "failed": report.failed})
         log_event("INFO", f"run finished: {report.executed} executed, {report.failed} failed, "
@@ -110,11 +119,26 @@ def _log_to_output(study: Study) -> logging.Handler | None:
     return add_file_handler(Path(strip_file_scheme(study.output)) / "logs" / "wearflow.log")
 
 
+def _ingest_metadata(study: Study, state: State) -> None:
+    """Parse every metadata file version not seen before; values are appended, never replaced."""
+    parsed = state.parsed_metadata_file_ids()
+    for f in state.current_files(kind="metadata"):
+        if f.id in parsed:
+            continue
+        try:
+            values = parse_metadata(Store(f.location).read_bytes(f.path), f.uri,
+                                    study.metadata.columns)
+            rows: list[MetadataTuple] = [(v.participant, v.field, v.value, v.raw, v.row,
+                                          v.problem) for v in values]
+        except WearflowError as exc:
+            rows = [(None, "__file__", None, "", 0, exc.message)]
+        state.add_metadata(f.id, rows or [(None, "__file__", None, "", 0, None)])
+        log_event("INFO", f"metadata file version added ({len(rows)} values)",
+                  study=study.study, uri=f.uri)
+
+
 def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
              report: RunReport, progress: ProgressCallback | None) -> None:
-    state.add_tasks([TaskRecord(t.key, t.file_id, t.solution.name, t.solution_version,
-                                t.solution_fingerprint, t.participant, t.side, "pending")
-                     for t in plan.to_run])
     by_key = {t.key: t for t in plan.to_run}
     total = len(plan.to_run)
     if progress:
@@ -147,8 +171,8 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
     report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
 
 
-def _aggregate(study: Study, state: State, solutions: Sequence[Solution], run_id: str,
-               report: RunReport) -> None:
+def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metadata: Metadata,
+               run_id: str, report: RunReport) -> None:
     out = Store(study.output)
     existing = state.participant_result_keys()
     by_name = {s.name: s for s in solutions}
@@ -163,13 +187,16 @@ def _aggregate(study: Study, state: State, solutions: Sequence[Solution], run_id
         if any(len(v) > 1 for v in sides.values()):
             continue  # reported as an issue; never silently aggregate two files of one wrist
         chosen = sorted((v[0] for v in sides.values()), key=lambda t: t.side)
+        hand_cell = metadata.get(participant, {}).get("dominant_hand")
+        hand = hand_cell.value if hand_cell else None
         key = hashlib.sha256("|".join([aggregate.AGGREGATOR_VERSION, sol_name, participant,
-                                       *(t.key for t in chosen)]).encode()).hexdigest()
+                                       f"dominant={hand}", *(t.key for t in chosen)])
+                             .encode()).hexdigest()
         if key in existing:
             continue
         started = utc_now()
         wrist = {t.side: read_tables(out, t.result_dir) for t in chosen}
-        tables = aggregate.combine_wrists(wrist.get("left"), wrist.get("right"))
+        tables = aggregate.combine_wrists(wrist.get("left"), wrist.get("right"), hand)
         flags = [] if len(chosen) == 2 else [f"single_wrist:{chosen[0].side}"]
         sol = by_name[sol_name]
         folder = participant_dir(sol_name, participant, key)
@@ -222,11 +249,11 @@ def _solution_ref(sol: Solution) -> SolutionRef:
                        pipeline_sha256=sol.pipeline_sha256, parameters=dict(sol.parameters))
 
 
-def _sync_issues(study: Study, state: State, plan: Plan) -> None:
-    issues = [IssueSpec(Tag.DATA_ISSUE.value, u.reason, uri=u.uri,
-                        resolution="rename or remove the file")
-              for u in plan.unparsable]
+def _sync_issues(study: Study, state: State, plan: Plan, metadata: Metadata) -> None:
+    issues = [IssueSpec(h.tag, h.message, uri=h.uri, participant=h.participant,
+                        resolution=h.resolution) for h in plan.held]
     per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    sensor_participants: set[str] = set()
     for task, f in state.tasks_for_current_files():
         if task.state == "failed":
             issues.append(IssueSpec(task.tag or Tag.ERROR.value, task.message or "failed",
@@ -234,13 +261,31 @@ def _sync_issues(study: Study, state: State, plan: Plan) -> None:
                                     resolution="replace the file or fix the solution; "
                                                "a new version is processed automatically"))
         if f.participant and f.side:
+            sensor_participants.add(f.participant)
             per_side[(task.solution, f.participant, f.side)].append(f.uri)
-    for (sol, participant, side), uris in sorted(per_side.items()):
-        if len(uris) > 1:
+    for (sol, pid, side), uris in sorted(per_side.items()):
+        if len(set(uris)) > 1:
             issues.append(IssueSpec(
                 Tag.DATA_ISSUE.value,
-                f"{len(uris)} files for participant {participant} {side} wrist "
+                f"{len(uris)} files for participant {pid} {side} wrist "
                 f"({', '.join(sorted(uris))}); not aggregated for solution {sol}",
-                participant=participant, resolution="remove or rename the wrong file"))
-    for new in state.sync_issues(study.study, issues):
-        log_event(new.tag, new.message, level=logging.WARNING, study=study.study, uri=new.uri)
+                participant=pid, resolution="remove or rename the wrong file"))
+    for meta_uri, participant, problem in state.metadata_problems():
+        issues.append(IssueSpec(Tag.METADATA_ISSUE.value, problem, uri=meta_uri,
+                                participant=participant,
+                                resolution="upload a corrected metadata file"))
+    if state.current_files(kind="metadata"):
+        for p in sorted(sensor_participants - set(metadata)):
+            issues.append(IssueSpec(Tag.METADATA_ISSUE.value,
+                                    f"participant {p} has sensor files but no metadata",
+                                    participant=p, resolution=f"add {p} to the metadata"))
+        for p in sorted(set(metadata) - sensor_participants):
+            issues.append(IssueSpec(Tag.METADATA_ISSUE.value,
+                                    f"participant {p} is in the metadata but has no sensor "
+                                    "files", participant=p,
+                                    resolution="upload the sensor files or correct the id"))
+    new = state.sync_issues(study.study, issues)
+    for issue in new:
+        log_event(issue.tag, issue.message, level=logging.WARNING, study=study.study,
+                  uri=issue.uri, participant=issue.participant)
+    publish_issues(study, new)

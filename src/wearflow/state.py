@@ -26,7 +26,6 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
-    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,6 +59,7 @@ class FileRow(Base):
     fields_json: Mapped[str] = mapped_column(Text, default="{}")
     parse_error: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(String(2048))
+    device_serial: Mapped[str | None] = mapped_column(String(128))
     first_seen_utc: Mapped[str] = mapped_column(String(32))
     last_seen_utc: Mapped[str] = mapped_column(String(32))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -77,6 +77,7 @@ class TaskRow(Base):
     participant: Mapped[str | None] = mapped_column(String(256))
     side: Mapped[str | None] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(16), index=True)
+    current: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     tag: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -86,6 +87,36 @@ class TaskRow(Base):
     created_utc: Mapped[str] = mapped_column(String(32))
     started_utc: Mapped[str | None] = mapped_column(String(32))
     finished_utc: Mapped[str | None] = mapped_column(String(32))
+
+
+class MetadataRow(Base):
+    """One cleaned value from one version of one metadata file (never updated)."""
+
+    __tablename__ = "metadata_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), index=True)
+    participant: Mapped[str | None] = mapped_column(String(256), index=True)
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text, default="")
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    problem: Mapped[str | None] = mapped_column(Text)
+    added_utc: Mapped[str] = mapped_column(String(32))
+
+
+# (participant, field, value, raw, row, problem) of one metadata value
+MetadataTuple = tuple[str | None, str, str | None, str, int, str | None]
+
+
+@dataclass(frozen=True)
+class MetaCell:
+    """The value in force for one participant and field, and where it came from."""
+
+    value: str
+    source_uri: str
+    row: int
+    added_utc: str
 
 
 class ParticipantResultRow(Base):
@@ -154,6 +185,8 @@ class TaskRecord:
     participant: str | None
     side: str | None
     state: str
+    tag: str | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,11 +231,12 @@ class State:
         return Session(self.engine, expire_on_commit=False)
 
     # -- files -------------------------------------------------------------
-    def known_files(self) -> dict[str, tuple[int, str, str]]:
+    def known_files(self) -> dict[str, tuple[int, str, str, str | None]]:
         with self._session() as s:
             rows = s.execute(select(FileRow.uri, FileRow.size_bytes, FileRow.mtime,
-                                    FileRow.sha256).where(FileRow.current)).all()
-        return {r.uri: (r.size_bytes, r.mtime, r.sha256) for r in rows}
+                                    FileRow.sha256, FileRow.device_serial)
+                             .where(FileRow.current)).all()
+        return {r.uri: (r.size_bytes, r.mtime, r.sha256, r.device_serial) for r in rows}
 
     def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> dict[str, int]:
         """Record a catalog scan; return {uri: file id} of the current version of each file.
@@ -223,7 +257,8 @@ class State:
                         location=f.location, path=f.path, kind=f.kind,
                         participant=f.participant, side=f.side,
                         fields_json=json.dumps(dict(f.fields), sort_keys=True),
-                        parse_error=f.parse_error, first_seen_utc=now, last_seen_utc=now,
+                        parse_error=f.parse_error, device_serial=f.device_serial,
+                        first_seen_utc=now, last_seen_utc=now,
                         current=True, present=True,
                     )
                     s.add(row)
@@ -265,21 +300,75 @@ class State:
         with self._session() as s:
             return dict(s.execute(select(TaskRow.key, TaskRow.state)).all())
 
-    def add_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+    def task_created(self) -> dict[str, str]:
+        with self._session() as s:
+            return dict(s.execute(select(TaskRow.key, TaskRow.created_utc)).all())
+
+    # -- metadata ------------------------------------------------------------
+    def parsed_metadata_file_ids(self) -> set[int]:
+        with self._session() as s:
+            return set(s.scalars(select(MetadataRow.file_id).distinct()))
+
+    def add_metadata(self, file_id: int, values: Sequence[MetadataTuple]) -> None:
+        """Record one metadata file version's values: (participant, field, value, raw, row,
+        problem). A file that could not be read is one row with field ``__file__``."""
         now = utc_now()
         with self._session() as s, s.begin():
-            known = set(s.scalars(select(TaskRow.key).where(
-                TaskRow.key.in_([t.key for t in tasks]))))
+            for participant, name, value, raw, row, problem in values:
+                s.add(MetadataRow(file_id=file_id, participant=participant, field=name,
+                                  value=value, raw=raw, row=row, problem=problem,
+                                  added_utc=now))
+
+    def current_metadata(self) -> dict[str, dict[str, MetaCell]]:
+        """Per participant and field, the latest valid value ever recorded (history kept)."""
+        with self._session() as s:
+            rows = s.execute(select(MetadataRow, FileRow.uri)
+                             .join(FileRow, MetadataRow.file_id == FileRow.id)
+                             .where(MetadataRow.value.is_not(None))
+                             .order_by(MetadataRow.id)).all()
+        out: dict[str, dict[str, MetaCell]] = {}
+        for row, uri in rows:
+            if row.participant:
+                out.setdefault(row.participant, {})[row.field] = MetaCell(
+                    row.value or "", uri, row.row, row.added_utc)
+        return out
+
+    def metadata_problems(self) -> list[tuple[str, str | None, str]]:
+        """(file URI, participant, problem) for the current version of each metadata file."""
+        with self._session() as s:
+            rows = s.execute(select(FileRow.uri, MetadataRow.participant, MetadataRow.problem)
+                             .join(FileRow, MetadataRow.file_id == FileRow.id)
+                             .where(FileRow.current, FileRow.present,
+                                    MetadataRow.problem.is_not(None))
+                             .order_by(FileRow.uri, MetadataRow.row)).all()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def record_plan(self, tasks: Sequence[TaskRecord]) -> None:
+        """Make ``tasks`` the current task of their (file, solution).
+
+        New keys are inserted; ``waiting`` and ``pending`` are (re)set on keys
+        that are not finished; any other task of the same file and solution
+        stops being current (its results stay, listed in its row).
+        """
+        now = utc_now()
+        with self._session() as s, s.begin():
+            rows = {r.key: r for r in s.scalars(select(TaskRow).where(
+                TaskRow.file_id.in_({t.file_id for t in tasks})))}
+            planned = {(t.file_id, t.solution): t.key for t in tasks}
+            for row in rows.values():
+                keep = planned.get((row.file_id, row.solution))
+                row.current = keep is None or keep == row.key
             for t in tasks:
-                if t.key in known:
-                    s.execute(update(TaskRow).where(TaskRow.key == t.key)
-                              .values(state=t.state))
-                else:
+                existing = rows.get(t.key)
+                if existing is None:
                     s.add(TaskRow(key=t.key, file_id=t.file_id, solution=t.solution,
                                   solution_version=t.solution_version,
                                   solution_fingerprint=t.solution_fingerprint,
                                   participant=t.participant, side=t.side, state=t.state,
+                                  tag=t.tag, message=t.message, current=True,
                                   created_utc=now))
+                elif existing.state not in ("done", "failed"):
+                    existing.state, existing.tag, existing.message = t.state, t.tag, t.message
 
     def mark_running(self, key: str, run_id: str, started_utc: str) -> None:
         with self._session() as s, s.begin():
@@ -306,7 +395,8 @@ class State:
         with self._session() as s:
             rows = s.execute(
                 select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
-                .where(FileRow.current, FileRow.present).order_by(FileRow.uri, TaskRow.solution)
+                .where(FileRow.current, FileRow.present, TaskRow.current)
+                .order_by(FileRow.uri, TaskRow.solution)
             ).all()
         return [(t, f) for t, f in rows]
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Any
 
 from wearflow.config import Study
 from wearflow.state import TASK_STATES, State
 
 
-def study_status(study: Study) -> dict[str, Any]:
+def study_metadata(study: Study) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per participant and field: the value in force, its source file, row and time."""
+    state = State(study.state_url)
+    try:
+        return {p: {name: asdict(cell) for name, cell in sorted(cells.items())}
+                for p, cells in sorted(state.current_metadata().items())}
+    finally:
+        state.close()
+
+
+def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     """One JSON-ready object: files by state, participants processed, open issues."""
     state = State(study.state_url)
     try:
@@ -32,7 +43,7 @@ def study_status(study: Study) -> dict[str, Any]:
             {"tag": i.tag, "uri": i.uri, "participant": i.participant, "message": i.message,
              "resolution": i.resolution, "first_seen_utc": i.first_seen_utc,
              "last_seen_utc": i.last_seen_utc}
-            for i in state.open_issues(study.study)
+            for i in state.open_issues(study.study, tag)
         ]
     finally:
         state.close()

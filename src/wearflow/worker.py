@@ -61,7 +61,7 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
                             subject=task.uri)
     recording = read_recording(data, task.uri, device_time_zone=task.device_time_zone)
     solution = load_solution(task.solution)
-    metadata = {"time_zone": task.time_zone}
+    metadata = dict(task.metadata)
     try:
         result = solution.run(recording, metadata)
     except AlgorithmError as exc:
