@@ -112,3 +112,25 @@ def test_second_run_does_nothing_and_changes_no_byte(demo: Path, first_run) -> N
     assert again.executed == 0
     assert again.participants_aggregated == 0
     assert snapshot(demo / "results") == before
+
+
+def test_builtin_finds_planted_non_wear_and_sleep(demo: Path, first_run) -> None:  # type: ignore[no-untyped-def]
+    """Planted truth vs wearflow's per-wrist tables: non-wear within 30 min per recording,
+    each night's total sleep within 60 min of the planted night."""
+    from wearflow.synthetic import GroundTruth
+
+    for truth_file in sorted((demo / "truth").glob("*.truth.json")):
+        truth = GroundTruth.from_json(truth_file.read_text())
+        name = truth_file.name.replace(".truth.json", ".cwa")
+        (folder,) = (demo / "results/single-wrist-processed/wrist" / name[:4] / name).iterdir()
+        wear = pd.read_parquet(folder / "detach_wear.parquet")
+        worn_h = float(wear["duration_h"].sum())
+        found_non_wear_min = (truth.duration_s / 3600 - worn_h) * 60
+        planted_non_wear_min = sum(end - start for start, end in truth.non_wear) / 60
+        assert abs(found_non_wear_min - planted_non_wear_min) <= 30, name
+        nights = pd.read_parquet(folder / "sleep.parquet")
+        planted = sorted((end - start) / 60 for start, end in truth.sleep)
+        found = sorted(nights["total_sleep_time_min"].dropna())
+        assert len(found) == len(planted) == 2, name
+        for f, p in zip(found, planted, strict=True):
+            assert abs(f - p) <= 60, (name, f, p)

@@ -48,7 +48,7 @@ solutions:
 
 
 def _fail(exc: WearflowError) -> typer.Exit:
-    err.print(f"[red]error[/red] [{exc.tag.value}] {exc}", highlight=False, soft_wrap=True)
+    typer.echo(f"error [{exc.tag.value}] {exc}", err=True)  # one plain line, never wrapped
     return typer.Exit(EXIT_CANNOT_RUN)
 
 
@@ -100,15 +100,22 @@ def run(
 
 
 def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunReport:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        task_id = bar.add_task("processing files", total=None)
+    # The bar appears only once processing starts, so an early error stays one line.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, transient=False)
+    task_id = bar.add_task("processing files", total=None)
 
-        def progress(_phase: str, done: int, total: int) -> None:
-            bar.update(task_id, completed=done, total=total)
+    def progress(_phase: str, done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task_id, completed=done, total=total)
 
+    try:
         return run_study(s, executor=make_executor(executor, workers or s.workers),
                          progress=progress)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _print_report(report: RunReport) -> None:
