@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from study_helpers import write_csv
 from wearflow import load_study, run_study, study_status
 from wearflow.executors import InlineExecutor
-from wearflow.synthetic import generate_recording
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -26,16 +25,6 @@ solutions:
   - name: wrist
     pipeline: builtin:wrist
 """
-
-
-def write_csv(path: Path, seed: int, hours: float = 1.0) -> None:
-    side = "right" if path.stem.endswith("_R") else "left"
-    rec, _ = generate_recording(seed=seed, days=hours / 24, sampling_rate_hz=20.0, side=side)
-    stamps = pd.to_datetime(rec.time_s, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    assert rec.temperature_c is not None
-    pd.DataFrame({"timestamp": stamps, "x": rec.accel_g[:, 0], "y": rec.accel_g[:, 1],
-                  "z": rec.accel_g[:, 2], "temperature": rec.temperature_c}).to_csv(
-        path, index=False, float_format="%.5f")
 
 
 @pytest.fixture()

@@ -55,13 +55,17 @@ def _number(text: str) -> float:
     return float(text.strip().replace(",", "."))
 
 
-def clean_value(field: str, raw: str, column: str) -> tuple[str | None, str | None]:
-    """Return (canonical value, problem); exactly one of them is None."""
+def clean_value(field: str, raw: str, unit: str | None = None) -> tuple[str | None, str | None]:
+    """Return (canonical value, problem); exactly one of them is None.
+
+    ``unit`` is the height unit the column declares ("cm" or "m"); without
+    one, a height above 3 is taken as centimetres.
+    """
     text = raw.strip()
     try:
         if field == "height_m":
             value = _number(text)
-            if column.endswith("_cm") or "cm" in column or value > 3.0:
+            if unit == "cm" or (unit is None and value > 3.0):
                 value /= 100.0
             return _in_range(field, round(value, 4))
         if field in ("weight_kg", "age_years"):
@@ -92,13 +96,14 @@ def _in_range(field: str, value: float) -> tuple[str | None, str | None]:
     return f"{value:g}", None
 
 
-def _canonical(column: str, mapping: Mapping[str, str]) -> str | None:
-    if column in mapping:
-        return mapping[column]
-    key = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+def _canonical(column: str, mapping: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(canonical field, declared height unit) of a column, or (None, None) to ignore it."""
+    key = mapping.get(column) or re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+    unit = "cm" if key.endswith("_cm") or "(cm)" in column.lower() else (
+        "m" if key == "height_m" else None)
     if key in CANONICAL_FIELDS:
-        return key
-    return _ALIASES.get(key)
+        return key, unit
+    return _ALIASES.get(key), unit
 
 
 def read_table(data: bytes, uri: str) -> pd.DataFrame:
@@ -124,7 +129,7 @@ def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[Me
     """
     table = read_table(data, uri)
     columns = {c: _canonical(str(c), mapping) for c in table.columns}
-    pid_cols = [c for c, f in columns.items() if f == "participant"]
+    pid_cols = [c for c, (f, _) in columns.items() if f == "participant"]
     if not pid_cols:
         raise DataError("metadata file has no participant column (map one in the study "
                         "file under metadata: columns:)", subject=uri)
@@ -133,10 +138,10 @@ def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[Me
         pid = _clean_id(str(row[pid_cols[0]]))
         if not pid:
             continue
-        for column, field in columns.items():
+        for column, (field, unit) in columns.items():
             raw = str(row[column])
             if field is None or field == "participant" or not raw.strip():
                 continue
-            value, problem = clean_value(field, raw, str(column).lower())
+            value, problem = clean_value(field, raw, unit)
             values.append(MetadataValue(pid, field, value, raw, i, problem))
     return sorted(values, key=lambda v: (v.participant, v.field, v.row))

@@ -92,6 +92,7 @@ def make_plan(
     task_states: Mapping[str, str],
     metadata: Metadata | None = None,
     task_created_utc: Mapping[str, str] | None = None,
+    listed: set[str] | None = None,
     now: datetime | None = None,
 ) -> Plan:
     """Decide, per current file and solution, whether its task runs now.
@@ -109,8 +110,9 @@ def make_plan(
     configs = {c.name: c for c in study.solutions}
     study_fingerprint = study.fingerprint()
     serials = _serial_owners(metadata)
+    listed = set(metadata) if listed is None else listed
     for f in files:
-        hold = _logistics(study, f, metadata, serials)
+        hold = _logistics(study, f, metadata, serials, listed)
         if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
             held.append(hold)  # no task at all: there is nothing to run it under
             continue
@@ -158,7 +160,7 @@ def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:
 
 
 def _logistics(study: Study, f: FileRow, metadata: Metadata,
-               serials: Mapping[str, tuple[str, str]]) -> Held | None:
+               serials: Mapping[str, tuple[str, str]], listed: set[str]) -> Held | None:
     if f.parse_error or not f.participant:
         return Held(f.uri, Tag.DATA_ISSUE.value, "file name does not parse: "
                     + (f.parse_error or "no participant in the name"),
@@ -167,7 +169,7 @@ def _logistics(study: Study, f: FileRow, metadata: Metadata,
         return Held(f.uri, Tag.DATA_ISSUE.value, f"same bytes as {f.duplicate_of}; processed "
                     "once under that name, this copy is held", participant=f.participant,
                     resolution="remove the copy, or replace it with the right recording")
-    if study.metadata.required and f.participant not in metadata:
+    if study.metadata.required and f.participant not in listed:
         return Held(f.uri, Tag.WAITING.value, f"participant {f.participant} is not in the "
                     "metadata (the study requires it)", participant=f.participant,
                     resolution=f"upload metadata listing participant {f.participant}")

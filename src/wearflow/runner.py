@@ -87,15 +87,16 @@ def run_study(
         _ingest_metadata(study, state)
         metadata = state.current_metadata()
         current = state.current_files()
+        listed = state.metadata_participants()
         plan = make_plan(study, current, solutions, state.task_states(), metadata,
-                         state.task_created())
+                         state.task_created(), listed)
         state.record_plan(plan.records)
         report.files_total = len(current)
         report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
         _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
                  report, progress)
         _aggregate(study, state, solutions, metadata, run_id, report)
-        _sync_issues(study, state, plan, metadata)
+        _sync_issues(study, state, plan, listed)
         flush_issues()
         state.finish_run(run_id, {"executed": report.executed, "done": report.done,
                                   "failed": report.failed})
@@ -249,7 +250,7 @@ def _solution_ref(sol: Solution) -> SolutionRef:
                        pipeline_sha256=sol.pipeline_sha256, parameters=dict(sol.parameters))
 
 
-def _sync_issues(study: Study, state: State, plan: Plan, metadata: Metadata) -> None:
+def _sync_issues(study: Study, state: State, plan: Plan, listed: set[str]) -> None:
     issues = [IssueSpec(h.tag, h.message, uri=h.uri, participant=h.participant,
                         resolution=h.resolution) for h in plan.held]
     per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -275,11 +276,11 @@ def _sync_issues(study: Study, state: State, plan: Plan, metadata: Metadata) -> 
                                 participant=participant,
                                 resolution="upload a corrected metadata file"))
     if state.current_files(kind="metadata"):
-        for p in sorted(sensor_participants - set(metadata)):
+        for p in sorted(sensor_participants - listed):
             issues.append(IssueSpec(Tag.METADATA_ISSUE.value,
                                     f"participant {p} has sensor files but no metadata",
                                     participant=p, resolution=f"add {p} to the metadata"))
-        for p in sorted(set(metadata) - sensor_participants):
+        for p in sorted(listed - sensor_participants):
             issues.append(IssueSpec(Tag.METADATA_ISSUE.value,
                                     f"participant {p} is in the metadata but has no sensor "
                                     "files", participant=p,

@@ -333,6 +333,11 @@ class State:
                     row.value or "", uri, row.row, row.added_utc)
         return out
 
+    def metadata_participants(self) -> set[str]:
+        """Every participant id any metadata file version has listed, valid values or not."""
+        with self._session() as s:
+            return {p for p in s.scalars(select(MetadataRow.participant).distinct()) if p}
+
     def metadata_problems(self) -> list[tuple[str, str | None, str]]:
         """(file URI, participant, problem) for the current version of each metadata file."""
         with self._session() as s:

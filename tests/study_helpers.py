@@ -1,0 +1,24 @@
+"""Small helpers shared by the study-level tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from wearflow.synthetic import generate_recording
+
+
+def write_csv(path: Path, seed: int, hours: float = 1.0, *, start_utc: datetime | None = None,
+              time_zone: str = "UTC") -> None:
+    """A short synthetic recording as a timestamp,x,y,z,temperature CSV (20 Hz)."""
+    side = "right" if path.stem.endswith("_R") else "left"
+    rec, _ = generate_recording(seed=seed, days=hours / 24, sampling_rate_hz=20.0, side=side,
+                                start_utc=start_utc, time_zone=time_zone)
+    stamps = pd.to_datetime(rec.time_s, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if rec.temperature_c is None:
+        raise AssertionError("synthetic recordings carry temperature")
+    pd.DataFrame({"timestamp": stamps, "x": rec.accel_g[:, 0], "y": rec.accel_g[:, 1],
+                  "z": rec.accel_g[:, 2], "temperature": rec.temperature_c}).to_csv(
+        path, index=False, float_format="%.5f")
