@@ -102,3 +102,9 @@ def test_unreachable_input_is_one_line_error(tmp_path: Path) -> None:
 
     with pytest.raises(StorageError, match="does not exist"):
         run_study(load_study(tmp_path), executor=InlineExecutor())
+    (issue,) = study_status(load_study(tmp_path))["issues"]
+    assert issue["tag"] == "PIPELINE_ISSUE"
+    assert issue["uri"] == str(tmp_path / "raw")
+    (tmp_path / "raw").mkdir()
+    run_study(load_study(tmp_path), executor=InlineExecutor())
+    assert study_status(load_study(tmp_path))["issues"] == []  # cause gone, issue closed

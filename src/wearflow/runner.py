@@ -107,6 +107,12 @@ def run_study(
     except WearflowError as exc:
         log_event(exc.tag.value, exc.message, level=logging.ERROR, study=study.study,
                   uri=exc.subject)
+        # The study could not run: say so in the issues queue too; the next run that
+        # gets past this point closes it.
+        problem = IssueSpec(exc.tag.value, f"the study could not run: {exc.message}",
+                            uri=exc.subject, resolution="fix the study file or storage")
+        publish_issues(study, state.sync_issues(study.study, [problem], close_missing=False))
+        flush_issues()
         raise
     finally:
         state.close()
