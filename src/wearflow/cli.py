@@ -193,6 +193,38 @@ def metadata(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 @app.command()
+def verify(study: StudyArg) -> None:
+    """Check every output on storage against its recorded sha256 (exit 1 on any problem)."""
+    from wearflow.verify import verify_outputs
+
+    try:
+        report = verify_outputs(load_study(study))
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    for p in report.problems:
+        out.print(f"{p.kind.upper():10} {p.path}: {p.detail}", highlight=False)
+    out.print(f"{report.checked} files checked, {len(report.problems)} problems")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def reproduce(
+    study: StudyArg,
+    result: Annotated[str, typer.Argument(help="a per-wrist result folder or its task key")],
+) -> None:
+    """Re-run one result's task in a scratch folder and compare every output byte for byte."""
+    from wearflow.verify import reproduce as run_again
+
+    try:
+        report = run_again(load_study(study), result)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    for f in report.files:
+        out.print(f"{'identical' if f.identical else 'DIFFERENT':10} {f.path}", highlight=False)
+    raise typer.Exit(0 if report.identical else 1)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Argument()] = Path("demo-study"),
     participants: int = 4,

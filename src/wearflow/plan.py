@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from wearflow.config import SolutionConfig, Study
@@ -126,17 +126,15 @@ def make_plan(
             waiting = hold or _waiting(study, f, sol.name, missing, created.get(key), now)
             state = task_states.get(key)
             record = TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                f.participant, f.side, state or "pending")
+                                f.participant, f.side, state or "pending", inputs=inputs)
             if state in ("done", "failed"):
                 records.append(record)
             elif waiting is not None:
-                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                          f.participant, f.side, "waiting", waiting.tag,
-                                          waiting.message))
+                records.append(replace(record, state="waiting", tag=waiting.tag,
+                                       message=waiting.message))
                 held.append(waiting)
             else:
-                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                          f.participant, f.side, "pending"))
+                records.append(replace(record, state="pending"))
                 to_run.append(TaskSpec(
                     key=key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
                     sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant or "",

@@ -61,6 +61,7 @@ class Provenance(_Record):
     software: Software
     started_utc: str
     finished_utc: str
+    task_inputs: dict[str, str] = Field(default_factory=dict)  # metadata the solution used
     flags: list[str] = Field(default_factory=list)
     outputs: list[OutputRef] = Field(default_factory=list)
 

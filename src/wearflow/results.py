@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wearflow.provenance import OutputRef, Provenance
-from wearflow.storage import Store
+from wearflow.storage import Store, sha256_bytes
 
 SINGLE_WRIST = "single-wrist-processed"
 PROCESSED = "processed"
@@ -71,11 +71,13 @@ def write_result(
     tables: Mapping[str, pd.DataFrame],
     extra_json: Mapping[str, Any],
     provenance: Provenance,
-) -> Provenance:
+) -> tuple[Provenance, str]:
     """Write tables (CSV + Parquet), extra JSON files and provenance.json into ``folder``.
 
     Returns the provenance with its ``outputs`` filled in (path and sha256 of
-    every file written, provenance.json itself excluded).
+    every file written, provenance.json itself excluded) and the sha256 of the
+    provenance.json on storage, which the state database keeps so that
+    ``wearflow verify`` can tell if it was altered.
     """
     outputs: list[OutputRef] = []
     for name in sorted(tables):
@@ -92,9 +94,8 @@ def write_result(
     if store.exists(prov_path):
         # A deterministic re-run of the same task: outputs matched byte for byte
         # above, the first provenance (and its times) is the record that stays.
-        return final
-    store.write_once(prov_path, final.to_json_bytes())
-    return final
+        return final, sha256_bytes(store.read_bytes(prov_path))
+    return final, store.write_once(prov_path, final.to_json_bytes())
 
 
 def read_tables(store: Store, folder: str) -> dict[str, pd.DataFrame]:

@@ -161,6 +161,7 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
             continue
         state.finish_task(outcome.key, state=outcome.state, tag=outcome.tag,
                           message=outcome.message, result_dir=outcome.result_dir,
+                          provenance_sha256=outcome.provenance_sha256,
                           flags=outcome.flags, started_utc=outcome.started_utc,
                           finished_utc=outcome.finished_utc)
         report.executed += 1
@@ -216,10 +217,10 @@ def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metada
             solution=_solution_ref(sol), software=software(), started_utc=started,
             finished_utc=utc_now(), flags=flags,
         )
-        write_result(out, folder, tables, {}, prov)
+        _, prov_sha = write_result(out, folder, tables, {}, prov)
         state.add_participant_result(key=key, solution=sol_name, participant=participant,
                                      task_keys=[t.key for t in chosen], result_dir=folder,
-                                     flags=flags, run_id=run_id)
+                                     provenance_sha256=prov_sha, flags=flags, run_id=run_id)
         report.participants_aggregated += 1
     _write_summaries(study, state, by_name, out, run_id, report)
 
@@ -248,7 +249,9 @@ def _write_summaries(study: Study, state: State, solutions: dict[str, Solution],
             solution=_solution_ref(solutions[sol_name]), software=software(),
             started_utc=started, finished_utc=utc_now(),
         )
-        write_result(out, folder, {"summary": summary}, {}, prov)
+        _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov)
+        state.add_summary(key=key, solution=sol_name, result_dir=folder,
+                          provenance_sha256=prov_sha, run_id=run_id)
 
 
 def _solution_ref(sol: Solution) -> SolutionRef:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,9 @@ class TaskRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[str | None] = mapped_column(String(64))
     result_dir: Mapped[str | None] = mapped_column(String(2048))
+    provenance_sha256: Mapped[str | None] = mapped_column(String(64))
+    inputs_json: Mapped[str] = mapped_column(Text, default="{}")
+    excluded_reason: Mapped[str | None] = mapped_column(Text)
     flags_json: Mapped[str] = mapped_column(Text, default="[]")
     created_utc: Mapped[str] = mapped_column(String(32))
     started_utc: Mapped[str | None] = mapped_column(String(32))
@@ -127,7 +130,19 @@ class ParticipantResultRow(Base):
     participant: Mapped[str] = mapped_column(String(256), index=True)
     task_keys_json: Mapped[str] = mapped_column(Text)
     result_dir: Mapped[str] = mapped_column(String(2048))
+    provenance_sha256: Mapped[str] = mapped_column(String(64), default="")
     flags_json: Mapped[str] = mapped_column(Text, default="[]")
+    run_id: Mapped[str] = mapped_column(String(64))
+    created_utc: Mapped[str] = mapped_column(String(32))
+
+
+class SummaryRow(Base):
+    __tablename__ = "study_summaries"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    solution: Mapped[str] = mapped_column(String(256))
+    result_dir: Mapped[str] = mapped_column(String(2048))
+    provenance_sha256: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(String(64))
     created_utc: Mapped[str] = mapped_column(String(32))
 
@@ -187,6 +202,26 @@ class TaskRecord:
     state: str
     tag: str | None = None
     message: str | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResultTask:
+    """What re-running one per-wrist result needs."""
+
+    key: str
+    file_id: int
+    uri: str
+    location: str
+    path: str
+    sha256: str
+    size_bytes: int
+    participant: str
+    side: str
+    solution: str
+    solution_version: str
+    solution_fingerprint: str
+    inputs: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -371,6 +406,7 @@ class State:
                                   solution_fingerprint=t.solution_fingerprint,
                                   participant=t.participant, side=t.side, state=t.state,
                                   tag=t.tag, message=t.message, current=True,
+                                  inputs_json=json.dumps(dict(t.inputs), sort_keys=True),
                                   created_utc=now))
                 elif existing.state not in ("done", "failed"):
                     existing.state, existing.tag, existing.message = t.state, t.tag, t.message
@@ -385,6 +421,7 @@ class State:
 
     def finish_task(self, key: str, *, state: str, tag: str | None = None,
                     message: str | None = None, result_dir: str | None = None,
+                    provenance_sha256: str | None = None,
                     flags: Sequence[str] = (), started_utc: str | None = None,
                     finished_utc: str | None = None) -> None:
         with self._session() as s, s.begin():
@@ -392,6 +429,7 @@ class State:
             if row is None:
                 raise StateError("unknown task", subject=key)
             row.state, row.tag, row.message, row.result_dir = state, tag, message, result_dir
+            row.provenance_sha256 = provenance_sha256
             row.flags_json = json.dumps(list(flags))
             row.started_utc = started_utc or row.started_utc
             row.finished_utc = finished_utc or utc_now()
@@ -421,12 +459,14 @@ class State:
 
     def add_participant_result(self, *, key: str, solution: str, participant: str,
                                task_keys: Sequence[str], result_dir: str,
-                               flags: Sequence[str], run_id: str) -> None:
+                               provenance_sha256: str, flags: Sequence[str],
+                               run_id: str) -> None:
         with self._session() as s, s.begin():
             if s.get(ParticipantResultRow, key) is None:
                 s.add(ParticipantResultRow(
                     key=key, solution=solution, participant=participant,
                     task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
+                    provenance_sha256=provenance_sha256,
                     flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
 
     def latest_participant_results(self) -> list[ParticipantResultRow]:
@@ -439,6 +479,43 @@ class State:
         for row in rows:
             latest[(row.solution, row.participant)] = row
         return [latest[k] for k in sorted(latest)]
+
+    def add_summary(self, *, key: str, solution: str, result_dir: str,
+                    provenance_sha256: str, run_id: str) -> None:
+        with self._session() as s, s.begin():
+            if s.get(SummaryRow, key) is None:
+                s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
+                                 provenance_sha256=provenance_sha256, run_id=run_id,
+                                 created_utc=utc_now()))
+
+    def provenance_hashes(self) -> dict[str, str]:
+        """Every result folder ever written, with the sha256 of its provenance.json."""
+        with self._session() as s:
+            rows = [*s.execute(select(TaskRow.result_dir, TaskRow.provenance_sha256)
+                               .where(TaskRow.state == "done")).all(),
+                    *s.execute(select(ParticipantResultRow.result_dir,
+                                      ParticipantResultRow.provenance_sha256)).all(),
+                    *s.execute(select(SummaryRow.result_dir,
+                                      SummaryRow.provenance_sha256)).all()]
+        return {d: h for d, h in rows if d and h}
+
+    def task_for_result(self, result: str) -> tuple[ResultTask, str]:
+        """The done task whose key starts with ``result`` or whose folder is ``result``."""
+        folder = result.rstrip("/")
+        with self._session() as s:
+            rows = s.execute(
+                select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
+                .where(TaskRow.state == "done")
+                .where(TaskRow.key.startswith(result) | (TaskRow.result_dir == folder)
+                       | (TaskRow.result_dir == folder.split("/", 1)[-1]))
+            ).all()
+        if len(rows) != 1:
+            raise StateError("no single done task matches (give a task key or a per-wrist "
+                             f"result folder); {len(rows)} match", subject=result)
+        t, f = rows[0]
+        return ResultTask(t.key, f.id, f.uri, f.location, f.path, f.sha256, f.size_bytes,
+                          f.participant or "", f.side or "", t.solution, t.solution_version,
+                          t.solution_fingerprint, json.loads(t.inputs_json)), t.result_dir or ""
 
     # -- runs ----------------------------------------------------------------
     def begin_run(self, run_id: str, study: str, fingerprint: str, user: str) -> None:

@@ -25,6 +25,7 @@ class TaskOutcome:
     started_utc: str
     finished_utc: str
     result_dir: str | None = None
+    provenance_sha256: str | None = None
     tag: str | None = None
     message: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
@@ -34,7 +35,7 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
     """Run one task end to end; return its outcome (never raises)."""
     started = utc_now()
     try:
-        folder, flags = _run(task, run_id, started)
+        folder, flags, prov_sha = _run(task, run_id, started)
     except WearflowError as exc:
         return TaskOutcome(task.key, "failed", started, utc_now(), tag=exc.tag.value,
                            message=_one_line(exc.message))
@@ -46,14 +47,15 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
         return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
                            message=_one_line(f"{type(exc).__name__}: {exc} "
                                              f"({where.filename}:{where.lineno})"))
-    return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags)
+    return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags,
+                       provenance_sha256=prov_sha)
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...]]:
+def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...], str]:
     source = Store(task.location)
     data = source.read_bytes(task.path)
     if sha256_bytes(data) != task.sha256:
@@ -90,9 +92,10 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
                              pipeline_sha256=solution.pipeline_sha256,
                              parameters=dict(solution.parameters)),
         software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
+        task_inputs=dict(task.metadata),
     )
-    write_result(Store(task.output), folder, result.tables, {"qc": qc}, provenance)
-    return folder, flags
+    _, prov_sha = write_result(Store(task.output), folder, result.tables, {"qc": qc}, provenance)
+    return folder, flags, prov_sha
 
 
 def _iso(seconds: float) -> str:
