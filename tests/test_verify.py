@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from study_helpers import write_csv
 from typer.testing import CliRunner
 
+from study_helpers import write_csv
 from wearflow import load_study, run_study
 from wearflow.cli import app
 from wearflow.executors import InlineExecutor
