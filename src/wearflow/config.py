@@ -102,6 +102,7 @@ class SolutionConfig(_Frozen):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     requires: tuple[str, ...] = ()
     short_recording_h: float = Field(default=24.0, gt=0)
+    environment: tuple[str, ...] = ()  # requirements of its own environment, e.g. skdh==0.17.16
 
     @field_validator("requires")
     @classmethod

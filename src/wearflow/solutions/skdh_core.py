@@ -1,0 +1,235 @@
+"""Run a scikit-digital-health pipeline step by step and tidy its results.
+
+This module imports nothing from wearflow: it runs both inside wearflow's own
+environment and, as a script, inside a solution's pinned environment (where
+only the solution's packages are installed)::
+
+    python skdh_core.py INPUT.npz PIPELINE.skdh OUT_DIR --short-h 24 \
+        [--step-module wearflow.solutions.skdh_steps=/path/to/skdh_steps.py]
+
+Step by step, so that every warning becomes a QC flag, a step that fails on a
+recording shorter than ``short_h`` hours is skipped with a flag, and DETACH
+is replaced by acceleration-only wear detection when there is no temperature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import types
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# SKDH columns that carry a unit only in its documentation.
+_KNOWN_UNITS = {
+    "total sleep time": "min",
+    "TSO Duration": "min",
+    "wake after sleep onset": "min",
+    "sleep onset latency": "min",
+    "average sleep duration": "min",
+    "average wake duration": "min",
+    "percent time asleep": "pct",
+}
+
+
+class StepFailed(Exception):
+    """A step raised on a recording long enough that it should have worked."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step, self.reason = step, reason
+        super().__init__(f"step {step} failed: {reason}")
+
+
+def tidy_column(name: str) -> str:
+    """SKDH result name -> snake_case with its unit last ("total sleep time" -> "..._min")."""
+    unit = _KNOWN_UNITS.get(name)
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name) if " " not in name else name
+    text = text.replace("[", " ").replace("]", " ").replace("%", " pct ").replace("-", " ")
+    text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+    return f"{text}_{unit}" if unit and not text.endswith(unit) else text
+
+
+def tidy_table(step_result: Mapping[str, Any]) -> pd.DataFrame | None:
+    """A step's result dict as a typed table, or None when it is not tabular."""
+    columns: dict[str, Any] = {}
+    length = None
+    for key, value in step_result.items():
+        arr = np.asarray(value)
+        if arr.ndim != 1:
+            return None
+        if length is None:
+            length = arr.shape[0]
+        elif arr.shape[0] != length:
+            return None
+        columns[tidy_column(str(key))] = _typed(arr)
+    if not columns:
+        return None
+    return pd.DataFrame(columns)
+
+
+def _typed(arr: np.ndarray[Any, Any]) -> Any:
+    if arr.dtype.kind in "fiub":
+        return arr.astype("float64") if arr.dtype.kind == "f" else arr.astype("int64")
+    return pd.array([None if v is None else str(v) for v in arr], dtype="string")
+
+
+def bouts_table(index_pairs: np.ndarray[Any, Any], time_s: np.ndarray[Any, Any]) -> pd.DataFrame:
+    """(n, 2) sample-index pairs (SKDH's wear bouts) -> start/end UTC and duration."""
+    idx = np.asarray(index_pairs, dtype="int64").reshape(-1, 2)
+    idx = np.clip(idx, 0, time_s.shape[0] - 1)
+    start, end = time_s[idx[:, 0]], time_s[idx[:, 1]]
+    return pd.DataFrame({
+        "start_utc": pd.array(_iso(start), dtype="string"),
+        "end_utc": pd.array(_iso(end), dtype="string"),
+        "duration_h": np.round((end - start) / 3600.0, 6),
+    })
+
+
+def _iso(seconds: np.ndarray[Any, Any]) -> list[str]:
+    stamps = pd.to_datetime(np.round(seconds, 3), unit="s", utc=True)
+    return [t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for t in stamps]
+
+
+def load_steps(pipeline_text: str, step_modules: Sequence[str] = ()) -> list[Any]:
+    """Build the pipeline's steps; ``step_modules`` (dotted names) are imported first."""
+    import skdh
+
+    for module in step_modules:
+        importlib.import_module(module)
+    pipeline = skdh.Pipeline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline.load(yaml_str=pipeline_text, process_raise=True)
+    return list(pipeline._steps)
+
+
+def run_steps(steps: Sequence[Any], inputs: dict[str, Any],
+              short: bool, duration_h: float) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Run ``steps`` on ``inputs`` (time, accel, fs, tz_name, [temperature, height]).
+
+    Returns the tidy tables by name and the QC flags; raises StepFailed when a
+    step fails on a recording that is not short.
+    """
+    kwargs = dict(inputs)
+    flags: list[str] = []
+    tables: dict[str, pd.DataFrame] = {}
+    for original in steps:
+        step = _substitute(original, kwargs, flags)
+        label = step._name
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                kwargs, result = step.predict(**kwargs)
+            except Exception as exc:  # the algorithm's own failure, any type
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                if not short:
+                    raise StepFailed(label, reason) from exc
+                flags.append(f"skipped:{label}:recording too short ({duration_h:.2f} h): "
+                             f"{reason}")
+                continue
+        flags.extend(_warning_flags(label, caught))
+        tables.update(_step_tables(label, result, inputs["time"]))
+    return dict(sorted(tables.items())), flags
+
+
+def _substitute(step: Any, kwargs: Mapping[str, Any], flags: list[str]) -> Any:
+    if type(step).__name__ == "DETACH" and kwargs.get("temperature") is None:
+        from skdh.preprocessing import AccelThresholdWearDetection
+
+        replacement = AccelThresholdWearDetection()
+        replacement._in_pipeline = True
+        replacement.pipe_save_file = None
+        replacement._name = step._name
+        flags.append(f"substituted:{step._name}:no temperature, used AccelThresholdWearDetection")
+        return replacement
+    return step
+
+
+def _warning_flags(label: str, caught: list[warnings.WarningMessage]) -> list[str]:
+    seen: list[str] = []
+    for w in caught:
+        text = f"warning:{label}:{str(w.message).splitlines()[0][:160]}"
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _step_tables(label: str, result: Any, time_s: np.ndarray[Any, Any]) -> dict[str, pd.DataFrame]:
+    if not isinstance(result, Mapping) or not result:
+        return {}
+    base = tidy_column(label)
+    out: dict[str, pd.DataFrame] = {}
+    bout_keys = [k for k, v in result.items()
+                 if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] == 2]
+    for key in bout_keys:
+        out[f"{base}_{tidy_column(str(key))}"] = bouts_table(result[key], time_s)
+    rest = {k: v for k, v in result.items() if k not in bout_keys}
+    table = tidy_table(rest) if rest else None
+    if table is not None:
+        out[base] = table
+    return out
+
+
+def _register_module(name: str, path: str) -> None:
+    """Make ``name`` importable from ``path`` without installing its package."""
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if parent not in sys.modules:
+            module = types.ModuleType(parent)
+            module.__path__ = []
+            sys.modules[parent] = module
+            if i > 1:
+                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], module)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name} from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    setattr(sys.modules[".".join(parts[:-1])], parts[-1], module)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Script entry: run one recording in a solution environment; results to OUT_DIR."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("inputs")
+    parser.add_argument("pipeline")
+    parser.add_argument("out")
+    parser.add_argument("--short-h", type=float, default=24.0)
+    parser.add_argument("--step-module", action="append", default=[])
+    args = parser.parse_args(argv)
+    for spec in args.step_module:
+        name, _, path = spec.partition("=")
+        _register_module(name, path)
+    with np.load(args.inputs) as data:
+        inputs: dict[str, Any] = {k: data[k] for k in data.files}
+    inputs["fs"] = float(inputs["fs"])
+    inputs["tz_name"] = str(inputs["tz_name"])
+    if "height" in inputs:
+        inputs["height"] = float(inputs["height"])
+    duration_h = float(inputs["time"][-1] - inputs["time"][0]) / 3600.0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        steps = load_steps(Path(args.pipeline).read_text(encoding="utf-8"))
+        tables, flags = run_steps(steps, inputs, duration_h < args.short_h, duration_h)
+    except StepFailed as exc:
+        (out / "result.json").write_text(json.dumps({"error": str(exc)}))
+        return 0
+    for name, table in tables.items():
+        table.to_parquet(out / f"{name}.parquet", index=False)
+    (out / "result.json").write_text(json.dumps({"flags": flags, "tables": sorted(tables)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
