@@ -56,7 +56,8 @@ def test_every_file_processed_and_participants_aggregated(demo: Path, first_run)
     assert first_run.participants_aggregated == 2
     status = study_status(load_study(demo))
     assert status["files"] == {"total": 4, "by_state": {"pending": 0, "waiting": 0,
-                                                         "running": 0, "done": 4, "failed": 0}}
+                                                         "running": 0, "done": 4, "failed": 0,
+                                                         "excluded": 0}}
     assert status["participants"] == {"total": 2, "processed": 2}
     assert status["issues"] == []
 

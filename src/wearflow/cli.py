@@ -165,10 +165,11 @@ def issues(
     if as_json:
         sys.stdout.write(json.dumps(info["issues"], indent=2, sort_keys=True) + "\n")
         return
-    table = Table("tag", "participant", "file", "message", "resolves it", title="open issues")
+    table = Table("id", "tag", "participant", "file", "message", "resolves it",
+                  title="open issues")
     for i in info["issues"]:
-        table.add_row(i["tag"], i["participant"] or "", i["uri"] or "", i["message"],
-                      i["resolution"])
+        table.add_row(str(i["id"]), i["tag"], i["participant"] or "", i["uri"] or "",
+                      i["message"], i["resolution"])
     out.print(table if info["issues"] else "no open issues")
 
 
@@ -222,6 +223,96 @@ def reproduce(
     for f in report.files:
         out.print(f"{'identical' if f.identical else 'DIFFERENT':10} {f.path}", highlight=False)
     raise typer.Exit(0 if report.identical else 1)
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
+app.add_typer(audit_app, name="audit")
+Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
+
+
+@audit_app.command("verify")
+def audit_verify(study: StudyArg) -> None:
+    """Re-compute the hash chain; name the first edited, deleted, inserted or moved entry."""
+    from wearflow.audit import AuditTrail
+    from wearflow.state import State
+
+    try:
+        state = State(load_study(study).state_url)
+        try:
+            report = AuditTrail(state.engine).verify()
+        finally:
+            state.close()
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    if report.ok:
+        out.print(f"audit trail intact: {report.entries} entries; head {report.head_seq} "
+                  f"{report.head_hash} (keep it as an external anchor)", highlight=False)
+        return
+    out.print(f"audit trail BROKEN at entry {report.first_bad_seq}: {report.reason}",
+              highlight=False)
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    study: StudyArg,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="file to write (default stdout)")] = None,
+) -> None:
+    """Write the whole audit trail, in order, for an inspector."""
+    from wearflow.audit import AuditTrail
+    from wearflow.state import State
+
+    if fmt not in ("csv", "json"):
+        err.print("error: --format must be csv or json")
+        raise typer.Exit(EXIT_CANNOT_RUN)
+    try:
+        state = State(load_study(study).state_url)
+        try:
+            AuditTrail(state.engine).export(output or sys.stdout,
+                                            "csv" if fmt == "csv" else "json")
+        finally:
+            state.close()
+    except WearflowError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def retry(study: StudyArg, file: str, reason: Reason) -> None:
+    """Queue a file's failed tasks again (the next run processes them)."""
+    from wearflow import manual
+
+    try:
+        keys = manual.retry(load_study(study), file, reason)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
+
+
+@app.command()
+def exclude(study: StudyArg, file: str, reason: Reason,
+            undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False
+            ) -> None:
+    """Keep a file out of processing and aggregation (or, with --undo, bring it back)."""
+    from wearflow import manual
+
+    try:
+        uri = manual.exclude(load_study(study), file, reason, undo=undo)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    out.print(f"{'included' if undo else 'excluded'}: {uri}")
+
+
+@app.command()
+def resolve(study: StudyArg, issue: int, reason: Reason) -> None:
+    """Close an issue by hand (its id is in `wearflow issues`)."""
+    from wearflow import manual
+
+    try:
+        message = manual.resolve(load_study(study), issue, reason)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    out.print(f"resolved issue {issue}: {message}")
 
 
 @app.command()

@@ -131,6 +131,7 @@ class Study(_Frozen):
     time_zone: str = "UTC"
     device_time_zone: str | None = None
     workers: int | None = Field(default=None, ge=1)
+    identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
 
     @field_validator("input", mode="before")

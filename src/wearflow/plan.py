@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from wearflow.audit import default_actor
 from wearflow.config import SolutionConfig, Study
 from wearflow.errors import Tag
 from wearflow.solutions import Solution
@@ -59,6 +60,7 @@ class TaskSpec:
     study_fingerprint: str
     output: str
     device_time_zone: str
+    user: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     fields: Mapping[str, str] = field(default_factory=dict)
 
@@ -109,9 +111,12 @@ def make_plan(
     held: list[Held] = []
     configs = {c.name: c for c in study.solutions}
     study_fingerprint = study.fingerprint()
+    user = default_actor(study.identity)
     serials = _serial_owners(metadata)
     listed = set(metadata) if listed is None else listed
     for f in files:
+        if f.excluded_reason:
+            continue  # excluded by hand (audited): no task, no issue
         hold = _logistics(study, f, metadata, serials, listed)
         if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
             held.append(hold)  # no task at all: there is nothing to run it under
@@ -142,7 +147,7 @@ def make_plan(
                     solution_version=sol.version, solution_fingerprint=sol.fingerprint,
                     study=study.study, study_fingerprint=study_fingerprint,
                     output=study.output, device_time_zone=study.clock_time_zone,
-                    metadata=inputs, fields=json.loads(f.fields_json),
+                    user=user, metadata=inputs, fields=json.loads(f.fields_json),
                 ))
     return Plan(tuple(to_run), tuple(records), tuple(held))
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wearflow import aggregate, catalog
+from wearflow.audit import AuditEvent, AuditTrail, default_actor
+from wearflow.audit import diff as audit_diff
 from wearflow.config import Study, strip_file_scheme
 from wearflow.errors import Tag, WearflowError
 from wearflow.executors import Executor, LocalExecutor
@@ -27,11 +29,12 @@ from wearflow.issues import publish_issues
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.metadata import parse_metadata
 from wearflow.plan import Metadata, Plan, make_plan
-from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
+from wearflow.provenance import InputRef, Provenance, SolutionRef, software, utc_now
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
 from wearflow.solutions import Solution, load_solution
 from wearflow.state import DoneTask, IssueSpec, MetadataTuple, State
 from wearflow.storage import Store
+from wearflow.worker import TaskOutcome
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -81,10 +84,20 @@ def run_study(
         inputs = [Store(loc) for loc in study.input]
         for store in inputs:
             store.check_reachable()
-        state.begin_run(run_id, study.study, study.fingerprint(), current_user())
-        files = catalog.scan(inputs, study.files, known=state.known_files())
+        actor = default_actor(study.identity)
+        trail = AuditTrail(state.engine)
+        config = study.model_dump(mode="json")
+        previous = state.begin_run(run_id, study.study, study.fingerprint(), actor, config)
+        _audit_config(trail, actor, study, previous, config)
+        known = state.known_files()
+        files = catalog.scan(inputs, study.files, known=known)
         state.sync_files(files, [s.root_uri for s in inputs])
-        _ingest_metadata(study, state)
+        trail.record_many([
+            AuditEvent(actor, "file.cataloged", f.uri, before=None if f.uri not in known else
+                       {"sha256": known[f.uri][2]},
+                       after={"sha256": f.sha256, "size_bytes": f.size_bytes, "kind": f.kind})
+            for f in files if known.get(f.uri, (0, "", ""))[2] != f.sha256])
+        _ingest_metadata(study, state, trail, actor)
         metadata = state.current_metadata()
         current = state.current_files()
         listed = state.metadata_participants()
@@ -94,8 +107,8 @@ def run_study(
         report.files_total = len(current)
         report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
         _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
-                 report, progress)
-        _aggregate(study, state, solutions, metadata, run_id, report)
+                 report, progress, trail, actor)
+        _aggregate(study, state, solutions, metadata, run_id, report, trail, actor)
         _sync_issues(study, state, plan, listed)
         flush_issues()
         state.finish_run(run_id, {"executed": report.executed, "done": report.done,
@@ -126,7 +139,17 @@ def _log_to_output(study: Study) -> logging.Handler | None:
     return add_file_handler(Path(strip_file_scheme(study.output)) / "logs" / "wearflow.log")
 
 
-def _ingest_metadata(study: Study, state: State) -> None:
+def _audit_config(trail: AuditTrail, actor: str, study: Study,
+                  previous: dict[str, object] | None, config: dict[str, object]) -> None:
+    after = {"fingerprint": study.fingerprint()}
+    if previous is None:
+        trail.record(actor, "study.loaded", study.source, after=after)
+    elif previous != config:
+        trail.record(actor, "study.changed", study.source, before=None,
+                     after={**after, "diff": audit_diff(previous, config)})
+
+
+def _ingest_metadata(study: Study, state: State, trail: AuditTrail, actor: str) -> None:
     """Parse every metadata file version not seen before; values are appended, never replaced."""
     parsed = state.parsed_metadata_file_ids()
     for f in state.current_files(kind="metadata"):
@@ -140,12 +163,16 @@ def _ingest_metadata(study: Study, state: State) -> None:
         except WearflowError as exc:
             rows = [(None, "__file__", None, "", 0, exc.message)]
         state.add_metadata(f.id, rows or [(None, "__file__", None, "", 0, None)])
+        trail.record(actor, "metadata.added", f.uri, after={
+            "sha256": f.sha256, "values": sum(1 for r in rows if r[2] is not None),
+            "problems": sum(1 for r in rows if r[5] is not None)})
         log_event("INFO", f"metadata file version added ({len(rows)} values)",
                   study=study.study, uri=f.uri)
 
 
 def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
-             report: RunReport, progress: ProgressCallback | None) -> None:
+             report: RunReport, progress: ProgressCallback | None, trail: AuditTrail,
+             actor: str) -> None:
     by_key = {t.key: t for t in plan.to_run}
     total = len(plan.to_run)
     if progress:
@@ -155,6 +182,8 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
         task = by_key[event.key]
         if event.kind == "started":
             state.mark_running(event.key, run_id, utc_now())
+            trail.record(actor, "task.started", event.key,
+                         after={"uri": task.uri, "solution": task.solution.name})
             continue
         outcome = event.outcome
         if outcome is None:
@@ -165,6 +194,7 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
                           flags=outcome.flags, started_utc=outcome.started_utc,
                           finished_utc=outcome.finished_utc)
         report.executed += 1
+        trail.record_many(_task_events(actor, outcome))
         if outcome.state == "done":
             log_event("INFO", "processed", study=study.study, uri=task.uri,
                       solution=task.solution.name, task=task.key[:16])
@@ -179,8 +209,18 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
     report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
 
 
+def _task_events(actor: str, outcome: TaskOutcome) -> list[AuditEvent]:
+    if outcome.state != "done":
+        return [AuditEvent(actor, "task.failed", outcome.key,
+                           after={"tag": outcome.tag, "message": outcome.message})]
+    return [AuditEvent(actor, "task.finished", outcome.key, after={"state": "done"}),
+            AuditEvent(actor, "result.written", outcome.result_dir or "",
+                       after={"task": outcome.key,
+                              "provenance_sha256": outcome.provenance_sha256})]
+
+
 def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metadata: Metadata,
-               run_id: str, report: RunReport) -> None:
+               run_id: str, report: RunReport, trail: AuditTrail, actor: str) -> None:
     out = Store(study.output)
     existing = state.participant_result_keys()
     by_name = {s.name: s for s in solutions}
@@ -210,7 +250,7 @@ def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metada
         folder = participant_dir(sol_name, participant, key)
         prov = Provenance(
             kind="participant", study=study.study, study_fingerprint=study.fingerprint(),
-            task_key=key, run_id=run_id, user=current_user(),
+            task_key=key, run_id=run_id, user=default_actor(study.identity),
             input=[InputRef(uri=t.uri, sha256=t.sha256, size_bytes=t.size_bytes,
                             participant=t.participant, side=t.side, task_key=t.key)
                    for t in chosen],
@@ -218,15 +258,17 @@ def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metada
             finished_utc=utc_now(), flags=flags,
         )
         _, prov_sha = write_result(out, folder, tables, {}, prov)
+        trail.record(actor, "result.written", folder,
+                     after={"participant": participant, "provenance_sha256": prov_sha})
         state.add_participant_result(key=key, solution=sol_name, participant=participant,
                                      task_keys=[t.key for t in chosen], result_dir=folder,
                                      provenance_sha256=prov_sha, flags=flags, run_id=run_id)
         report.participants_aggregated += 1
-    _write_summaries(study, state, by_name, out, run_id, report)
+    _write_summaries(study, state, by_name, out, run_id, report, trail, actor)
 
 
 def _write_summaries(study: Study, state: State, solutions: dict[str, Solution], out: Store,
-                     run_id: str, report: RunReport) -> None:
+                     run_id: str, report: RunReport, trail: AuditTrail, actor: str) -> None:
     latest = state.latest_participant_results()
     for sol_name in sorted(solutions):
         rows = [r for r in latest if r.solution == sol_name]
@@ -243,7 +285,7 @@ def _write_summaries(study: Study, state: State, solutions: dict[str, Solution],
             {r.participant: read_tables(out, r.result_dir) for r in rows})
         prov = Provenance(
             kind="study-summary", study=study.study, study_fingerprint=study.fingerprint(),
-            task_key=key, run_id=run_id, user=current_user(),
+            task_key=key, run_id=run_id, user=default_actor(study.identity),
             input=[InputRef(uri=out.uri(r.result_dir), sha256=r.key, size_bytes=0,
                             participant=r.participant, task_key=r.key) for r in rows],
             solution=_solution_ref(solutions[sol_name]), software=software(),
@@ -252,6 +294,7 @@ def _write_summaries(study: Study, state: State, solutions: dict[str, Solution],
         _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov)
         state.add_summary(key=key, solution=sol_name, result_dir=folder,
                           provenance_sha256=prov_sha, run_id=run_id)
+        trail.record(actor, "result.written", folder, after={"provenance_sha256": prov_sha})
 
 
 def _solution_ref(sol: Solution) -> SolutionRef:

@@ -35,7 +35,7 @@ from wearflow.catalog import SensorFile
 from wearflow.errors import StateError
 from wearflow.provenance import utc_now
 
-TASK_STATES = ("pending", "waiting", "running", "done", "failed")
+TASK_STATES = ("pending", "waiting", "running", "done", "failed", "excluded")
 
 
 class Base(DeclarativeBase):
@@ -60,6 +60,7 @@ class FileRow(Base):
     parse_error: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(String(2048))
     device_serial: Mapped[str | None] = mapped_column(String(128))
+    excluded_reason: Mapped[str | None] = mapped_column(Text)
     first_seen_utc: Mapped[str] = mapped_column(String(32))
     last_seen_utc: Mapped[str] = mapped_column(String(32))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -85,7 +86,6 @@ class TaskRow(Base):
     result_dir: Mapped[str | None] = mapped_column(String(2048))
     provenance_sha256: Mapped[str | None] = mapped_column(String(64))
     inputs_json: Mapped[str] = mapped_column(Text, default="{}")
-    excluded_reason: Mapped[str | None] = mapped_column(Text)
     flags_json: Mapped[str] = mapped_column(Text, default="[]")
     created_utc: Mapped[str] = mapped_column(String(32))
     started_utc: Mapped[str | None] = mapped_column(String(32))
@@ -153,6 +153,7 @@ class RunRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     study: Mapped[str] = mapped_column(String(256))
     study_fingerprint: Mapped[str] = mapped_column(String(64))
+    config_json: Mapped[str] = mapped_column(Text, default="{}")
     user: Mapped[str] = mapped_column(String(256))
     started_utc: Mapped[str] = mapped_column(String(32))
     finished_utc: Mapped[str | None] = mapped_column(String(32))
@@ -173,6 +174,7 @@ class IssueRow(Base):
     first_seen_utc: Mapped[str] = mapped_column(String(32))
     last_seen_utc: Mapped[str] = mapped_column(String(32))
     open: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    resolved_reason: Mapped[str | None] = mapped_column(Text)  # closed by hand, and why
 
 
 @dataclass(frozen=True)
@@ -438,7 +440,8 @@ class State:
         with self._session() as s:
             rows = s.execute(
                 select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
-                .where(FileRow.current, FileRow.present, TaskRow.current)
+                .where(FileRow.current, FileRow.present, TaskRow.current,
+                       FileRow.excluded_reason.is_(None))
                 .order_by(FileRow.uri, TaskRow.solution)
             ).all()
         return [(t, f) for t, f in rows]
@@ -518,10 +521,17 @@ class State:
                           t.solution_fingerprint, json.loads(t.inputs_json)), t.result_dir or ""
 
     # -- runs ----------------------------------------------------------------
-    def begin_run(self, run_id: str, study: str, fingerprint: str, user: str) -> None:
+    def begin_run(self, run_id: str, study: str, fingerprint: str, user: str,
+                  config: Mapping[str, object]) -> dict[str, object] | None:
+        """Record a run; return the configuration of the previous run (None if first)."""
         with self._session() as s, s.begin():
+            last = s.scalars(select(RunRow).where(RunRow.study == study)
+                             .order_by(RunRow.started_utc.desc(), RunRow.id.desc())
+                             .limit(1)).first()
             s.add(RunRow(id=run_id, study=study, study_fingerprint=fingerprint, user=user,
+                         config_json=json.dumps(config, sort_keys=True),
                          started_utc=utc_now()))
+        return None if last is None else dict(json.loads(last.config_json))
 
     def finish_run(self, run_id: str, counts: dict[str, int]) -> None:
         with self._session() as s, s.begin():
@@ -550,7 +560,7 @@ class State:
                                    message=spec.message, resolution=spec.resolution,
                                    first_seen_utc=now, last_seen_utc=now, open=True))
                     new.append(spec)
-                else:
+                elif row.resolved_reason is None:  # a hand-resolved issue stays closed
                     if not row.open:
                         new.append(spec)
                     row.open, row.last_seen_utc = True, now
@@ -567,6 +577,45 @@ class State:
                 q = q.where(IssueRow.tag == tag)
             return list(s.scalars(q.order_by(IssueRow.tag, IssueRow.uri, IssueRow.id)))
 
+    # -- manual actions --------------------------------------------------------
+    def find_current_file(self, target: str) -> FileRow:
+        """The current file whose URI, path or name is ``target`` (exactly one)."""
+        with self._session() as s:
+            rows = [r for r in s.scalars(select(FileRow).where(FileRow.current,
+                                                               FileRow.present))
+                    if target in (r.uri, r.path, r.path.rsplit("/", 1)[-1])]
+        if len(rows) != 1:
+            raise StateError(f"{len(rows)} current files match; give the full URI",
+                             subject=target)
+        return rows[0]
+
+    def retry_file(self, file_id: int) -> list[str]:
+        """Failed current tasks of a file back to pending; returns their keys."""
+        with self._session() as s, s.begin():
+            rows = list(s.scalars(select(TaskRow).where(TaskRow.file_id == file_id,
+                                                        TaskRow.current,
+                                                        TaskRow.state == "failed")))
+            for row in rows:
+                row.state, row.tag, row.message = "pending", None, None
+        return [r.key for r in rows]
+
+    def set_excluded(self, file_id: int, reason: str | None) -> str | None:
+        """Exclude (reason) or re-include (None) a file version; returns the previous reason."""
+        with self._session() as s, s.begin():
+            row = s.get(FileRow, file_id)
+            if row is None:
+                raise StateError("unknown file", subject=str(file_id))
+            previous, row.excluded_reason = row.excluded_reason, reason
+        return previous
+
+    def resolve_issue(self, issue_id: int, reason: str) -> IssueRow:
+        with self._session() as s, s.begin():
+            row = s.get(IssueRow, issue_id)
+            if row is None:
+                raise StateError("no such issue", subject=f"issue {issue_id}")
+            row.open, row.resolved_reason = False, reason
+            return row
+
     # -- status --------------------------------------------------------------
     def file_state_counts(self) -> Counter[str]:
         """One state per current file: failed > waiting > running > pending > done."""
@@ -579,5 +628,8 @@ class State:
         counts: Counter[str] = Counter()
         for f in self.current_files():
             held = f.parse_error or f.duplicate_of
+            if f.excluded_reason:
+                counts["excluded"] += 1
+                continue
             counts[per_file.get(f.id, "failed" if held else "pending")] += 1
         return counts

@@ -40,7 +40,8 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
         processed = sorted(p for p in participants
                            if all((s, p) in aggregated for s in solutions))
         issues = [
-            {"tag": i.tag, "uri": i.uri, "participant": i.participant, "message": i.message,
+            {"id": i.id, "tag": i.tag, "uri": i.uri, "participant": i.participant,
+             "message": i.message,
              "resolution": i.resolution, "first_seen_utc": i.first_seen_utc,
              "last_seen_utc": i.last_seen_utc}
             for i in state.open_issues(study.study, tag)

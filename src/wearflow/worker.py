@@ -84,7 +84,7 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
     folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
     provenance = Provenance(
         kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
-        task_key=task.key, run_id=run_id, user=current_user(),
+        task_key=task.key, run_id=run_id, user=task.user or current_user(),
         input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
                        participant=task.participant, side=task.side),
         solution=SolutionRef(name=solution.name, version=solution.version,

@@ -1,0 +1,294 @@
+"""Append-only, hash-chained audit trail (in the spirit of 21 CFR Part 11).
+
+Who did what to which object, when and why, kept in the ``audit_trail`` table
+of the study's state database. Entries are numbered ``seq = 1, 2, 3, ...`` and
+chained::
+
+    entry_hash(n) = sha256(canonical(seq, entry_utc, actor, action, object,
+                                     before_json, after_json, reason, prev_hash(n)))
+    prev_hash(n)  = entry_hash(n - 1);   prev_hash(1) = GENESIS_HASH ("0" * 64)
+
+``canonical`` is compact JSON of those nine fields with sorted keys, ASCII only.
+Editing any field breaks the entry's own ``entry_hash``; recomputing that hash
+breaks the next entry's ``prev_hash``; deleting, inserting or reordering entries
+breaks a ``seq`` step or a ``prev_hash`` link. :meth:`AuditTrail.verify` names
+the first entry where that happens.
+
+The chain holds no secret: it cannot show that the newest entries were removed,
+or that everything from some entry on was rewritten with fresh hashes by someone
+with write access. Keep an anchor outside the database (the head ``(seq,
+entry_hash)`` of a verify report or an export) and pass it to ``verify(anchor=)``.
+
+Appending is safe with concurrent writers (processes sharing one SQLite file,
+or PostgreSQL): one transaction reads the last entry and inserts the next
+``seq``; ``seq`` is the primary key, so a writer that lost the race gets a
+unique-key error and retries on the new last entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, astuple, dataclass, fields, replace
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from wearflow.errors import StateError
+from wearflow.provenance import current_user, utc_now
+
+GENESIS_HASH = "0" * 64
+_MAX_ATTEMPTS = 200
+
+_metadata = MetaData()
+audit_table = Table(
+    "audit_trail", _metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("entry_utc", String(32), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object", Text, nullable=False),
+    Column("before_json", Text),
+    Column("after_json", Text),
+    Column("reason", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing to record: who (``actor``) did ``action`` to ``object``, and why."""
+
+    actor: str
+    action: str
+    object: str
+    before: Any = None
+    after: Any = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored entry; the fields are the table's columns, in order."""
+
+    seq: int
+    entry_utc: str
+    actor: str
+    action: str
+    object: str
+    before_json: str | None
+    after_json: str | None
+    reason: str | None
+    prev_hash: str
+    entry_hash: str
+
+
+FIELDS = tuple(f.name for f in fields(AuditEntry))
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of re-computing the chain.
+
+    ``first_bad_seq`` and ``reason`` name the first broken entry (None when ok);
+    ``head_seq`` and ``head_hash`` are the last stored entry: the anchor to keep.
+    """
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+
+
+def compute_hash(entry: AuditEntry) -> str:
+    """The sha256 (hex) of the canonical form of every field but ``entry_hash``."""
+    body = {name: getattr(entry, name) for name in FIELDS if name != "entry_hash"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def verify_entries(entries: Iterable[AuditEntry],
+                   anchor: tuple[int, str] | None = None) -> VerifyReport:
+    """Check a chain given in seq order (from the database or an export).
+
+    Parameters
+    ----------
+    entries
+        The entries, sorted by seq.
+    anchor
+        ``(seq, entry_hash)`` kept outside the database; the chain must reach it.
+    """
+    prev_seq, prev_hash, count, why = 0, GENESIS_HASH, 0, ""
+    bad_seq: int | None = None
+    for e in entries:
+        count += 1
+        if bad_seq is None:
+            if e.seq != prev_seq + 1:
+                why = f"seq {'gap' if e.seq > prev_seq else 'not increasing'} after {prev_seq}"
+            elif e.prev_hash != prev_hash:
+                why = f"prev_hash does not match entry {prev_seq}"  # entry 0: the genesis value
+            elif compute_hash(e) != e.entry_hash:
+                why = "entry_hash does not match its content"
+            elif anchor is not None and e.seq == anchor[0] and e.entry_hash != anchor[1]:
+                why = "entry_hash does not match the anchor (rewritten)"
+            bad_seq = e.seq if why else None
+        prev_seq, prev_hash = e.seq, e.entry_hash
+    if bad_seq is None and anchor is not None and anchor[0] > prev_seq:
+        bad_seq, why = prev_seq + 1, f"entries {prev_seq + 1}..{anchor[0]} of the anchor missing"
+    return VerifyReport(ok=bad_seq is None, entries=count, first_bad_seq=bad_seq,
+                        reason=why or None, head_seq=prev_seq, head_hash=prev_hash)
+
+
+class AuditTrail:
+    """The audit trail in the database behind ``engine`` (its table created if missing).
+
+    Parameters
+    ----------
+    engine
+        An SQLAlchemy engine, e.g. ``State(url).engine``.
+    clock
+        Returns the current UTC time as ISO 8601 with ``Z`` (injectable for tests).
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], str] = utc_now) -> None:
+        self._engine, self._clock = engine, clock
+        self._where = engine.url.render_as_string(hide_password=True)
+        for attempt in (1, 2):  # a second try: another process may have just created it
+            try:
+                _metadata.create_all(engine)
+                break
+            except SQLAlchemyError as exc:
+                if attempt == 2:
+                    raise StateError(f"cannot create the audit trail ({exc})",
+                                     subject=self._where) from None
+
+    def record(self, actor: str, action: str, object: str, *, before: Any = None,
+               after: Any = None, reason: str | None = None) -> AuditEntry:
+        """Append one entry in its own transaction and return it.
+
+        ``before`` and ``after`` must be JSON-serialisable (stored with sorted keys).
+        Actions starting with ``manual.`` need a non-empty ``reason``.
+        """
+        return self.record_many([AuditEvent(actor, action, object, before, after, reason)])[0]
+
+    def record_many(self, events: Iterable[AuditEvent]) -> list[AuditEntry]:
+        """Append ``events`` in the order given, in one transaction (all or none)."""
+        drafts = [_draft(e) for e in events]
+        if not drafts:
+            return []
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                with self._engine.begin() as conn:
+                    last = conn.execute(select(audit_table.c.seq, audit_table.c.entry_hash)
+                                        .order_by(audit_table.c.seq.desc()).limit(1)).first()
+                    seq, prev = (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
+                    now, out = self._clock(), []
+                    for n, draft in enumerate(drafts, start=seq + 1):
+                        entry = replace(draft, seq=n, entry_utc=now, prev_hash=prev)
+                        prev = compute_hash(entry)
+                        out.append(replace(entry, entry_hash=prev))
+                    conn.execute(insert(audit_table), [asdict(e) for e in out])
+                return out
+            except IntegrityError:  # another writer took this seq: read the new last entry
+                time.sleep(min(0.001 * (attempt + 1), 0.05))
+            except SQLAlchemyError as exc:
+                raise StateError(f"cannot append to the audit trail ({exc})",
+                                 subject=self._where) from None
+        raise StateError(f"cannot append to the audit trail: seq taken {_MAX_ATTEMPTS} "
+                         "times by concurrent writers", subject=self._where)
+
+    def entries(self) -> list[AuditEntry]:
+        """Every entry, in seq order."""
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(audit_table).order_by(audit_table.c.seq)).all()
+        except SQLAlchemyError as exc:
+            raise StateError(f"cannot read the audit trail ({exc})", subject=self._where) from None
+        return [AuditEntry(*row) for row in rows]
+
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyReport:
+        """Re-compute the chain; see :func:`verify_entries`."""
+        return verify_entries(self.entries(), anchor)
+
+    def export(self, dest: str | os.PathLike[str] | IO[str], fmt: Literal["csv", "json"]) -> None:
+        """Write every entry, every column, in seq order, as CSV or JSON (UTF-8).
+
+        The same trail always gives the same bytes. In CSV, NULL is an empty cell.
+        Rebuild the entries (``AuditEntry(**row)``) to run :func:`verify_entries`
+        on an export away from the database.
+        """
+        entries = self.entries()
+        if fmt == "json":
+            text = json.dumps([asdict(e) for e in entries], indent=2, ensure_ascii=False) + "\n"
+        elif fmt == "csv":
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([FIELDS, *map(astuple, entries)])
+            text = buf.getvalue()
+        else:
+            raise StateError(f"unknown export format {fmt!r} (use csv or json)", subject=str(dest))
+        if isinstance(dest, str | os.PathLike):
+            Path(dest).write_text(text, encoding="utf-8", newline="")
+        else:
+            dest.write(text)
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Changed keys as ``{key: {"before": old, "after": new}}``, sorted by key.
+
+    Nested mappings are compared key by key under dotted names (``storage.location``);
+    an added key has no ``"before"``, a removed one no ``"after"``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    missing = object()
+
+    def walk(b: Mapping[str, Any], a: Mapping[str, Any], prefix: str) -> None:
+        for key in sorted(set(b) | set(a), key=str):
+            old, new = b.get(key, missing), a.get(key, missing)
+            if isinstance(old, Mapping) and isinstance(new, Mapping):
+                walk(old, new, f"{prefix}{key}.")
+            elif old != new:
+                out[f"{prefix}{key}"] = {side: value for side, value in
+                                         (("before", old), ("after", new)) if value is not missing}
+
+    walk(before, after, "")
+    return out
+
+
+def default_actor(configured: str | None = None) -> str:
+    """Who acts: ``configured``, else ``$WEARFLOW_USER``, else the OS user, else "unknown"."""
+    for candidate in (configured, os.environ.get("WEARFLOW_USER")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return current_user() or "unknown"
+
+
+def _draft(event: AuditEvent) -> AuditEntry:
+    """Validate one event: an entry still without seq, time and hashes."""
+    for name in ("actor", "action", "object"):
+        if not str(getattr(event, name) or "").strip():
+            raise StateError(f"audit entry needs a non-empty {name}",
+                             subject=event.object or event.action)
+    reason = event.reason if event.reason and event.reason.strip() else None
+    if event.action.startswith("manual.") and reason is None:
+        raise StateError(f"manual action {event.action!r} needs a non-empty reason",
+                         subject=event.object)
+    try:
+        before, after = (None if v is None else json.dumps(v, sort_keys=True, ensure_ascii=False,
+                                                           allow_nan=False)
+                         for v in (event.before, event.after))
+    except (TypeError, ValueError) as exc:
+        raise StateError(f"{event.action}: before/after is not JSON-serialisable ({exc})",
+                         subject=event.object) from None
+    return AuditEntry(0, "", event.actor, event.action, event.object, before, after, reason,
+                      "", "")
