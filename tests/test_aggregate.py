@@ -55,7 +55,17 @@ def test_study_summary_one_row_per_participant_and_date() -> None:
     summary = study_summary({"P2": {"activity_level_classification": alc},
                              "P1": {"activity_level_classification": alc, "sleep": sleep}})
     assert list(summary.columns) == ["participant", "date", "wear_hours", "active_minutes",
-                                     "sleep_minutes"]
+                                     "sleep_minutes", "valid_day"]
     assert list(summary["participant"]) == ["P1", "P2"]
     assert summary["sleep_minutes"].iloc[0] == 450.0
     assert np.isnan(summary["sleep_minutes"].iloc[1])
+
+
+def test_day_valid_when_either_wrist_is_valid() -> None:
+    def qc(valid: list[int]) -> dict[str, pd.DataFrame]:
+        return {"qc_days": pd.DataFrame({
+            "date": pd.array(["2026-03-02", "2026-03-03", "2026-03-04"], dtype="string"),
+            "valid_day": valid})}
+
+    out = combine_wrists(qc([1, 0, 0]), qc([0, 0, 1]))["qc_days"]
+    assert list(out["valid_day"]) == [1.0, 0.0, 1.0]

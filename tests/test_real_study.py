@@ -106,3 +106,31 @@ def test_study_completes_and_aggregates_every_participant_with_a_good_file(
     single = json.loads(next((real_study / "results/processed/wrist/P05").iterdir())
                         .joinpath("provenance.json").read_text())
     assert single["flags"] == ["single_wrist:left"]
+
+
+def test_qc_lists_every_file_and_why_days_are_not_valid(real_study: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wearflow.cli import app
+
+    result = CliRunner().invoke(app, ["qc", str(real_study), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    by_file: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_file.setdefault(str(row["uri"]).rsplit("/", 1)[-1], []).append(row)
+    assert set(by_file) == set(CASES)
+    for name, (_, outcome, expect) in CASES.items():
+        file_rows = by_file[name]
+        assert all(r["valid_day"] == 0 for r in file_rows)  # no real file here has a 16 h day
+        if outcome == "failed":
+            assert f"[{expect[0]}]" in str(file_rows[0]["reason"])
+            assert expect[1] in str(file_rows[0]["reason"])
+        elif outcome == "held":
+            assert "does not parse" in str(file_rows[0]["reason"])
+        else:
+            assert all(r["reason"] for r in file_rows), name
+    casson = by_file["P01_L.cwa"][0]
+    assert casson["date"] == "2019-05-31"
+    assert casson["reason"] == "worn 0.6 h < 16 h"
+    assert "qc/" in result.stdout or list((real_study / "results/qc").glob("*/qc.csv"))

@@ -8,7 +8,9 @@ The rule for the combined value, per numeric column and per day (or night):
 * otherwise the mean of the wrists that have a value;
 * ``<column>_left`` and ``<column>_right`` keep both wrists' values and
   ``<column>_discordance`` is ``|left - right|`` (empty when a wrist is missing);
-* ``combined_rule`` says, per row, which of these applied.
+* ``combined_rule`` says, per row, which of these applied;
+* ``valid_day`` is 1 when at least one wrist's day is valid (the wear rule of
+  the study's ``qc:`` settings).
 
 Only tables keyed by ``date`` are combined (days and nights); bout lists stay
 per wrist.
@@ -32,6 +34,7 @@ SUMMARY_COLUMNS = {
         "wake_mvpa_5s_epoch_min": "active_minutes",
     },
     "sleep": {"total_sleep_time_min": "sleep_minutes"},
+    "qc_days": {"valid_day": "valid_day"},
 }
 
 
@@ -68,7 +71,11 @@ def _combine_table(
             out[col] = pd.array(first.to_numpy(dtype=object), dtype="string")
             continue
         lf, rf = lv.to_numpy(dtype="float64"), rv.to_numpy(dtype="float64")
-        if preferred == "left":
+        if col.startswith("valid"):  # a day is valid when at least one wrist's is
+            both = np.vstack([lf, rf])
+            combined = np.where(np.all(np.isnan(both), axis=0), np.nan,
+                                np.nanmax(np.where(np.isnan(both), -np.inf, both), axis=0))
+        elif preferred == "left":
             combined = np.where(np.isnan(lf), rf, lf)
         elif preferred == "right":
             combined = np.where(np.isnan(rf), lf, rf)

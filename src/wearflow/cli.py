@@ -194,6 +194,39 @@ def metadata(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 @app.command()
+def qc(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per file and per day: valid or not, and why; also written as a CSV in the output."""
+    import pandas as pd
+
+    from wearflow.results import csv_bytes
+    from wearflow.status import study_qc
+    from wearflow.storage import Store, sha256_bytes
+
+    try:
+        s = load_study(study)
+        rows = study_qc(s)
+        table = pd.DataFrame(rows, columns=["solution", "participant", "side", "uri", "state",
+                                            "date", "wear_hours", "valid_day", "reason",
+                                            "flags"])
+        data = csv_bytes(table)
+        path = f"qc/{sha256_bytes(data)[:16]}/qc.csv"  # write-once, named by content
+        Store(s.output).write_once(path, data)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True, default=str) + "\n")
+        return
+    view = Table("participant", "side", "file", "date", "wear h", "valid", "reason")
+    for r in rows:
+        view.add_row(str(r["participant"] or ""), str(r["side"] or ""),
+                     r["uri"].rsplit("/", 1)[-1], r["date"] or "",
+                     "" if r["wear_hours"] is None else f"{r['wear_hours']:.1f}",
+                     "yes" if r["valid_day"] else "no", r["reason"] or "")
+    out.print(view)
+    out.print(f"written: {s.output}/{path}")
+
+
+@app.command()
 def verify(study: StudyArg) -> None:
     """Check every output on storage against its recorded sha256 (exit 1 on any problem)."""
     from wearflow.verify import verify_outputs

@@ -94,6 +94,12 @@ class MetadataConfig(_Frozen):
         return columns
 
 
+class QcConfig(_Frozen):
+    """Data-quality rules."""
+
+    min_wear_hours: float = Field(default=16.0, ge=0, le=24)
+
+
 class SolutionConfig(_Frozen):
     """One biomarker solution: a scikit-digital-health pipeline file or a built-in."""
 
@@ -126,6 +132,7 @@ class Study(_Frozen):
     files: FilesConfig
     solutions: tuple[SolutionConfig, ...] = Field(min_length=1)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    qc: QcConfig = Field(default_factory=QcConfig)
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     state: str | None = None
     time_zone: str = "UTC"

@@ -124,7 +124,7 @@ def make_plan(
         meta = metadata.get(f.participant or "", {})
         for sol in solutions:
             inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
-                      else study.time_zone}
+                      else study.time_zone, "min_wear_hours": f"{study.qc.min_wear_hours:g}"}
             missing = [r for r in sol.requires if r not in meta]
             inputs.update({r: meta[r].value for r in sol.requires if r in meta})
             key = task_key(f.sha256, sol.fingerprint, inputs)

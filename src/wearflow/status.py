@@ -8,7 +8,10 @@ from dataclasses import asdict
 from typing import Any
 
 from wearflow.config import Study
+from wearflow.qc import QC_TABLE, qc_rows
+from wearflow.results import read_tables
 from wearflow.state import TASK_STATES, State
+from wearflow.storage import Store
 
 
 def study_metadata(study: Study) -> dict[str, dict[str, dict[str, Any]]]:
@@ -55,3 +58,33 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
         "issues": issues,
         "output": study.output,
     }
+
+
+def study_qc(study: Study) -> list[dict[str, Any]]:
+    """Per current file and per day: valid or not, and why (failed files: their reason)."""
+    state = State(study.state_url)
+    try:
+        tasks = state.tasks_for_current_files()
+        held = [f for f in state.current_files()
+                if f.parse_error or f.duplicate_of or f.excluded_reason]
+    finally:
+        state.close()
+    out = Store(study.output)
+    rows: list[dict[str, Any]] = []
+    for task, f in tasks:
+        qc = days = None
+        if task.state == "done" and task.result_dir:
+            qc = json.loads(out.read_bytes(f"{task.result_dir}/qc.json"))
+            days = read_tables(out, task.result_dir).get(QC_TABLE)
+        for row in qc_rows(f.uri, task.state, task.tag, task.message, qc, days):
+            rows.append({"solution": task.solution, "participant": f.participant,
+                         "side": f.side, **row})
+    for f in held:
+        reason = (f"excluded by hand: {f.excluded_reason}" if f.excluded_reason
+                  else f"file name does not parse: {f.parse_error}" if f.parse_error
+                  else f"same bytes as {f.duplicate_of}; held")
+        rows.append({"solution": None, "participant": f.participant, "side": f.side,
+                     "uri": f.uri, "state": "excluded" if f.excluded_reason else "failed",
+                     "flags": "", "date": None, "wear_hours": None, "valid_day": 0,
+                     "reason": reason})
+    return sorted(rows, key=lambda r: (r["uri"], r["solution"] or "", r["date"] or ""))

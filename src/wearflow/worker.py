@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from wearflow.errors import AlgorithmError, Tag, WearflowError
 from wearflow.plan import TaskSpec
 from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
+from wearflow.qc import QC_TABLE, day_validity, recording_qc
 from wearflow.readers import read_recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import load_solution
@@ -69,6 +70,8 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
     except AlgorithmError as exc:
         raise AlgorithmError(exc.message, subject=task.uri) from exc
     flags = tuple(recording.flags) + tuple(result.flags)
+    tables = {**result.tables, QC_TABLE: day_validity(
+        result.tables, float(task.metadata.get("min_wear_hours", 16)))}
     qc = {
         "n_samples": recording.n_samples,
         "sampling_rate_hz": recording.sampling_rate_hz,
@@ -78,6 +81,7 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
         "has_temperature": recording.temperature_c is not None,
         "device": {"format": recording.device.format, "serial": recording.device.serial,
                    "model": recording.device.model, "firmware": recording.device.firmware},
+        **recording_qc(recording),
         "flags": list(flags),
         **dict(result.qc),
     }
@@ -94,7 +98,7 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
         software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
         task_inputs=dict(task.metadata),
     )
-    _, prov_sha = write_result(Store(task.output), folder, result.tables, {"qc": qc}, provenance)
+    _, prov_sha = write_result(Store(task.output), folder, tables, {"qc": qc}, provenance)
     return folder, flags, prov_sha
 
 

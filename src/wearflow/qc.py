@@ -1,0 +1,77 @@
+"""Data-quality records: per file (span, rate drift, clipping, reader and algorithm flags)
+and per day (wear hours, valid or not, and why).
+
+A day is valid when the wrist was worn at least ``min_wear_hours`` (study file
+``qc: min_wear_hours``, default 16 h, the GGIR / UK Biobank convention) by the
+solution's own wear detection. Days without a wear figure (recordings too short
+for a day window) are listed as not valid with that reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wearflow.recording import Recording
+
+DAY_TABLE = "activity_level_classification"
+QC_TABLE = "qc_days"
+CLIP_MARGIN_G = 0.05
+
+
+def recording_qc(recording: Recording) -> dict[str, Any]:
+    """File-level figures from the decoded recording."""
+    n = recording.n_samples
+    measured = (n - 1) / recording.duration_s if recording.duration_s > 0 else 0.0
+    drift = (measured / recording.sampling_rate_hz - 1.0) * 100.0 if measured else 0.0
+    peak = float(np.max(np.abs(recording.accel_g))) if n else 0.0
+    clipped = 0.0
+    if peak > 1.5:  # only meaningful near a device's range limit
+        clipped = float(np.mean(np.any(np.abs(recording.accel_g) >= peak - CLIP_MARGIN_G,
+                                       axis=1)))
+    return {
+        "measured_rate_hz": round(measured, 4),
+        "rate_drift_pct": round(drift, 4),
+        "peak_abs_accel_g": round(peak, 4),
+        "clipped_fraction": round(clipped, 6),
+    }
+
+
+def day_validity(tables: Mapping[str, pd.DataFrame], min_wear_hours: float) -> pd.DataFrame:
+    """One row per local day: wear hours, ``valid_day`` (1/0) and the reason when 0."""
+    days = tables.get(DAY_TABLE)
+    if days is None or "date" not in days.columns or "n_wear_hours" not in days.columns:
+        return pd.DataFrame({"date": pd.array([], dtype="string"),
+                             "wear_hours": pd.Series([], dtype="float64"),
+                             "valid_day": pd.Series([], dtype="int64"),
+                             "exclusion_reason": pd.array([], dtype="string")})
+    wear = days["n_wear_hours"].astype("float64").to_numpy()
+    valid = np.where(np.isnan(wear), 0, (wear >= min_wear_hours).astype("int64"))
+    reasons = [
+        "no wear figure (day window not covered)" if np.isnan(w)
+        else (f"worn {w:g} h < {min_wear_hours:g} h" if w < min_wear_hours else None)
+        for w in wear
+    ]
+    return pd.DataFrame({
+        "date": days["date"].astype("string").to_numpy(),
+        "wear_hours": wear,
+        "valid_day": valid.astype("int64"),
+        "exclusion_reason": pd.array(reasons, dtype="string"),
+    })
+
+
+def qc_rows(uri: str, state: str, tag: str | None, message: str | None,
+            qc: Mapping[str, Any] | None, days: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Rows of the study QC table for one file: one per day, or one for the whole file."""
+    base = {"uri": uri, "state": state, "flags": ";".join((qc or {}).get("flags", []))}
+    if state != "done" or days is None or days.empty:
+        reason = message if state != "done" else "no complete day in the recording"
+        return [{**base, "date": None, "wear_hours": None, "valid_day": 0,
+                 "reason": f"[{tag}] {reason}" if tag else reason}]
+    return [{**base, "date": str(r["date"]), "wear_hours": float(r["wear_hours"]),
+             "valid_day": int(r["valid_day"]),
+             "reason": None if pd.isna(r["exclusion_reason"]) else str(r["exclusion_reason"])}
+            for r in days.to_dict("records")]
