@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from study_helpers import write_csv
 from typer.testing import CliRunner
 
+from study_helpers import write_csv
 from wearflow import load_study, run_study, study_status
 from wearflow.cli import app
 from wearflow.executors import InlineExecutor
