@@ -375,3 +375,27 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path: Path) -> None:
     for actor in ("proc-a", "proc-b"):  # each writer's entries in its own order
         mine = [json.loads(e.after_json or "")["i"] for e in entries if e.actor == actor]
         assert mine == list(range(100))
+
+
+def test_an_append_that_loses_the_race_retries_then_gives_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = State(f"sqlite:///{tmp_path / 's.sqlite'}")
+    other = AuditTrail(state.engine)
+    sneaks = 1
+
+    def clock() -> str:  # runs after the last entry was read: another writer gets in first
+        nonlocal sneaks
+        if sneaks:
+            sneaks -= 1
+            other.record("bob", "task.started", "sneaked in")
+        return "2024-01-01T00:00:00.000Z"
+
+    trail = AuditTrail(state.engine, clock=clock)
+    assert trail.record("ann", "task.finished", "mine").seq == 2
+    assert [e.actor for e in trail.entries()] == ["bob", "ann"] and trail.verify().ok
+    monkeypatch.setattr("wearflow.audit._RETRY_S", 0.05)
+    sneaks = 10**6
+    with pytest.raises(StateError, match="cannot append to the audit trail within"):
+        trail.record("ann", "task.finished", "never")
+    assert "never" not in {e.object for e in trail.entries()} and trail.verify().ok
+    state.close()

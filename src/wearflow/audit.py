@@ -22,7 +22,7 @@ entry_hash)`` of a verify report or an export) and pass it to ``verify(anchor=)`
 Appending is safe with concurrent writers (processes sharing one SQLite file,
 or PostgreSQL): one transaction reads the last entry and inserts the next
 ``seq``; ``seq`` is the primary key, so a writer that lost the race gets a
-unique-key error and retries on the new last entry.
+unique-key (or busy / serialization) error and retries on the new last entry.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from typing import IO, Any, Literal
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from wearflow.errors import StateError
 from wearflow.provenance import current_user, utc_now
 
 GENESIS_HASH = "0" * 64
-_MAX_ATTEMPTS = 200
+_RETRY_S = 60.0  # how long an append keeps retrying against concurrent writers
 
 _metadata = MetaData()
 audit_table = Table(
@@ -187,7 +187,8 @@ class AuditTrail:
         drafts = [_draft(e) for e in events]
         if not drafts:
             return []
-        for attempt in range(_MAX_ATTEMPTS):
+        deadline, attempt = time.monotonic() + _RETRY_S, 0
+        while True:
             try:
                 with self._engine.begin() as conn:
                     last = conn.execute(select(audit_table.c.seq, audit_table.c.entry_hash)
@@ -200,13 +201,17 @@ class AuditTrail:
                         out.append(replace(entry, entry_hash=prev))
                     conn.execute(insert(audit_table), [asdict(e) for e in out])
                 return out
-            except IntegrityError:  # another writer took this seq: read the new last entry
-                time.sleep(min(0.001 * (attempt + 1), 0.05))
+            # IntegrityError: another writer took this seq. OperationalError: SQLite busy
+            # (a read upgraded to a write) or a PostgreSQL serialization failure. Both: retry.
+            except (IntegrityError, OperationalError) as exc:
+                if time.monotonic() > deadline:
+                    raise StateError(f"cannot append to the audit trail within {_RETRY_S:.0f} s "
+                                     f"({exc})", subject=self._where) from None
+                attempt += 1
+                time.sleep(min(0.001 * attempt, 0.05))
             except SQLAlchemyError as exc:
                 raise StateError(f"cannot append to the audit trail ({exc})",
                                  subject=self._where) from None
-        raise StateError(f"cannot append to the audit trail: seq taken {_MAX_ATTEMPTS} "
-                         "times by concurrent writers", subject=self._where)
 
     def entries(self) -> list[AuditEntry]:
         """Every entry, in seq order."""
@@ -215,7 +220,7 @@ class AuditTrail:
                 rows = conn.execute(select(audit_table).order_by(audit_table.c.seq)).all()
         except SQLAlchemyError as exc:
             raise StateError(f"cannot read the audit trail ({exc})", subject=self._where) from None
-        return [AuditEntry(*row) for row in rows]
+        return [AuditEntry(**row._asdict()) for row in rows]
 
     def verify(self, anchor: tuple[int, str] | None = None) -> VerifyReport:
         """Re-compute the chain; see :func:`verify_entries`."""

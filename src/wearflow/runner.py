@@ -77,8 +77,8 @@ def run_study(
     """
     run_id = f"{utc_now().replace(':', '').replace('-', '')[:15]}-{uuid.uuid4().hex[:8]}"
     report = RunReport(run_id=run_id, output=study.output)
-    handler = _log_to_output(study)
     state = State(study.state_url)
+    handler = _log_to_output(study)
     try:
         solutions = [load_solution(c) for c in study.solutions]  # before any file is touched
         inputs = [Store(loc) for loc in study.input]

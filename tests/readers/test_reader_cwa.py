@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reader_helpers import synthetic_signal
 
+from reader_helpers import synthetic_signal
 from wearflow.errors import ReaderError
 from wearflow.readers import _cwa_format as fmt
 from wearflow.readers import read_recording, write_cwa

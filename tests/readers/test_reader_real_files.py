@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from reader_helpers import sha12
 
+from reader_helpers import sha12
 from wearflow.errors import ReaderError
 from wearflow.readers import read_recording
 

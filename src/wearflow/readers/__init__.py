@@ -5,7 +5,13 @@ gzip (decompressed, then detected again), Axivity .cwa (``MD`` header block),
 GENEActiv .bin (text starting ``Device Identity``), otherwise CSV text
 (generic time/x/y/z columns or an ActiLife RAW export).
 
-Every failure is a :class:`~wearflow.errors.ReaderError` naming the file.
+Every failure is a :class:`~wearflow.errors.ReaderError` naming the file,
+with a one-line message. Every Recording returned has strictly increasing,
+finite times starting between 1990 and one day after now, finite
+acceleration and a sampling rate of 0.05 Hz to 10 kHz. Decompression stops
+at a cap (by default 200 times the compressed size, at least 1 MiB, at most
+4 GiB), so that a gzip bomb costs bounded memory.
+
 Device clocks store naive local time; ``device_time_zone`` converts it to UTC
 with the one offset in force when the clock was set (device clocks do not
 follow daylight saving time), so time stays increasing across a DST change.
@@ -23,6 +29,7 @@ Flags a recording can carry (short, ``name`` or ``name=value``)::
     incomplete_pages_dropped=N      .bin final page cut short
     corrupt_pages_skipped=N         .bin pages that do not decode
     pages_missing=N                 .bin header counts more pages than present
+    page_count_implausible          .bin header counts more than 2**32 pages
     device_type=...                 .bin from a device that is not a GENEActiv
     header_tz=+HH:MM                .bin header zone differs from device_time_zone
     page_time_residual_s=X          .bin page times stray from the sample clock
@@ -31,6 +38,7 @@ Flags a recording can carry (short, ``name`` or ``name=value``)::
     converted_mg_to_g               CSV acceleration was in milli-g
     rows_with_missing_values_dropped=N  CSV rows with empty or non-numeric cells
     gzip_truncated                  the gzip stream ended early; what was there is read
+    non_finite_samples_dropped=N    samples with a non-finite time or acceleration
     trimmed_samples=N               samples dropped because time did not increase
     gap_s=X                         an interval longer than 1 s (and 3 periods)
     gaps_not_listed=N               gaps beyond the first ten
@@ -41,7 +49,10 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
+import numpy as np
+
 from wearflow.errors import ReaderError
+from wearflow.readers._common import one_line
 from wearflow.readers.csv_reader import read_csv
 from wearflow.readers.cwa import read_cwa, write_cwa
 from wearflow.readers.geneactiv import read_geneactiv
@@ -52,9 +63,22 @@ __all__ = ["read_csv", "read_cwa", "read_geneactiv", "read_recording", "write_cw
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_LAYERS = 2
 TEXT_SNIFF_BYTES = 65536
+MAX_GZIP_RATIO = 200
+"""Default cap on decompressed size, as a multiple of the compressed size.
+
+Sensor data compress 2-20 times; a higher ratio is a degenerate file or a bomb."""
+MIN_DECOMPRESSED_CAP_BYTES = 1 << 20
+MAX_DECOMPRESSED_BYTES = 4 << 30
+_GUNZIP_CHUNK_BYTES = 1 << 20
 
 
-def read_recording(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recording:
+def read_recording(
+    data: bytes,
+    uri: str,
+    *,
+    device_time_zone: str = "UTC",
+    max_decompressed_bytes: int | None = None,
+) -> Recording:
     """Decode one sensor file, whatever its format.
 
     Parameters
@@ -65,6 +89,10 @@ def read_recording(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
         Where the bytes came from; named in every error.
     device_time_zone
         IANA zone the device clock (or naive CSV timestamps) were set in.
+    max_decompressed_bytes
+        Refuse gzip content that decompresses to more than this. By default
+        ``MAX_GZIP_RATIO`` times the compressed size, at least
+        ``MIN_DECOMPRESSED_CAP_BYTES`` and at most ``MAX_DECOMPRESSED_BYTES``.
 
     Returns
     -------
@@ -76,21 +104,32 @@ def read_recording(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
     ReaderError
         For any file that cannot be decoded, with a one-line reason.
     """
+    if max_decompressed_bytes is None:
+        max_decompressed_bytes = min(
+            MAX_DECOMPRESSED_BYTES, max(MAX_GZIP_RATIO * len(data), MIN_DECOMPRESSED_CAP_BYTES)
+        )
     try:
-        return _read(bytes(data), uri, device_time_zone)
-    except ReaderError:
-        raise
+        # Corrupt values may overflow (a subnormal gain, a 1e308 timestamp); the inf and
+        # NaN that result are dropped and counted, or refused, by the readers' finish().
+        with np.errstate(all="ignore"):
+            return _read(bytes(data), uri, device_time_zone, max_decompressed_bytes)
+    except ReaderError as exc:
+        message = one_line(exc.message)
+        if message == exc.message and exc.subject == uri:
+            raise
+        # A reason quoting the file's own bytes may hold line breaks; keep it one line.
+        raise ReaderError(message, subject=uri) from exc
     except Exception as exc:  # a reader bug or an unforeseen defect: still a data issue
-        reason = " ".join(str(exc).split())[:200]
+        reason = one_line(str(exc), 200)
         raise ReaderError(f"cannot decode ({type(exc).__name__}: {reason})", subject=uri) from exc
 
 
-def _read(data: bytes, uri: str, zone: str) -> Recording:
+def _read(data: bytes, uri: str, zone: str, max_bytes: int) -> Recording:
     flags: list[str] = []
     for _ in range(MAX_GZIP_LAYERS):
         if not data.startswith(GZIP_MAGIC):
             break
-        data, truncated = _gunzip(data, uri)
+        data, truncated = _gunzip(data, uri, max_bytes)
         if truncated:
             flags.append("gzip_truncated")
     recording = _dispatch(data, uri, zone)
@@ -119,24 +158,42 @@ def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
     )
 
 
-def _gunzip(data: bytes, uri: str) -> tuple[bytes, bool]:
-    """Decompress every gzip member; a stream cut short keeps what it held."""
-    parts: list[bytes] = []
+def _gunzip(data: bytes, uri: str, max_bytes: int) -> tuple[bytes, bool]:
+    """Decompress every gzip member, at most ``max_bytes``; a stream cut short keeps what it held.
+
+    Decompression goes in chunks, so a bomb is refused after ``max_bytes`` plus
+    one chunk, never after inflating it whole.
+    """
+    out = bytearray()
     rest = data
     while rest.startswith(GZIP_MAGIC):
         stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = rest
         try:
-            parts.append(stream.decompress(rest))
-            parts.append(stream.flush())
+            while not stream.eof:
+                chunk = stream.decompress(pending, _GUNZIP_CHUNK_BYTES)
+                pending = stream.unconsumed_tail
+                if not chunk and not pending:
+                    break  # input used up before the end of the stream: truncated
+                out += chunk
+                _check_size(len(out), max_bytes, uri)
         except zlib.error as exc:
             raise ReaderError(f"corrupt gzip stream ({exc})", subject=uri) from exc
         if not stream.eof:
-            out = b"".join(parts)
             if not out:
                 raise ReaderError("truncated gzip stream with no readable content", subject=uri)
-            return out, True
+            return bytes(out), True
         rest = stream.unused_data
-    return b"".join(parts), False
+    return bytes(out), False
+
+
+def _check_size(size: int, max_bytes: int, uri: str) -> None:
+    if size > max_bytes:
+        raise ReaderError(
+            f"decompressed size exceeds {max_bytes} bytes (gzip bomb or degenerate file; "
+            "raise max_decompressed_bytes to read it)",
+            subject=uri,
+        )
 
 
 def _looks_like_text(sample: bytes) -> bool:

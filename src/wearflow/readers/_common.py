@@ -1,12 +1,15 @@
 """Helpers shared by the readers: device-clock time zones and the final clean-up.
 
 Every reader ends in :func:`finish`, so that all formats obey the same rules:
+samples with a non-finite time or acceleration are dropped and counted,
 samples whose time does not increase are dropped (never reordered) and
-counted, gaps are flagged, and the result is checked by ``Recording.validate``.
+counted, gaps are flagged, an implausible sampling rate or a start before 1990
+or in the future is refused, and the result is checked by ``Recording.validate``.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +24,32 @@ BoolArray = npt.NDArray[np.bool_]
 MAX_GAP_FLAGS = 10
 """Gaps listed one by one in the flags; the rest are only counted."""
 
+MIN_SAMPLING_RATE_HZ = 0.05
+"""Slower than one sample per 20 s is epoch summaries, not samples (the slowest rate an
+AX3 rate code can state is 3200 / 2**15 = 0.098 Hz)."""
+MAX_SAMPLING_RATE_HZ = 10_000.0
+"""Above this, timestamps are in the wrong unit (the AX3's fastest rate is 3200 Hz)."""
+EARLIEST_START_S = 631152000.0
+"""1990-01-01T00:00:00Z: earlier starts come from a clock that was never set."""
+FUTURE_TOLERANCE_S = 86400.0
+"""A start this far after the reading machine's clock is a wrong device clock."""
+
+MAX_MESSAGE_CHARS = 300
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` with every line break and run of white space made one space, cut to ``limit``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def describe_time(time_s: float) -> str:
+    """ISO 8601 UTC for a time in seconds, or the number itself when out of range."""
+    try:
+        return datetime.fromtimestamp(time_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{time_s:.6g} s since 1970"
+
 
 def zone_offset_s(zone: str, local_s: float, uri: str) -> float:
     """UTC offset (seconds) of IANA ``zone`` at the naive local time ``local_s``.
@@ -34,7 +63,9 @@ def zone_offset_s(zone: str, local_s: float, uri: str) -> float:
     try:
         offset = datetime.fromtimestamp(local_s, UTC).replace(tzinfo=tz).utcoffset()
     except (ValueError, OverflowError, OSError) as exc:
-        raise ReaderError(f"timestamp {local_s!r} is out of range", subject=uri) from exc
+        raise ReaderError(
+            f"timestamp {local_s:.6g} s since 1970 is outside the years 1 to 9999", subject=uri
+        ) from exc
     return 0.0 if offset is None else offset.total_seconds()
 
 
@@ -92,10 +123,26 @@ def finish(
     device: DeviceInfo,
     flags: list[str],
 ) -> Recording:
-    """Drop non-increasing samples, flag gaps, build and validate the Recording."""
+    """Drop non-finite and non-increasing samples, flag gaps, check, build and validate.
+
+    Raises
+    ------
+    ReaderError
+        No samples, an implausible sampling rate, or a start before 1990 (clock
+        not set) or more than a day in the future (clock wrong).
+    """
     if time_s.size == 0:
         raise ReaderError("no samples could be decoded", subject=uri)
     flags = list(flags)
+    finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
+    if not np.all(finite):
+        if not np.any(finite):
+            raise ReaderError("no sample has a finite time and acceleration", subject=uri)
+        time_s, accel_g = time_s[finite], accel_g[finite]
+        temperature_c = None if temperature_c is None else temperature_c[finite]
+        flags.append(f"non_finite_samples_dropped={finite.size - np.count_nonzero(finite)}")
+    check_sampling_rate(sampling_rate_hz, uri)
+    check_start(float(time_s[0]), uri)
     keep = increasing_mask(time_s)
     dropped = int(keep.size - np.count_nonzero(keep))
     if dropped:
@@ -114,3 +161,34 @@ def finish(
         flags=tuple(flags),
     )
     return recording.validate(uri)
+
+
+def check_sampling_rate(sampling_rate_hz: float, uri: str) -> None:
+    """Refuse a rate no raw accelerometer records at (epoch data, wrong time unit)."""
+    if not MIN_SAMPLING_RATE_HZ <= sampling_rate_hz <= MAX_SAMPLING_RATE_HZ:
+        raise ReaderError(
+            f"implausible sampling rate {sampling_rate_hz:.6g} Hz (raw accelerometry is "
+            f"{MIN_SAMPLING_RATE_HZ:g} Hz to {MAX_SAMPLING_RATE_HZ:g} Hz: epoch data, or "
+            "timestamps in the wrong unit?)",
+            subject=uri,
+        )
+
+
+def check_start(start_s: float, uri: str) -> None:
+    """Refuse a start from an unset (before 1990) or wrong (in the future) device clock.
+
+    A future start is an error rather than a flag: every day and night cut from
+    this recording would carry a wrong date, and nothing downstream can tell.
+    """
+    if start_s < EARLIEST_START_S:
+        raise ReaderError(
+            f"recording starts before 1990 ({describe_time(start_s)}): "
+            "the device clock was not set",
+            subject=uri,
+        )
+    if start_s > time.time() + FUTURE_TOLERANCE_S:
+        raise ReaderError(
+            f"recording starts more than a day in the future ({describe_time(start_s)}): "
+            "the device clock was set wrong",
+            subject=uri,
+        )

@@ -14,6 +14,7 @@ ActiLife RAW exports have a 10-line header ("Start Time", "Start Date",
 from __future__ import annotations
 
 import io
+import math
 import re
 from datetime import UTC, datetime
 
@@ -21,11 +22,15 @@ import numpy as np
 import pandas as pd
 
 from wearflow.errors import ReaderError
-from wearflow.readers._common import finish, local_to_utc
+from wearflow.readers._common import check_sampling_rate, finish, local_to_utc, one_line
 from wearflow.recording import DeviceInfo, FloatArray, Recording
 
 STANDARD_GRAVITY = 9.80665
 ACTILIFE_HEADER_LINES = 10
+MAX_COLUMNS = 256
+"""More columns than this is not an accelerometer table (and would cost memory per column)."""
+MAX_NAME_CHARS = 100
+"""Column names are matched on their first characters only (keeps the regexes linear)."""
 
 _AXIS_STEMS = ("", "a", "acc", "accel", "acceleration", "accelerometer")
 _TIME_KEYS = {
@@ -59,7 +64,7 @@ _UNIT_SUFFIXES = {
     "mg": "mg",
     "g": "g",
 }
-_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)\s*$")
+_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)\s*$")
 
 
 def read_csv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recording:
@@ -90,9 +95,11 @@ def read_csv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recordi
         return _read_actilife(text, uri, device_time_zone)
     frame = _frame(text, uri, header=0)
     columns = _match_columns(frame.columns)
-    if "time" not in columns or not {"x", "y", "z"} <= columns.keys():
-        found = ", ".join(str(c) for c in frame.columns[:8])
-        raise ReaderError(f"CSV has no time and x/y/z columns (found: {found})", subject=uri)
+    missing = [role for role in ("time", "x", "y", "z") if role not in columns]
+    if missing:
+        found = ", ".join(str(c)[:40] for c in frame.columns[:8])
+        what = "time and x/y/z columns" if len(missing) == 4 else f"{' or '.join(missing)} column"
+        raise ReaderError(f"CSV has no {what} (found: {found})", subject=uri)
     time_s, zone_flags = _parse_times(frame[columns["time"]], uri, device_time_zone)
     return _build(frame, columns, time_s, uri, zone_flags, DeviceInfo("csv"))
 
@@ -107,6 +114,12 @@ def _decode(data: bytes) -> str:
 def _frame(text: str, uri: str, *, header: int | None) -> pd.DataFrame:
     sample = text.split("\n", 1)[0]
     sep = max((",", ";", "\t"), key=sample.count)
+    if sample.count(sep) >= MAX_COLUMNS:
+        raise ReaderError(
+            f"CSV has {sample.count(sep) + 1} columns in its first line; an accelerometer "
+            f"table has fewer than {MAX_COLUMNS}",
+            subject=uri,
+        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -125,7 +138,7 @@ def _frame(text: str, uri: str, *, header: int | None) -> pd.DataFrame:
 
 def _key(name: object) -> tuple[str, str]:
     """Normalised column key and any unit written in brackets, e.g. 'X (m/s^2)'."""
-    text = str(name).strip().lower()
+    text = str(name)[:MAX_NAME_CHARS].strip().lower()
     unit = "".join(re.findall(r"[\(\[]([^\)\]]*)[\)\]]", text))
     bare = re.sub(r"[\(\[][^\)\]]*[\)\]]", "", text)
     return re.sub(r"[^a-z0-9]", "", bare), re.sub(r"[^a-z0-9]", "", unit.replace("^", ""))
@@ -165,13 +178,25 @@ def _parse_times(column: pd.Series, uri: str, zone: str) -> tuple[FloatArray, li
     strings = column.astype("string").str.strip()
     first = strings.dropna().iloc[0] if strings.notna().any() else ""
     aware = bool(_OFFSET.search(str(first)))
-    parsed = pd.to_datetime(strings, format="ISO8601", errors="coerce", utc=aware)
+    # Stamps that differ from the first in having an offset are missing values: a naive
+    # and a zoned stamp in one column cannot both be right.
+    zoned = strings.str.contains(_OFFSET, na=False)
+    strings = strings.where(zoned == aware)
+    try:
+        parsed = pd.to_datetime(strings, format="ISO8601", errors="coerce", utc=aware)
+    except (ValueError, OverflowError) as exc:
+        reason = one_line(str(exc), 80)
+        raise ReaderError(f"time column does not parse ({reason})", subject=uri) from exc
     if aware:
         parsed = parsed.dt.tz_localize(None)
-    elapsed = (parsed - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
-    seconds: FloatArray = np.asarray(elapsed.to_numpy(np.float64), dtype=np.float64)
+    # Through microseconds, not nanoseconds: a year-0001 stamp must not overflow.
+    stamps = parsed.to_numpy("datetime64[us]")
+    micros = stamps.astype(np.int64).astype(np.float64)
+    seconds: FloatArray = np.where(np.isnat(stamps), np.nan, micros / 1e6)
     if np.all(np.isnan(seconds)):
-        raise ReaderError(f"time column does not parse as ISO 8601 (e.g. {first!r})", subject=uri)
+        raise ReaderError(
+            f"time column does not parse as ISO 8601 (e.g. {str(first)[:40]!r})", subject=uri
+        )
     if aware:
         return seconds, []
     return local_to_utc(seconds, zone, float(seconds[np.flatnonzero(~np.isnan(seconds))[0]]), uri)
@@ -218,7 +243,7 @@ def _to_g(accel: FloatArray, unit: str, uri: str) -> tuple[FloatArray, list[str]
         return accel / STANDARD_GRAVITY, ["converted_m_s2_to_g"]
     if unit == "mg":
         return accel / 1000.0, ["converted_mg_to_g"]
-    magnitude = np.sqrt(np.sum(accel**2, axis=1))
+    magnitude = np.hypot(np.hypot(accel[:, 0], accel[:, 1]), accel[:, 2])  # cannot overflow
     moving = magnitude[magnitude > 0]
     median = float(np.median(moving)) if moving.size else 0.0
     if 4.0 < median < 20.0:  # at rest |a| is 1 g = 9.81 m/s^2; no wrist sustains 4 g
@@ -239,7 +264,9 @@ def _rate(time_s: FloatArray, uri: str) -> float:
         raise ReaderError("CSV timestamps are all identical", subject=uri)
     median = np.median(steps)
     regular = steps[(steps > 0.5 * median) & (steps < 1.5 * median)]
-    return round(1.0 / float(np.mean(regular)), 6)
+    if regular.size == 0:  # two clusters of steps (an even count) straddle the median
+        regular = np.asarray([median])
+    return round(float(1.0 / np.mean(regular)), 6)  # an infinite rate is refused by finish()
 
 
 def _read_actilife(text: str, uri: str, zone: str) -> Recording:
@@ -251,6 +278,8 @@ def _read_actilife(text: str, uri: str, zone: str) -> Recording:
     date_format = re.search(r"date format (\S+)", head)
     if not (rate and start_time and start_date):
         raise ReaderError("ActiLife header lacks the sample rate or start date/time", subject=uri)
+    rate_hz = float(rate.group(1))
+    check_sampling_rate(rate_hz if math.isfinite(rate_hz) else math.nan, uri)
     body = text.split("\n", ACTILIFE_HEADER_LINES)[-1]
     has_names = bool(re.match(r"\s*[A-Za-z]", body))
     frame = _frame(body, uri, header=0 if has_names else None)
@@ -288,8 +317,9 @@ def _read_actilife(text: str, uri: str, zone: str) -> Recording:
             .timestamp()
         )
     except ValueError as exc:
-        raise ReaderError(f"ActiLife start date does not parse ({exc})", subject=uri) from exc
-    local = start + np.arange(len(frame), dtype=np.float64) / float(rate.group(1))
+        reason = str(exc)[:80]
+        raise ReaderError(f"ActiLife start date does not parse ({reason})", subject=uri) from exc
+    local = start + np.arange(len(frame), dtype=np.float64) / rate_hz
     time_s, flags = local_to_utc(local, zone, start, uri)
     return _build(frame, columns, time_s, uri, flags, device)
 

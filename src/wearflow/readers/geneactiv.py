@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import itertools
+import math
 import re
 
 import numpy as np
@@ -36,11 +37,15 @@ LONG_RUN_S = 3600.0
 MAX_RATE_DEVIATION = 0.002
 RESIDUAL_FLAG_S = 2.0
 CONFIG_LOOKBACK_S = 60 * 86400.0
+MAX_DECLARED_PAGES = 2**32
+"""A page count beyond this is a corrupt header field, not a count (flagged, not listed)."""
 
 IntArray = npt.NDArray[np.int64]
 
 _REQUIRED = ("x gain", "x offset", "y gain", "y offset", "z gain", "z offset")
 _ZONE = re.compile(r"GMT\s*([+-])?(\d{1,2}):(\d{2})")
+_CONFIG_STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_PAGE_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,3}")
 
 
 def read_geneactiv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recording:
@@ -80,7 +85,11 @@ def read_geneactiv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
     declared = _number(header["Number of Pages"], uri)
     if not starts:
         raise ReaderError(f"no data pages (header says {declared:g})", subject=uri)
-    flags = [f"pages_missing={int(declared) - len(starts)}"] if declared > len(starts) else []
+    flags = []
+    if declared > MAX_DECLARED_PAGES:
+        flags.append("page_count_implausible")
+    elif declared > len(starts):
+        flags.append(f"pages_missing={int(declared) - len(starts)}")
     device_type = header.get("Device Type", "")
     if device_type != "GENEActiv":
         flags.append(f"device_type={device_type.replace(' ', '_') or 'unknown'}")
@@ -128,8 +137,11 @@ def _parse_header(lines: list[bytes]) -> dict[str, str]:
 def _number(text: str, uri: str) -> float:
     match = re.match(r"\s*[-+]?\d+(\.\d*)?", text)
     if match is None:
-        raise ReaderError(f"GENEActiv header value {text!r} is not a number", subject=uri)
-    return float(match.group())
+        raise ReaderError(f"GENEActiv header value {text[:40]!r} is not a number", subject=uri)
+    value = float(match.group())
+    if not math.isfinite(value):
+        raise ReaderError(f"GENEActiv header value {text[:40]!r} is out of range", subject=uri)
+    return value
 
 
 def _parse_pages(
@@ -148,7 +160,7 @@ def _parse_pages(
             day, clock = stamp.split(" ")
             temp = float(lines[i + 5].removeprefix(b"Temperature:"))
             freq = float(lines[i + 8].removeprefix(b"Measurement Frequency:"))
-            if not freq > 0:
+            if not (freq > 0 and math.isfinite(freq)):
                 raise ValueError("bad frequency")
         except (ValueError, UnicodeDecodeError, IndexError):
             if k == len(starts) - 1:
@@ -215,13 +227,19 @@ def _calibrate(packed: npt.NDArray[np.uint8], gain: list[float], offset: list[fl
 
 def _page_seconds(stamps: list[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """Naive seconds since 1970 for ISO-like page times; invalid ones are masked."""
+    # Only the page-time shape is parsed: NumPy would also take (and warn about) zones.
+    well_formed = all(_PAGE_STAMP.fullmatch(stamp) for stamp in stamps)
     try:
+        if not well_formed:
+            raise ValueError("a page time is malformed")
         parsed = np.array(stamps, dtype="datetime64[ms]")
         ok = np.ones(len(stamps), dtype=bool)
     except ValueError:
         values, flags = [], []
         for stamp in stamps:
             try:
+                if not _PAGE_STAMP.fullmatch(stamp):
+                    raise ValueError(stamp)
                 values.append(np.datetime64(stamp, "ms"))
                 flags.append(True)
             except ValueError:
@@ -234,7 +252,10 @@ def _page_seconds(stamps: list[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]
 def _true_rate(freq: float) -> float:
     # GENEActiv rates are 600/n Hz but the file prints them rounded (66.7, 85.7):
     # over a week 66.7 instead of 66.667 Hz would drift by 5 minutes.
-    snapped = 600.0 / round(600.0 / freq)
+    divisor = round(600.0 / freq)
+    if divisor == 0:  # above 1200 Hz: not a GENEActiv rate; finish() judges it
+        return freq
+    snapped = 600.0 / divisor
     return snapped if abs(snapped - freq) / freq < 1e-3 else freq
 
 
@@ -265,7 +286,7 @@ def _page_clock(
 def _reference_time(config_time: str, first_local_s: float) -> float:
     """Configuration time when plausible (not a reset clock), else the first page."""
     stamp = config_time.strip()
-    if len(stamp) >= 19:
+    if _CONFIG_STAMP.match(stamp):
         try:
             config = float(np.datetime64(stamp[:10] + "T" + stamp[11:19], "s").astype(np.int64))
         except ValueError:
