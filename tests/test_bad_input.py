@@ -108,3 +108,28 @@ def test_unreachable_input_is_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     run_study(load_study(tmp_path), executor=InlineExecutor())
     assert study_status(load_study(tmp_path))["issues"] == []  # cause gone, issue closed
+
+
+def test_never_worn_device_is_processed_as_zero_wear(tmp_path: Path) -> None:
+    """A flat signal at room temperature: done, zero wear, no biomarkers, no crash."""
+    import pandas as pd
+
+    from wearflow.status import study_qc
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "study.yaml").write_text(STUDY)
+    t = 1772438400.0 + np.arange(30 * 3600 * 5) / 5.0  # 30 h at 5 Hz
+    noise = np.random.default_rng(0).normal(0, 0.002, (t.size, 3))
+    pd.DataFrame({"timestamp": t, "x": noise[:, 0], "y": noise[:, 1], "z": 1 + noise[:, 2],
+                  "temperature": 22.0}).to_csv(tmp_path / "raw/P9_L.csv", index=False)
+    report = run_study(load_study(tmp_path), executor=InlineExecutor())
+    assert report.exit_code == 0
+    (folder,) = (tmp_path / "results/single-wrist-processed/wrist/P9/P9_L.csv").iterdir()
+    qc = json.loads((folder / "qc.json").read_text())
+    assert any(f.startswith("never_worn:DETACH") for f in qc["flags"])
+    assert pd.read_csv(folder / "detach_wear.csv").empty
+    days = pd.read_csv(folder / "activity_level_classification.csv")
+    assert days["wake_mvpa_5s_epoch_min"].isna().all()  # no biomarkers without wear
+    rows = study_qc(load_study(tmp_path))
+    assert rows and all(r["valid_day"] == 0 for r in rows)
+    assert any(r["reason"] == "worn 0 h < 16 h" for r in rows)

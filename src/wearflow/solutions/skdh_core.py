@@ -130,6 +130,15 @@ def run_steps(steps: Sequence[Any], inputs: dict[str, Any],
                 kwargs, result = step.predict(**kwargs)
             except Exception as exc:  # the algorithm's own failure, any type
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                if _is_wear_step(step) and never_moved(inputs["accel"], float(inputs["fs"])):
+                    # SKDH's wear detectors index an empty wear list on a device that was
+                    # never worn; the answer is known: no wear at all.
+                    kwargs["wear"] = np.empty((0, 2), dtype="int64")
+                    flags.append(f"never_worn:{label}:no movement in the whole recording, "
+                                 "zero wear")
+                    tables.update(_step_tables(label, {"wear": kwargs["wear"]},
+                                               inputs["time"]))
+                    continue
                 if not short:
                     raise StepFailed(label, reason) from exc
                 flags.append(f"skipped:{label}:recording too short ({duration_h:.2f} h): "
@@ -138,6 +147,24 @@ def run_steps(steps: Sequence[Any], inputs: dict[str, Any],
         flags.extend(_warning_flags(label, caught))
         tables.update(_step_tables(label, result, inputs["time"]))
     return dict(sorted(tables.items())), flags
+
+
+WEAR_STEPS = frozenset({"DETACH", "AccelThresholdWearDetection", "CtaWearDetection",
+                        "CountWearDetection"})
+STILL_SD_G = 0.013  # SKDH's own bench-test threshold for a motionless device
+
+
+def _is_wear_step(step: Any) -> bool:
+    return type(step).__name__ in WEAR_STEPS
+
+
+def never_moved(accel: np.ndarray[Any, Any], fs: float) -> bool:
+    """True when no 1-minute window has movement above a motionless device's noise."""
+    n = int(round(60 * fs))
+    if n < 2 or accel.shape[0] < n:
+        return bool(np.all(np.std(accel, axis=0) < STILL_SD_G))
+    usable = accel[: accel.shape[0] // n * n].reshape(-1, n, 3)
+    return bool(np.all(usable.std(axis=1) < STILL_SD_G))
 
 
 def _substitute(step: Any, kwargs: Mapping[str, Any], flags: list[str]) -> Any:
