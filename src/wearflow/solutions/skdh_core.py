@@ -160,7 +160,7 @@ def _is_wear_step(step: Any) -> bool:
 
 def never_moved(accel: np.ndarray[Any, Any], fs: float) -> bool:
     """True when no 1-minute window has movement above a motionless device's noise."""
-    n = int(round(60 * fs))
+    n = round(60 * fs)
     if n < 2 or accel.shape[0] < n:
         return bool(np.all(np.std(accel, axis=0) < STILL_SD_G))
     usable = accel[: accel.shape[0] // n * n].reshape(-1, n, 3)
