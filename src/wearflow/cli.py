@@ -130,6 +130,35 @@ def _print_report(report: RunReport) -> None:
 
 
 @app.command()
+def watch(
+    study: StudyArg,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
+    executor: Annotated[str, typer.Option(help="local or inline")] = "local",
+    poll_s: Annotated[float, typer.Option(help="seconds between listings")] = 5.0,
+    settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
+) -> None:
+    """Process new and changed files as they land, until SIGINT/SIGTERM (exit 0)."""
+    from wearflow.watch import watch_study
+
+    try:
+        s = load_study(study)
+    except WearflowError as exc:
+        raise _fail(exc) from None
+
+    def on_cycle(report: RunReport) -> None:
+        if report.executed or report.participants_aggregated:
+            _print_report(report)
+
+    out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
+    result = watch_study(s, executor_factory=lambda: make_executor(executor,
+                                                                   workers or s.workers),
+                         poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle)
+    for problem in result.errors[-5:]:
+        err.print(f"cycle error: {problem}")
+    out.print(f"stopped after {result.cycles} cycles, {result.executed} tasks executed")
+
+
+@app.command()
 def status(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Files by state, participants processed, and open issues."""
     try:

@@ -138,6 +138,7 @@ class Study(_Frozen):
     time_zone: str = "UTC"
     device_time_zone: str | None = None
     workers: int | None = Field(default=None, ge=1)
+    single_wrist_grace_h: float = Field(default=0.0, ge=0)
     identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
 

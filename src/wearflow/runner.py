@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from wearflow import aggregate, catalog
@@ -66,8 +68,12 @@ def run_study(
     *,
     executor: Executor | None = None,
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> RunReport:
     """Catalog, plan, execute and aggregate a study once.
+
+    When ``stop`` is set during the run, no new task starts; running tasks
+    finish and are recorded, the rest stay pending for the next run.
 
     Raises
     ------
@@ -107,7 +113,7 @@ def run_study(
         report.files_total = len(current)
         report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
         _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
-                 report, progress, trail, actor)
+                 report, progress, trail, actor, stop)
         _aggregate(study, state, solutions, metadata, run_id, report, trail, actor)
         _sync_issues(study, state, plan, listed)
         flush_issues()
@@ -172,13 +178,13 @@ def _ingest_metadata(study: Study, state: State, trail: AuditTrail, actor: str) 
 
 def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
              report: RunReport, progress: ProgressCallback | None, trail: AuditTrail,
-             actor: str) -> None:
+             actor: str, stop: threading.Event | None = None) -> None:
     by_key = {t.key: t for t in plan.to_run}
     total = len(plan.to_run)
     if progress:
         progress("process", 0, total)
     finished = 0
-    for event in executor.run(plan.to_run, run_id):
+    for event in executor.run(plan.to_run, run_id, stop):
         task = by_key[event.key]
         if event.kind == "started":
             state.mark_running(event.key, run_id, utc_now())
@@ -209,6 +215,13 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
     report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
 
 
+def _grace_over(task: DoneTask, grace_h: float) -> bool:
+    if grace_h <= 0:
+        return True
+    finished = datetime.fromisoformat(task.finished_utc.replace("Z", "+00:00"))
+    return datetime.now(UTC) - finished >= timedelta(hours=grace_h)
+
+
 def _task_events(actor: str, outcome: TaskOutcome) -> list[AuditEvent]:
     if outcome.state != "done":
         return [AuditEvent(actor, "task.failed", outcome.key,
@@ -235,6 +248,8 @@ def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metada
         if any(len(v) > 1 for v in sides.values()):
             continue  # reported as an issue; never silently aggregate two files of one wrist
         chosen = sorted((v[0] for v in sides.values()), key=lambda t: t.side)
+        if len(chosen) == 1 and not _grace_over(chosen[0], study.single_wrist_grace_h):
+            continue  # the other wrist may still arrive
         hand_cell = metadata.get(participant, {}).get("dominant_hand")
         hand = hand_cell.value if hand_cell else None
         key = hashlib.sha256("|".join([aggregate.AGGREGATOR_VERSION, sol_name, participant,

@@ -236,6 +236,7 @@ class DoneTask:
     sha256: str
     size_bytes: int
     result_dir: str
+    finished_utc: str
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -450,7 +451,7 @@ class State:
         return [
             DoneTask(key=t.key, solution=t.solution, participant=f.participant or "",
                      side=f.side or "", uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes,
-                     result_dir=t.result_dir or "")
+                     result_dir=t.result_dir or "", finished_utc=t.finished_utc or "")
             for t, f in self.tasks_for_current_files()
             if t.state == "done" and f.participant and f.side
         ]

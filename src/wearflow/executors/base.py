@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -18,8 +19,13 @@ class TaskEvent:
 
 
 class Executor(Protocol):
-    """Runs tasks; yields a ``started`` event before and a ``finished`` event after each."""
+    """Runs tasks; yields a ``started`` event before and a ``finished`` event after each.
+
+    When ``stop`` is set, no further task is started; running ones finish and
+    the rest stay pending in the state database for the next run.
+    """
 
     workers: int
 
-    def run(self, tasks: Sequence[TaskSpec], run_id: str) -> Iterator[TaskEvent]: ...
+    def run(self, tasks: Sequence[TaskSpec], run_id: str,
+            stop: threading.Event | None = None) -> Iterator[TaskEvent]: ...

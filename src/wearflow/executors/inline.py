@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from wearflow.executors.base import TaskEvent
@@ -12,7 +13,10 @@ from wearflow.worker import execute
 class InlineExecutor:
     workers = 1
 
-    def run(self, tasks: Sequence[TaskSpec], run_id: str) -> Iterator[TaskEvent]:
+    def run(self, tasks: Sequence[TaskSpec], run_id: str,
+            stop: threading.Event | None = None) -> Iterator[TaskEvent]:
         for task in tasks:
+            if stop is not None and stop.is_set():
+                return
             yield TaskEvent("started", task.key)
             yield TaskEvent("finished", task.key, execute(task, run_id))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -16,6 +18,9 @@ from wearflow.worker import TaskOutcome, execute
 
 
 def _warm_up() -> None:
+    # Ctrl-C reaches the whole process group: the coordinator decides when to stop,
+    # a worker finishes its task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker.
     import skdh  # noqa: F401
 
@@ -27,7 +32,8 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
 
-    def run(self, tasks: Sequence[TaskSpec], run_id: str) -> Iterator[TaskEvent]:
+    def run(self, tasks: Sequence[TaskSpec], run_id: str,
+            stop: threading.Event | None = None) -> Iterator[TaskEvent]:
         if not tasks:
             return
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded coordinator
@@ -35,8 +41,8 @@ class LocalExecutor:
         queue = list(reversed(tasks))
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm_up) as pool:
             running: dict[Future[TaskOutcome], TaskSpec] = {}
-            while queue or running:
-                while queue and len(running) < workers:
+            while running or (queue and not (stop and stop.is_set())):
+                while queue and len(running) < workers and not (stop and stop.is_set()):
                     task = queue.pop()
                     yield TaskEvent("started", task.key)
                     running[pool.submit(execute, task, run_id)] = task

@@ -1,0 +1,156 @@
+"""`wearflow watch`: process a study whenever new or changed files land, until stopped.
+
+Triggers: every input location is listed every ``poll_s`` seconds (works for
+local folders and object stores alike); local folders also wake the loop at
+once through filesystem events (watchdog). A change starts a processing cycle
+(one :func:`~wearflow.runner.run_study`) once the listing has been quiet for
+``settle_s`` seconds, so files still being uploaded are not read (temporary
+names such as ``*.part`` are never cataloged at all); a steady stream of
+uploads still gets a cycle at least every ``max_delay_s``. A file read while
+it was still growing is not lost: its final bytes are a new version, processed
+in the next cycle, and the truncated version's issue closes itself.
+
+Stopping (SIGINT, SIGTERM, or ``stop`` set by the caller): no new task starts,
+running tasks finish and are recorded, and the loop returns. A restart resumes
+from the state database: finished tasks are never redone and files that
+arrived meanwhile are picked up by the first listing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from wearflow.catalog import NameParser
+from wearflow.config import Study, strip_file_scheme
+from wearflow.errors import WearflowError
+from wearflow.executors import Executor
+from wearflow.logs import log_event
+from wearflow.runner import RunReport, run_study
+from wearflow.storage import Store
+
+
+@dataclass
+class WatchReport:
+    cycles: int = 0
+    executed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+Listing = tuple[tuple[str, int, str], ...]
+
+
+def listing_signature(stores: list[Store], parser: NameParser) -> Listing:
+    """What the locations hold now: (URI, size, stamp) of every sensor and metadata file."""
+    out: list[tuple[str, int, str]] = []
+    for store in stores:
+        out.extend((store.uri(e.path), e.size_bytes, e.mtime) for e in store.walk()
+                   if parser.is_sensor_like(e.path) or parser.is_metadata(e.path))
+    return tuple(sorted(out))
+
+
+def _start_fs_events(study: Study, wake: threading.Event) -> Any:
+    local = [strip_file_scheme(loc) for loc in study.input
+             if "://" not in loc or loc.startswith("file://")]
+    if not local:
+        return None
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class _Wake(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            wake.set()
+
+    observer = Observer()
+    for folder in local:
+        if Path(folder).is_dir():
+            observer.schedule(_Wake(), folder, recursive=True)
+    observer.daemon = True
+    observer.start()
+    return observer
+
+
+def watch_study(
+    study: Study,
+    *,
+    executor_factory: Callable[[], Executor],
+    stop: threading.Event | None = None,
+    poll_s: float = 5.0,
+    settle_s: float = 2.0,
+    max_delay_s: float = 60.0,
+    idle_cycle_s: float = 300.0,
+    on_cycle: Callable[[RunReport], None] | None = None,
+    install_signal_handlers: bool = True,
+) -> WatchReport:
+    """Run processing cycles whenever the study's locations change, until ``stop``.
+
+    With no change, a cycle still runs every ``idle_cycle_s`` so that time-based
+    rules apply: a lone wrist's grace period ending, a metadata wait deadline.
+    """
+    stop = stop or threading.Event()
+    wake = threading.Event()
+    if install_signal_handlers:
+        def _handle(signum: int, _frame: FrameType | None) -> None:
+            log_event("INFO", f"signal {signum}: finishing running tasks, then stopping",
+                      study=study.study)
+            stop.set()
+            wake.set()
+
+        signal.signal(signal.SIGINT, _handle)
+        signal.signal(signal.SIGTERM, _handle)
+    stores = [Store(loc) for loc in study.input]
+    parser = NameParser(study.files)
+    observer = _start_fs_events(study, wake)
+    report = WatchReport()
+    processed: Listing | None = None
+    last_cycle = 0.0
+    try:
+        while not stop.is_set():
+            current = _quiet_listing(stores, parser, stop, settle_s, max_delay_s)
+            if stop.is_set():
+                break
+            if current != processed or time.monotonic() - last_cycle >= idle_cycle_s:
+                last_cycle = time.monotonic()
+                try:
+                    cycle = run_study(study, executor=executor_factory(), stop=stop)
+                except WearflowError as exc:  # e.g. storage briefly unreachable: retry later
+                    report.errors.append(str(exc))
+                    cycle = None
+                if cycle is not None:
+                    report.cycles += 1
+                    report.executed += cycle.executed
+                    processed = current
+                    if on_cycle:
+                        on_cycle(cycle)
+            wake.wait(poll_s)
+            wake.clear()
+    finally:
+        if observer is not None:
+            observer.stop()
+    return report
+
+
+def _quiet_listing(stores: list[Store], parser: NameParser, stop: threading.Event,
+                   settle_s: float, max_delay_s: float) -> Listing:
+    """List until two listings ``settle_s`` apart agree (or ``max_delay_s`` passed).
+
+    An unreachable location gives an empty listing: the cycle then reports it.
+    """
+    started = time.monotonic()
+    try:
+        previous = listing_signature(stores, parser)
+        while not stop.is_set() and time.monotonic() - started < max_delay_s:
+            stop.wait(settle_s)
+            current = listing_signature(stores, parser)
+            if current == previous:
+                return current
+            previous = current
+    except WearflowError:
+        return ()
+    return previous
