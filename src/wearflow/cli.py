@@ -75,7 +75,7 @@ def validate(study: StudyArg) -> None:
         s = load_study(study)
         sols = [load_solution(c) for c in s.solutions]
         for loc in s.input:
-            Store(loc).check_reachable()
+            Store(loc, s.storage_options).check_reachable()
     except WearflowError as exc:
         raise _fail(exc) from None
     out.print(f"{study_file_path(study)}: valid (study {s.study}; "
@@ -239,7 +239,7 @@ def qc(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False
                                             "flags"])
         data = csv_bytes(table)
         path = f"qc/{sha256_bytes(data)[:16]}/qc.csv"  # write-once, named by content
-        Store(s.output).write_once(path, data)
+        Store(s.output, s.storage_options).write_once(path, data)
     except WearflowError as exc:
         raise _fail(exc) from None
     if as_json:

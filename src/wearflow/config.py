@@ -139,6 +139,9 @@ class Study(_Frozen):
     device_time_zone: str | None = None
     workers: int | None = Field(default=None, ge=1)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
+    # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
+    # logged or written to outputs. Credentials may also come from AWS_* variables.
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
 
@@ -178,14 +181,18 @@ class Study(_Frozen):
             )
         return f"sqlite:///{Path(strip_file_scheme(self.output)) / 'wearflow.db'}"
 
+    def public_dump(self) -> dict[str, Any]:
+        """The configuration without storage options (which may hold credentials)."""
+        return self.model_dump(mode="json", exclude={"storage_options"})
+
     @property
     def clock_time_zone(self) -> str:
         """Time zone the devices' clocks were set to (defaults to the study's)."""
         return self.device_time_zone or self.time_zone
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved configuration, stable across key order."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """sha256 of the resolved configuration (storage options excluded), key-order stable."""
+        canonical = json.dumps(self.public_dump(), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from wearflow.audit import default_actor
 from wearflow.config import SolutionConfig, Study
@@ -62,6 +63,7 @@ class TaskSpec:
     device_time_zone: str
     user: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -148,6 +150,7 @@ def make_plan(
                     study=study.study, study_fingerprint=study_fingerprint,
                     output=study.output, device_time_zone=study.clock_time_zone,
                     user=user, metadata=inputs, fields=json.loads(f.fields_json),
+                    storage_options=study.storage_options,
                 ))
     return Plan(tuple(to_run), tuple(records), tuple(held))
 

@@ -87,12 +87,12 @@ def run_study(
     handler = _log_to_output(study)
     try:
         solutions = [load_solution(c) for c in study.solutions]  # before any file is touched
-        inputs = [Store(loc) for loc in study.input]
+        inputs = [Store(loc, study.storage_options) for loc in study.input]
         for store in inputs:
             store.check_reachable()
         actor = default_actor(study.identity)
         trail = AuditTrail(state.engine)
-        config = study.model_dump(mode="json")
+        config = study.public_dump()
         previous = state.begin_run(run_id, study.study, study.fingerprint(), actor, config)
         _audit_config(trail, actor, study, previous, config)
         known = state.known_files()
@@ -162,8 +162,8 @@ def _ingest_metadata(study: Study, state: State, trail: AuditTrail, actor: str) 
         if f.id in parsed:
             continue
         try:
-            values = parse_metadata(Store(f.location).read_bytes(f.path), f.uri,
-                                    study.metadata.columns)
+            data = Store(f.location, study.storage_options).read_bytes(f.path)
+            values = parse_metadata(data, f.uri, study.metadata.columns)
             rows: list[MetadataTuple] = [(v.participant, v.field, v.value, v.raw, v.row,
                                           v.problem) for v in values]
         except WearflowError as exc:
@@ -234,7 +234,7 @@ def _task_events(actor: str, outcome: TaskOutcome) -> list[AuditEvent]:
 
 def _aggregate(study: Study, state: State, solutions: Sequence[Solution], metadata: Metadata,
                run_id: str, report: RunReport, trail: AuditTrail, actor: str) -> None:
-    out = Store(study.output)
+    out = Store(study.output, study.storage_options)
     existing = state.participant_result_keys()
     by_name = {s.name: s for s in solutions}
     groups: dict[tuple[str, str], list[DoneTask]] = defaultdict(list)

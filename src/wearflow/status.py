@@ -69,7 +69,7 @@ def study_qc(study: Study) -> list[dict[str, Any]]:
                 if f.parse_error or f.duplicate_of or f.excluded_reason]
     finally:
         state.close()
-    out = Store(study.output)
+    out = Store(study.output, study.storage_options)
     rows: list[dict[str, Any]] = []
     for task, f in tasks:
         qc = days = None

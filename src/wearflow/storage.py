@@ -75,9 +75,15 @@ class Store:
         return f"{self._root}/{path}" if path else self._root
 
     def check_reachable(self) -> None:
-        """Raise StorageError when the root does not exist or cannot be listed."""
+        """Raise StorageError when the root does not exist or cannot be listed.
+
+        On object stores the bucket must exist; an empty prefix is a valid, empty folder.
+        """
         try:
-            ok = self.fs.isdir(self._root)
+            if self.protocol != "file":
+                ok = bool(self.fs.exists(self._root.split("/", 1)[0]))
+            else:
+                ok = self.fs.isdir(self._root)
         except Exception as exc:  # fsspec backends raise many types
             raise StorageError(f"location cannot be reached ({exc})",
                                subject=self.root_uri) from None
@@ -88,6 +94,8 @@ class Store:
         """Every file under the root, sorted by path; temporary names skipped."""
         self.check_reachable()
         try:
+            if self.protocol != "file":
+                self.fs.invalidate_cache()  # listings must be fresh for the watcher
             found = self.fs.find(self._root, detail=True)
         except Exception as exc:
             raise StorageError(f"cannot list ({exc})", subject=self.root_uri) from None
@@ -99,7 +107,7 @@ class Store:
             rel = full[len(prefix):] if full.startswith(prefix) else full
             if any(is_temporary(part) for part in rel.split("/")):
                 continue
-            stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+            stamp = info.get("mtime") or info.get("ETag") or info.get("LastModified") or ""
             yield Entry(rel, int(info.get("size") or 0), str(stamp))
 
     def read_bytes(self, path: str) -> bytes:
@@ -143,14 +151,13 @@ class Store:
             raise OutputExistsError("output exists with different content", subject=self.uri(path))
         tmp = f"{full}.{uuid.uuid4().hex}.tmp"
         try:
-            parent = full.rsplit("/", 1)[0]
-            self.fs.makedirs(parent, exist_ok=True)
-            with self.fs.open(tmp, "wb") as fh:
-                fh.write(data)
             if self.protocol == "file":
+                self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+                with self.fs.open(tmp, "wb") as fh:
+                    fh.write(data)
                 os.replace(tmp, full)  # atomic on one filesystem
             else:
-                self.fs.mv(tmp, full)
+                self.fs.pipe_file(full, data)  # an object PUT is atomic: whole or absent
         except Exception as exc:
             raise StorageError(f"cannot write ({exc})", subject=self.uri(path)) from None
         finally:

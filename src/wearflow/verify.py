@@ -48,7 +48,7 @@ class VerifyReport:
 
 def verify_outputs(study: Study) -> VerifyReport:
     """Compare every result file on storage with its recorded sha256."""
-    out = Store(study.output)
+    out = Store(study.output, study.storage_options)
     state = State(study.state_url)
     try:
         expected_prov = state.provenance_hashes()
@@ -127,7 +127,7 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
     if current.fingerprint != spec.solution_fingerprint:
         raise WearflowError(f"solution {spec.solution} is now {current.version}; the result "
                             f"was made by {spec.solution_version}", subject=result)
-    out = Store(study.output)
+    out = Store(study.output, study.storage_options)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         task = TaskSpec(
             key=spec.key, file_id=spec.file_id, uri=spec.uri, location=spec.location,
@@ -137,6 +137,7 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
             solution_fingerprint=spec.solution_fingerprint, study=study.study,
             study_fingerprint=study.fingerprint(), output=tmp,
             device_time_zone=study.clock_time_zone, metadata=spec.inputs,
+            storage_options=study.storage_options,
         )
         outcome = execute(task, run_id="reproduce")
         if outcome.state != "done" or outcome.result_dir is None:

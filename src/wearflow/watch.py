@@ -104,7 +104,7 @@ def watch_study(
 
         signal.signal(signal.SIGINT, _handle)
         signal.signal(signal.SIGTERM, _handle)
-    stores = [Store(loc) for loc in study.input]
+    stores = [Store(loc, study.storage_options) for loc in study.input]
     parser = NameParser(study.files)
     observer = _start_fs_events(study, wake)
     report = WatchReport()

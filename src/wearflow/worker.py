@@ -57,7 +57,7 @@ def _one_line(text: str) -> str:
 
 
 def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...], str]:
-    source = Store(task.location)
+    source = Store(task.location, dict(task.storage_options))
     data = source.read_bytes(task.path)
     if sha256_bytes(data) != task.sha256:
         raise WearflowError("file changed since it was cataloged; it will be re-planned",
@@ -98,7 +98,8 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
         software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
         task_inputs=dict(task.metadata),
     )
-    _, prov_sha = write_result(Store(task.output), folder, tables, {"qc": qc}, provenance)
+    output = Store(task.output, dict(task.storage_options))
+    _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
     return folder, flags, prov_sha
 
 

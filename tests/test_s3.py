@@ -1,0 +1,71 @@
+"""The same study on an S3-compatible server: inputs and results in a bucket."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from study_helpers import write_csv
+from wearflow import load_study, run_study, study_status
+from wearflow.executors import InlineExecutor
+from wearflow.verify import verify_outputs
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning",
+                                        "ignore::DeprecationWarning")
+
+STUDY = """\
+study: S3
+input: s3://{bucket}/raw
+output: s3://{bucket}/results
+state: sqlite:///state/wearflow.db
+storage_options: {{endpoint_url: "{endpoint}"}}
+files:
+  sensor: ["{{participant}}_{{side}}.csv"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+
+
+def s3(endpoint: str):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def test_study_on_a_bucket(tmp_path: Path, s3_endpoint: str) -> None:
+    bucket = f"study-{uuid.uuid4().hex[:8]}"
+    client = s3(s3_endpoint)
+    client.create_bucket(Bucket=bucket)
+    local = tmp_path / "files"
+    local.mkdir()
+    for name, seed in (("P1_L.csv", 1), ("P1_R.csv", 1), ("P2_L.csv", 2), ("P2_R.csv", 2)):
+        write_csv(local / name, seed=seed, hours=1.5 if name == "P1_L.csv" else 0.5)
+    multipart = TransferConfig(multipart_threshold=5 * 1024 * 1024,
+                               multipart_chunksize=5 * 1024 * 1024)
+    big = local / "P1_L.csv"
+    assert big.stat().st_size > 5 * 1024 * 1024  # uploaded in parts
+    for f in sorted(local.iterdir()):
+        client.upload_file(str(f), bucket, f"raw/{f.name}", Config=multipart)
+    client.put_object(Bucket=bucket, Key="raw/P3_L.csv.part", Body=b"still uploading")
+    (tmp_path / "study.yaml").write_text(STUDY.format(bucket=bucket, endpoint=s3_endpoint))
+
+    study = load_study(tmp_path)
+    report = run_study(study, executor=InlineExecutor())
+    assert (report.exit_code, report.executed, report.participants_aggregated) == (0, 4, 2)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="results/")
+            ["Contents"]]
+    assert any(k.startswith("results/single-wrist-processed/wrist/P1/P1_L.csv/")
+               and k.endswith("/activity_level_classification.parquet") for k in keys)
+    assert any(k.startswith("results/processed/wrist/P2/") and k.endswith("provenance.json")
+               for k in keys)
+    status = study_status(study)
+    assert status["participants"] == {"total": 2, "processed": 2}
+    assert status["files"]["total"] == 4  # the .part upload is not cataloged
+    assert run_study(study, executor=InlineExecutor()).executed == 0
+    assert verify_outputs(study).ok
+    log = (tmp_path / "state").iterdir()
+    assert all(s3_endpoint not in p.read_text(errors="ignore") for p in log if p.is_file()
+               and p.suffix != ".db")
