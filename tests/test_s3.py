@@ -69,3 +69,68 @@ def test_study_on_a_bucket(tmp_path: Path, s3_endpoint: str) -> None:
     log = (tmp_path / "state").iterdir()
     assert all(s3_endpoint not in p.read_text(errors="ignore") for p in log if p.is_file()
                and p.suffix != ".db")
+
+
+def test_watch_a_bucket_woken_by_sqs_notifications(tmp_path: Path, s3_endpoint: str) -> None:
+    """Uploads (one multipart, so it notifies twice) plus a duplicate notification: every
+    file processed, no task twice; the watcher polls its listing only every 120 s."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from wearflow.audit import AuditTrail
+    from wearflow.state import State
+
+    bucket = f"watch-{uuid.uuid4().hex[:8]}"
+    client = s3(s3_endpoint)
+    client.create_bucket(Bucket=bucket)
+    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=bucket)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    (tmp_path / "study.yaml").write_text(STUDY.format(bucket=bucket, endpoint=s3_endpoint)
+                                         + f"notifications: {{sqs_queue_url: '{queue}', "
+                                           f"endpoint_url: '{s3_endpoint}'}}\n")
+    local = tmp_path / "files"
+    local.mkdir()
+    for name, seed, hours in (("P1_L.csv", 1, 1.5), ("P1_R.csv", 1, 0.5), ("P2_L.csv", 2, 0.5)):
+        write_csv(local / name, seed=seed, hours=hours)
+    proc = subprocess.Popen([sys.executable, "-m", "wearflow.cli", "watch", str(tmp_path),
+                             "--executor", "inline", "--poll-s", "120", "--settle-s", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # the first (empty) cycle
+        multipart = TransferConfig(multipart_threshold=5 * 1024 * 1024,
+                                   multipart_chunksize=5 * 1024 * 1024)
+        for f in sorted(local.iterdir()):
+            client.upload_file(str(f), bucket, f"raw/{f.name}", Config=multipart)
+        event = {"Records": [{"s3": {"bucket": {"name": bucket},
+                                     "object": {"key": "raw/P1_R.csv"}}}]}
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))  # a duplicate
+        deadline = time.monotonic() + 100
+        study = load_study(tmp_path)
+        while time.monotonic() < deadline:
+            try:
+                if study_status(study)["files"]["by_state"]["done"] == 3:
+                    break
+            except Exception:  # state briefly locked by the watcher
+                pass
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert f"notification: s3://{bucket}/raw/P1_L.csv" in stdout
+    assert stdout.count(f"notification: s3://{bucket}/raw/P1_R.csv") >= 2
+    assert study_status(load_study(tmp_path))["files"]["by_state"]["done"] == 3
+    state = State(load_study(tmp_path).state_url)
+    try:
+        started = [e.object for e in AuditTrail(state.engine).entries()
+                   if e.action == "task.started"]
+    finally:
+        state.close()
+    assert len(started) == len(set(started)) == 3

@@ -152,7 +152,9 @@ def watch(
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
     result = watch_study(s, executor_factory=lambda: make_executor(executor,
                                                                    workers or s.workers),
-                         poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle)
+                         poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
+                         on_notification=lambda uri: out.print(f"notification: {uri}",
+                                                               highlight=False))
     for problem in result.errors[-5:]:
         err.print(f"cycle error: {problem}")
     out.print(f"stopped after {result.cycles} cycles, {result.executed} tasks executed")

@@ -94,6 +94,13 @@ class MetadataConfig(_Frozen):
         return columns
 
 
+class NotificationsConfig(_Frozen):
+    """Object-store event notifications that wake `wearflow watch` (an SQS queue)."""
+
+    sqs_queue_url: str | None = None
+    endpoint_url: str | None = None  # for S3-compatible servers; default: AWS
+
+
 class QcConfig(_Frozen):
     """Data-quality rules."""
 
@@ -133,6 +140,7 @@ class Study(_Frozen):
     solutions: tuple[SolutionConfig, ...] = Field(min_length=1)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     qc: QcConfig = Field(default_factory=QcConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     state: str | None = None
     time_zone: str = "UTC"

@@ -2,13 +2,16 @@
 
 Triggers: every input location is listed every ``poll_s`` seconds (works for
 local folders and object stores alike); local folders also wake the loop at
-once through filesystem events (watchdog). A change starts a processing cycle
-(one :func:`~wearflow.runner.run_study`) once the listing has been quiet for
-``settle_s`` seconds, so files still being uploaded are not read (temporary
-names such as ``*.part`` are never cataloged at all); a steady stream of
-uploads still gets a cycle at least every ``max_delay_s``. A file read while
-it was still growing is not lost: its final bytes are a new version, processed
-in the next cycle, and the truncated version's issue closes itself.
+once through filesystem events (watchdog), and buckets through S3 event
+notifications delivered to an SQS queue (``notifications: sqs_queue_url``).
+A change starts a processing cycle (one :func:`~wearflow.runner.run_study`)
+once the listing has been quiet for ``settle_s`` seconds, so files still being
+uploaded are not read (temporary names such as ``*.part`` are never cataloged
+at all); a steady stream of uploads still gets a cycle at least every
+``max_delay_s``. A file read while it was still growing is not lost: its final
+bytes are a new version, processed in the next cycle, and the truncated
+version's issue closes itself. Duplicate notifications only wake the loop:
+what runs is decided by the listing and the task keys, so nothing runs twice.
 
 Stopping (SIGINT, SIGTERM, or ``stop`` set by the caller): no new task starts,
 running tasks finish and are recorded, and the loop returns. A restart resumes
@@ -18,6 +21,7 @@ arrived meanwhile are picked up by the first listing.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import unquote_plus
 
 from wearflow.catalog import NameParser
 from wearflow.config import Study, strip_file_scheme
@@ -76,6 +81,56 @@ def _start_fs_events(study: Study, wake: threading.Event) -> Any:
     return observer
 
 
+def parse_s3_event(body: str) -> list[str]:
+    """S3 event notification JSON -> object URIs (keys are URL-encoded in events)."""
+    try:
+        records = json.loads(body).get("Records", [])
+    except (ValueError, AttributeError):
+        return []
+    uris = []
+    for record in records if isinstance(records, list) else []:
+        s3 = record.get("s3", {}) if isinstance(record, dict) else {}
+        bucket = s3.get("bucket", {}).get("name")
+        key = s3.get("object", {}).get("key")
+        if bucket and key:
+            uris.append(f"s3://{bucket}/{unquote_plus(key)}")
+    return uris
+
+
+def _start_sqs(study: Study, wake: threading.Event, stop: threading.Event,
+               on_notification: Callable[[str], None] | None) -> threading.Thread | None:
+    """Long-poll the study's SQS queue; any message wakes the loop (the listing decides
+    what to do, so duplicate notifications are harmless)."""
+    config = study.notifications
+    if not config.sqs_queue_url:
+        return None
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=config.endpoint_url)
+    url = config.sqs_queue_url
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                reply = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1)
+            except Exception as exc:  # botocore raises many types; keep watching
+                log_event("PIPELINE_ISSUE", f"notification queue unreachable ({exc})",
+                          study=study.study)
+                stop.wait(5.0)
+                continue
+            for message in reply.get("Messages", []):
+                for uri in parse_s3_event(message.get("Body", "")):
+                    if on_notification:
+                        on_notification(uri)
+                client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                wake.set()
+
+    thread = threading.Thread(target=poll, name="wearflow-sqs", daemon=True)
+    thread.start()
+    return thread
+
+
 def watch_study(
     study: Study,
     *,
@@ -86,6 +141,7 @@ def watch_study(
     max_delay_s: float = 60.0,
     idle_cycle_s: float = 300.0,
     on_cycle: Callable[[RunReport], None] | None = None,
+    on_notification: Callable[[str], None] | None = None,
     install_signal_handlers: bool = True,
 ) -> WatchReport:
     """Run processing cycles whenever the study's locations change, until ``stop``.
@@ -107,6 +163,7 @@ def watch_study(
     stores = [Store(loc, study.storage_options) for loc in study.input]
     parser = NameParser(study.files)
     observer = _start_fs_events(study, wake)
+    _start_sqs(study, wake, stop, on_notification)
     report = WatchReport()
     processed: Listing | None = None
     last_cycle = 0.0
