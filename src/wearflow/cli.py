@@ -150,8 +150,8 @@ def watch(
             _print_report(report)
 
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
-    result = watch_study(s, executor_factory=lambda: make_executor(executor,
-                                                                   workers or s.workers),
+    result = watch_study(s, executor=make_executor(executor, workers or s.workers,
+                                                   persistent=True),
                          poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
                          on_notification=lambda uri: out.print(f"notification: {uri}",
                                                                highlight=False))

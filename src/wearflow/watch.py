@@ -134,7 +134,7 @@ def _start_sqs(study: Study, wake: threading.Event, stop: threading.Event,
 def watch_study(
     study: Study,
     *,
-    executor_factory: Callable[[], Executor],
+    executor: Executor,
     stop: threading.Event | None = None,
     poll_s: float = 5.0,
     settle_s: float = 2.0,
@@ -175,7 +175,7 @@ def watch_study(
             if current != processed or time.monotonic() - last_cycle >= idle_cycle_s:
                 last_cycle = time.monotonic()
                 try:
-                    cycle = run_study(study, executor=executor_factory(), stop=stop)
+                    cycle = run_study(study, executor=executor, stop=stop)
                 except WearflowError as exc:  # e.g. storage briefly unreachable: retry later
                     report.errors.append(str(exc))
                     cycle = None
@@ -190,6 +190,7 @@ def watch_study(
     finally:
         if observer is not None:
             observer.stop()
+        executor.close()  # the worker processes kept warm between cycles
     return report
 
 

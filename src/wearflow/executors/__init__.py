@@ -9,11 +9,13 @@ from wearflow.executors.local import LocalExecutor
 __all__ = ["Executor", "InlineExecutor", "LocalExecutor", "TaskEvent", "make_executor"]
 
 
-def make_executor(name: str, workers: int | None = None) -> Executor:
+def make_executor(name: str, workers: int | None = None, *,
+                  persistent: bool = False) -> Executor:
+    """``persistent``: keep worker processes between runs (the watcher)."""
     if name == "inline":
         return InlineExecutor()
     if name == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, persistent=persistent)
     from wearflow.errors import ConfigError
 
     raise ConfigError(f"unknown executor {name!r}; use 'inline' or 'local'", subject="executor")

@@ -29,3 +29,6 @@ class Executor(Protocol):
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
             stop: threading.Event | None = None) -> Iterator[TaskEvent]: ...
+
+    def close(self) -> None:
+        """Release workers kept between runs (a no-op for executors that keep none)."""

@@ -20,3 +20,6 @@ class InlineExecutor:
                 return
             yield TaskEvent("started", task.key)
             yield TaskEvent("finished", task.key, execute(task, run_id))
+
+    def close(self) -> None:
+        pass

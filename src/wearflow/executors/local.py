@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -27,34 +27,95 @@ def _warm_up() -> None:
 
 class LocalExecutor:
     """A process pool. Only ``workers`` tasks are in flight at once, so a task's
-    ``started`` event is emitted when a worker is free to take it."""
+    ``started`` event is emitted when a worker is free to take it.
 
-    def __init__(self, workers: int | None = None) -> None:
+    With ``persistent=True`` the worker processes (and their scikit-digital-health
+    import, seconds each) outlive one ``run`` and serve the next, as the watcher
+    needs; call :meth:`close` at the end.
+    """
+
+    def __init__(self, workers: int | None = None, *, persistent: bool = False) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self.persistent = persistent
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a threaded coordinator
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
+                                             initializer=_warm_up)
+        return self._pool
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
             stop: threading.Event | None = None) -> Iterator[TaskEvent]:
         if not tasks:
             return
-        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded coordinator
-        workers = min(self.workers, len(tasks))
+        workers = self.workers
         queue = list(reversed(tasks))
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm_up) as pool:
-            running: dict[Future[TaskOutcome], TaskSpec] = {}
-            while running or (queue and not (stop and stop.is_set())):
-                while queue and len(running) < workers and not (stop and stop.is_set()):
+        idle_pools = 0
+        while queue and not (stop and stop.is_set()):
+            # A pool whose worker died (killed, out of memory) is unusable: the tasks it
+            # held fail with that reason and the rest continue on a fresh pool.
+            finished = yield from self._run_pool(queue, workers, run_id, stop)
+            idle_pools = 0 if finished else idle_pools + 1
+            if idle_pools >= 2:  # workers cannot even start: fail the rest, say why
+                now = utc_now()
+                while queue:
                     task = queue.pop()
                     yield TaskEvent("started", task.key)
-                    running[pool.submit(execute, task, run_id)] = task
+                    yield TaskEvent("finished", task.key, TaskOutcome(
+                        task.key, "failed", now, now, tag=Tag.ERROR.value,
+                        message="worker processes cannot start"))
+        if not self.persistent:
+            self.close()
+
+    def _run_pool(self, queue: list[TaskSpec], workers: int, run_id: str,
+                  stop: threading.Event | None) -> Generator[TaskEvent, None, int]:
+        """Run tasks from ``queue`` until it is empty, stopped or the pool breaks;
+        return how many tasks finished."""
+        done = 0
+        pool = self._get_pool()
+        try:
+            running: dict[Future[TaskOutcome], TaskSpec] = {}
+            broken = False
+            while running or (queue and not broken and not (stop and stop.is_set())):
+                while (queue and not broken and len(running) < workers
+                       and not (stop and stop.is_set())):
+                    task = queue.pop()
+                    try:
+                        future = pool.submit(execute, task, run_id)
+                    except BrokenProcessPool:
+                        queue.append(task)
+                        broken = True
+                        break
+                    yield TaskEvent("started", task.key)
+                    running[future] = task
+                if not running:
+                    break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: running[f].key):
                     task = running.pop(future)
-                    yield TaskEvent("finished", task.key, _outcome(future, task))
+                    outcome = _outcome(future, task)
+                    broken = broken or outcome.message == _DIED
+                    done += 1
+                    yield TaskEvent("finished", task.key, outcome)
+        finally:
+            if broken:
+                self.close()
+        return done
+
+
+_DIED = "worker process died (killed, or out of memory)"
+
 
 def _outcome(future: Future[TaskOutcome], task: TaskSpec) -> TaskOutcome:
     try:
         return future.result()
     except BrokenProcessPool:
         now = utc_now()
-        return TaskOutcome(task.key, "failed", now, now, tag=Tag.ERROR.value,
-                           message=f"{task.uri}: worker process died (out of memory or killed)")
+        return TaskOutcome(task.key, "failed", now, now, tag=Tag.ERROR.value, message=_DIED)
