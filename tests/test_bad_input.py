@@ -133,3 +133,21 @@ def test_never_worn_device_is_processed_as_zero_wear(tmp_path: Path) -> None:
     rows = study_qc(load_study(tmp_path))
     assert rows and all(r["valid_day"] == 0 for r in rows)
     assert any(r["reason"] == "worn 0 h < 16 h" for r in rows)
+
+
+def test_lone_wrist_waits_for_its_grace_period(study_dir: Path) -> None:
+    (study_dir / "raw/P1_R.csv").unlink()
+    text = (study_dir / "study.yaml").read_text()
+    (study_dir / "study.yaml").write_text(text + "single_wrist_grace_h: 5\n")
+    report = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert (report.executed, report.participants_aggregated) == (1, 0)
+    (study_dir / "study.yaml").write_text(text + "single_wrist_grace_h: 0\n")
+    report = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert (report.executed, report.participants_aggregated) == (0, 1)
+    (single,) = (study_dir / "results/processed/wrist/P1").iterdir()
+    assert json.loads((single / "provenance.json").read_text())["flags"] == ["single_wrist:left"]
+    write_csv(study_dir / "raw/P1_R.csv", seed=1)  # the other wrist arrives late
+    report = run_study(load_study(study_dir), executor=InlineExecutor())
+    assert (report.executed, report.participants_aggregated) == (1, 1)
+    folders = list((study_dir / "results/processed/wrist/P1").iterdir())
+    assert len(folders) == 2 and single in folders  # the earlier result is kept
