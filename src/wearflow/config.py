@@ -236,7 +236,7 @@ def _format_errors(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         parts.append(f"{key}: {msg}")
-    return "; ".join(parts)
+    return _one_line("; ".join(parts), limit=1000)
 
 
 def parse_study(data: Any, *, source: str, base: Path) -> Study:
@@ -287,4 +287,16 @@ def load_study(path: str | Path) -> Study:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise ConfigError(f"not valid YAML{line}", subject=source) from None
-    return parse_study(data, source=source, base=file.parent.resolve())
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
+        raise ConfigError(_one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),
+                          subject=source) from None
+    try:
+        return parse_study(data, source=source, base=file.parent.resolve())
+    except (ValueError, RuntimeError, OSError) as exc:  # paths with NUL bytes, ~nouser, ...
+        raise ConfigError(_one_line(f"invalid path ({exc})"), subject=source) from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -53,6 +53,7 @@ import numpy as np
 
 from wearflow.errors import ReaderError
 from wearflow.readers._common import one_line
+from wearflow.readers.actigraph import is_agdc, is_gt3x, read_actigraph
 from wearflow.readers.csv_reader import read_csv
 from wearflow.readers.cwa import read_cwa, write_cwa
 from wearflow.readers.geneactiv import read_geneactiv
@@ -146,6 +147,8 @@ def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
     standard_header = data[2:4] == b"\xfc\x03"
     if data.startswith(b"MD") and (standard_header or not _looks_like_text(data[:4096])):
         return read_cwa(data, uri, device_time_zone=zone)
+    if is_gt3x(data) or is_agdc(data):
+        return read_actigraph(data, uri, device_time_zone=zone)
     text_start = data[:64].lstrip(b"\xef\xbb\xbf")
     if text_start.startswith(b"Device Identity"):
         return read_geneactiv(data, uri, device_time_zone=zone)
@@ -161,8 +164,8 @@ def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
 def _gunzip(data: bytes, uri: str, max_bytes: int) -> tuple[bytes, bool]:
     """Decompress every gzip member, at most ``max_bytes``; a stream cut short keeps what it held.
 
-    Decompression goes in chunks, so a bomb is refused after ``max_bytes`` plus
-    one chunk, never after inflating it whole.
+    Decompression goes in chunks and stops one byte past ``max_bytes``, so a
+    bomb is refused without ever being inflated whole.
     """
     out = bytearray()
     rest = data
@@ -171,7 +174,9 @@ def _gunzip(data: bytes, uri: str, max_bytes: int) -> tuple[bytes, bool]:
         pending = rest
         try:
             while not stream.eof:
-                chunk = stream.decompress(pending, _GUNZIP_CHUNK_BYTES)
+                # Never inflate more than one byte past the cap.
+                room = min(_GUNZIP_CHUNK_BYTES, max_bytes + 1 - len(out))
+                chunk = stream.decompress(pending, room)
                 pending = stream.unconsumed_tail
                 if not chunk and not pending:
                     break  # input used up before the end of the stream: truncated

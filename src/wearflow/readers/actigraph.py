@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import tempfile
+import warnings
 import zipfile
 from io import BytesIO
 from typing import Any
@@ -83,8 +84,11 @@ def _decode(path: str, uri: str) -> tuple[Any, Any]:
     try:
         from pygt3x.reader import FileReader
 
-        # pygt3x prints short-second notices to stdout; they are not ours to show
-        with contextlib.redirect_stdout(io.StringIO()), FileReader(path) as reader:
+        # pygt3x prints short-second notices to stdout and raises pandas deprecation
+        # warnings: neither is the user's concern
+        with (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()),
+              FileReader(path) as reader):
+            warnings.simplefilter("ignore")
             return reader.to_pandas(), reader.info
     except ReaderError:
         raise

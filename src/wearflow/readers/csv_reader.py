@@ -98,7 +98,8 @@ def read_csv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recordi
     missing = [role for role in ("time", "x", "y", "z") if role not in columns]
     if missing:
         found = ", ".join(str(c)[:40] for c in frame.columns[:8])
-        what = "time and x/y/z columns" if len(missing) == 4 else f"{' or '.join(missing)} column"
+        listed = ", ".join(missing[:-1]) + " or " * (len(missing) > 1) + missing[-1]
+        what = "time and x/y/z columns" if len(missing) == 4 else f"{listed} column"
         raise ReaderError(f"CSV has no {what} (found: {found})", subject=uri)
     time_s, zone_flags = _parse_times(frame[columns["time"]], uri, device_time_zone)
     return _build(frame, columns, time_s, uri, zone_flags, DeviceInfo("csv"))

@@ -25,7 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from wearflow.errors import ReaderError
-from wearflow.readers._common import finish, local_to_utc, zone_offset_s
+from wearflow.readers._common import (
+    MAX_SAMPLING_RATE_HZ,
+    MIN_SAMPLING_RATE_HZ,
+    check_sampling_rate,
+    finish,
+    local_to_utc,
+    zone_offset_s,
+)
 from wearflow.recording import DeviceInfo, FloatArray, Recording
 
 SAMPLES_PER_PAGE = 300
@@ -37,6 +44,7 @@ LONG_RUN_S = 3600.0
 MAX_RATE_DEVIATION = 0.002
 RESIDUAL_FLAG_S = 2.0
 CONFIG_LOOKBACK_S = 60 * 86400.0
+MAX_FLAG_VALUE_CHARS = 40
 MAX_DECLARED_PAGES = 2**32
 """A page count beyond this is a corrupt header field, not a count (flagged, not listed)."""
 
@@ -92,7 +100,8 @@ def read_geneactiv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
         flags.append(f"pages_missing={int(declared) - len(starts)}")
     device_type = header.get("Device Type", "")
     if device_type != "GENEActiv":
-        flags.append(f"device_type={device_type.replace(' ', '_') or 'unknown'}")
+        label = re.sub(r"[^A-Za-z0-9.+-]+", "_", device_type)[:MAX_FLAG_VALUE_CHARS]
+        flags.append(f"device_type={label or 'unknown'}")
 
     gain = [_number(header[f"{axis} gain"], uri) for axis in "xyz"]
     offset = [_number(header[f"{axis} offset"], uri) for axis in "xyz"]
@@ -151,6 +160,7 @@ def _parse_pages(
     ordinals, stamps, temps, freqs = [], [], [], []
     hexes: list[memoryview] = []
     incomplete = corrupt = 0
+    implausible_rates: list[float] = []
     for k, i in enumerate(starts):
         try:
             hex_line = memoryview(lines[i + 9])[:HEX_PER_PAGE]  # no copy; drops a "\r"
@@ -168,6 +178,10 @@ def _parse_pages(
             else:
                 corrupt += 1
             continue
+        if not MIN_SAMPLING_RATE_HZ <= freq <= MAX_SAMPLING_RATE_HZ:
+            implausible_rates.append(freq)
+            corrupt += 1
+            continue
         ordinals.append(k)
         stamps.append(f"{day}T{clock[:8]}.{clock[9:12] or '0'}")
         temps.append(temp)
@@ -181,6 +195,8 @@ def _parse_pages(
     if corrupt:
         flags.append(f"corrupt_pages_skipped={corrupt}")
     if not np.any(page_ok):
+        if implausible_rates:  # the clearer reason when pages agree on a rate nobody records at
+            check_sampling_rate(implausible_rates[0], uri)
         raise ReaderError(f"no decodable data pages ({', '.join(flags)})", subject=uri)
     return (
         np.asarray(ordinals, np.int64)[page_ok],
