@@ -151,3 +151,12 @@ def test_lone_wrist_waits_for_its_grace_period(study_dir: Path) -> None:
     assert (report.executed, report.participants_aggregated) == (1, 1)
     folders = list((study_dir / "results/processed/wrist/P1").iterdir())
     assert len(folders) == 2 and single in folders  # the earlier result is kept
+
+
+def test_recording_outside_the_study_window_is_flagged(study_dir: Path) -> None:
+    text = (study_dir / "study.yaml").read_text()
+    (study_dir / "study.yaml").write_text(text + "qc: {study_start: 2026-03-03}\n")
+    assert run_study(load_study(study_dir), executor=InlineExecutor()).exit_code == 0
+    (folder,) = (study_dir / "results/single-wrist-processed/wrist/P1/P1_L.csv").iterdir()
+    flags = json.loads((folder / "qc.json").read_text())["flags"]
+    assert "outside_study_window:2026-03-03..-" in flags  # the synthetic start is 2026-03-02

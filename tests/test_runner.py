@@ -82,6 +82,10 @@ def test_per_wrist_results_with_provenance(demo: Path, first_run) -> None:  # ty
     for out in prov["outputs"]:
         data = (demo / "results" / out["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == out["sha256"]
+    qc = json.loads((folder / "qc.json").read_text())
+    # the synthetic device has a +-0.02 g calibration error that SKDH's calibration removes
+    assert qc["calibration_error_after_g"] < qc["calibration_error_before_g"]
+    assert abs(qc["rate_drift_pct"]) < 0.01
     days = pd.read_parquet(folder / "activity_level_classification.parquet")
     assert {"date", "n_wear_hours", "wake_mvpa_5s_epoch_min"} <= set(days.columns)
     assert days["n_wear_hours"].dtype == "float64"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -105,6 +106,9 @@ class QcConfig(_Frozen):
     """Data-quality rules."""
 
     min_wear_hours: float = Field(default=16.0, ge=0, le=24)
+    # recordings (partly) outside these UTC dates are flagged outside_study_window
+    study_start: date | None = None
+    study_end: date | None = None
 
 
 class SolutionConfig(_Frozen):

@@ -114,6 +114,8 @@ def make_plan(
     configs = {c.name: c for c in study.solutions}
     study_fingerprint = study.fingerprint()
     user = default_actor(study.identity)
+    window = {k: str(v) for k, v in (("study_start", study.qc.study_start),
+                                     ("study_end", study.qc.study_end)) if v is not None}
     serials = _serial_owners(metadata)
     listed = set(metadata) if listed is None else listed
     for f in files:
@@ -126,7 +128,8 @@ def make_plan(
         meta = metadata.get(f.participant or "", {})
         for sol in solutions:
             inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
-                      else study.time_zone, "min_wear_hours": f"{study.qc.min_wear_hours:g}"}
+                      else study.time_zone, "min_wear_hours": f"{study.qc.min_wear_hours:g}",
+                      **window}
             missing = [r for r in sol.requires if r not in meta]
             inputs.update({r: meta[r].value for r in sol.requires if r in meta})
             key = task_key(f.sha256, sol.fingerprint, inputs)

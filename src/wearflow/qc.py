@@ -40,6 +40,16 @@ def recording_qc(recording: Recording) -> dict[str, Any]:
     }
 
 
+def window_flags(recording: Recording, inputs: Mapping[str, str]) -> list[str]:
+    """``outside_study_window`` when samples fall before the study's start or after its end."""
+    start, end = inputs.get("study_start"), inputs.get("study_end")
+    first = pd.Timestamp(recording.time_s[0], unit="s", tz="UTC")
+    last = pd.Timestamp(recording.time_s[-1], unit="s", tz="UTC")
+    outside = ((start is not None and first < pd.Timestamp(start, tz="UTC"))
+               or (end is not None and last >= pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)))
+    return [f"outside_study_window:{start or '-'}..{end or '-'}"] if outside else []
+
+
 def day_validity(tables: Mapping[str, pd.DataFrame], min_wear_hours: float) -> pd.DataFrame:
     """One row per local day: wear hours, ``valid_day`` (1/0) and the reason when 0."""
     days = tables.get(DAY_TABLE)

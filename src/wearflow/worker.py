@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from wearflow.errors import AlgorithmError, Tag, WearflowError
 from wearflow.plan import TaskSpec
 from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
-from wearflow.qc import QC_TABLE, day_validity, recording_qc
+from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
 from wearflow.readers import read_recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import load_solution
@@ -69,7 +69,7 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
         result = solution.run(recording, metadata)
     except AlgorithmError as exc:
         raise AlgorithmError(exc.message, subject=task.uri) from exc
-    flags = tuple(recording.flags) + tuple(result.flags)
+    flags = (*recording.flags, *result.flags, *window_flags(recording, task.metadata))
     tables = {**result.tables, QC_TABLE: day_validity(
         result.tables, float(task.metadata.get("min_wear_hours", 16)))}
     qc = {

@@ -163,10 +163,10 @@ class SkdhSolution:
             self._pipeline.extend(skdh_core.load_steps(self.pipeline_text,
                                                        self.parameters["step_modules"]))
         try:
-            tables, flags = skdh_core.run_steps(self._pipeline, inputs, short, duration_h)
+            tables, flags, qc = skdh_core.run_steps(self._pipeline, inputs, short, duration_h)
         except skdh_core.StepFailed as exc:
             raise AlgorithmError(str(exc)) from exc
-        return FileResult(tables=tables, flags=tuple(flags))
+        return FileResult(tables=tables, flags=tuple(flags), qc=qc)
 
     def _run_isolated(self, inputs: Mapping[str, Any], duration_h: float) -> FileResult:
         if self.environment is None:
@@ -192,7 +192,7 @@ class SkdhSolution:
                 raise AlgorithmError(result["error"])
             tables = {name: pd.read_parquet(folder / "out" / f"{name}.parquet")
                       for name in result["tables"]}
-        return FileResult(tables=tables, flags=tuple(result["flags"]))
+        return FileResult(tables=tables, flags=tuple(result["flags"]), qc=result.get("qc", {}))
 
 
 def _parse_steps(text: str, source: str) -> list[str]:

@@ -111,16 +111,35 @@ def load_steps(pipeline_text: str, step_modules: Sequence[str] = ()) -> list[Any
     return list(pipeline._steps)
 
 
-def run_steps(steps: Sequence[Any], inputs: dict[str, Any],
-              short: bool, duration_h: float) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def calibration_error_g(accel: np.ndarray[Any, Any], fs: float) -> float | None:
+    """Mean | |a| - 1 g | over still 10-s windows (SD < 0.013 g on every axis), in g.
+
+    The usual calibration quality figure (GGIR, UK Biobank): near 0 for a well
+    calibrated device; None when the recording has no still window.
+    """
+    n = round(10 * fs)
+    if n < 2 or accel.shape[0] < n:
+        return None
+    windows = accel[: accel.shape[0] // n * n].reshape(-1, n, 3)
+    still = np.all(windows.std(axis=1) < STILL_SD_G, axis=1)
+    if not np.any(still):
+        return None
+    norms = np.linalg.norm(windows[still].mean(axis=1), axis=1)
+    return round(float(np.mean(np.abs(norms - 1.0))), 6)
+
+
+def run_steps(steps: Sequence[Any], inputs: dict[str, Any], short: bool, duration_h: float
+              ) -> tuple[dict[str, pd.DataFrame], list[str], dict[str, Any]]:
     """Run ``steps`` on ``inputs`` (time, accel, fs, tz_name, [temperature, height]).
 
-    Returns the tidy tables by name and the QC flags; raises StepFailed when a
-    step fails on a recording that is not short.
+    Returns the tidy tables by name, the QC flags and QC figures (calibration
+    error before and after a calibration step); raises StepFailed when a step
+    fails on a recording that is not short.
     """
     kwargs = dict(inputs)
     flags: list[str] = []
     tables: dict[str, pd.DataFrame] = {}
+    qc: dict[str, Any] = {}
     for original in steps:
         step = _substitute(original, kwargs, flags)
         label = step._name
@@ -146,7 +165,11 @@ def run_steps(steps: Sequence[Any], inputs: dict[str, Any],
                 continue
         flags.extend(_warning_flags(label, caught))
         tables.update(_step_tables(label, result, inputs["time"]))
-    return dict(sorted(tables.items())), flags
+        if type(step).__name__.startswith("Calibrate"):
+            fs = float(inputs["fs"])
+            qc["calibration_error_before_g"] = calibration_error_g(inputs["accel"], fs)
+            qc["calibration_error_after_g"] = calibration_error_g(kwargs["accel"], fs)
+    return dict(sorted(tables.items())), flags, qc
 
 
 WEAR_STEPS = frozenset({"DETACH", "AccelThresholdWearDetection", "CtaWearDetection",
@@ -248,13 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         steps = load_steps(Path(args.pipeline).read_text(encoding="utf-8"))
-        tables, flags = run_steps(steps, inputs, duration_h < args.short_h, duration_h)
+        tables, flags, qc = run_steps(steps, inputs, duration_h < args.short_h, duration_h)
     except StepFailed as exc:
         (out / "result.json").write_text(json.dumps({"error": str(exc)}))
         return 0
     for name, table in tables.items():
         table.to_parquet(out / f"{name}.parquet", index=False)
-    (out / "result.json").write_text(json.dumps({"flags": flags, "tables": sorted(tables)}))
+    (out / "result.json").write_text(json.dumps({"flags": flags, "tables": sorted(tables),
+                                                 "qc": qc}))
     return 0
 
 
