@@ -30,7 +30,7 @@ from wearflow.issues import flush as flush_issues
 from wearflow.issues import publish_issues
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.metadata import parse_metadata
-from wearflow.plan import Metadata, Plan, make_plan
+from wearflow.plan import Metadata, Plan, TaskSpec, make_plan
 from wearflow.provenance import InputRef, Provenance, SolutionRef, software, utc_now
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
 from wearflow.solutions import Solution, load_solution
@@ -39,6 +39,7 @@ from wearflow.storage import Store
 from wearflow.worker import TaskOutcome
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+LEASE_S = 300.0  # a claimed task whose coordinator stops renewing is free again after this
 
 
 @dataclass
@@ -179,15 +180,42 @@ def _ingest_metadata(study: Study, state: State, trail: AuditTrail, actor: str) 
 def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
              report: RunReport, progress: ProgressCallback | None, trail: AuditTrail,
              actor: str, stop: threading.Event | None = None) -> None:
+    if progress:
+        progress("process", 0, len(plan.to_run))
+    renewing = threading.Event()
+    renewer = threading.Thread(target=_renew_leases, args=(state, run_id, renewing),
+                               name="wearflow-leases", daemon=True)
+    renewer.start()
+    try:
+        _consume(study, state, plan, executor, run_id, report, progress, trail, actor, stop)
+    finally:
+        renewing.set()
+        renewer.join()
+    counts = state.file_state_counts()
+    report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
+
+
+def _renew_leases(state: State, run_id: str, done: threading.Event) -> None:
+    while not done.wait(LEASE_S / 4):
+        state.renew_leases(run_id, LEASE_S)
+
+
+def _consume(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
+             report: RunReport, progress: ProgressCallback | None, trail: AuditTrail,
+             actor: str, stop: threading.Event | None) -> None:
     by_key = {t.key: t for t in plan.to_run}
     total = len(plan.to_run)
-    if progress:
-        progress("process", 0, total)
     finished = 0
-    for event in executor.run(plan.to_run, run_id, stop):
+    # A task is claimed (with a lease this run renews) just before it starts, so
+    # two coordinators on one study never run the same task.
+    dead = state.dead_runs()
+
+    def claim(task: TaskSpec) -> bool:
+        return state.claim(task.key, run_id, LEASE_S, dead)
+
+    for event in executor.run(plan.to_run, run_id, stop, claim):
         task = by_key[event.key]
         if event.kind == "started":
-            state.mark_running(event.key, run_id, utc_now())
             trail.record(actor, "task.started", event.key,
                          after={"uri": task.uri, "solution": task.solution.name})
             continue

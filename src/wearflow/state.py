@@ -8,13 +8,18 @@ issue whose cause is gone is closed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import socket
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -26,9 +31,10 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from wearflow.catalog import SensorFile
@@ -36,6 +42,42 @@ from wearflow.errors import StateError
 from wearflow.provenance import utc_now
 
 TASK_STATES = ("pending", "waiting", "running", "done", "failed", "excluded")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retry_on_conflict(method: F) -> F:
+    """Re-run a write whose rows another coordinator inserted first (unique key) or
+    whose database was briefly locked; the method re-reads what is there."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(6):
+            try:
+                return method(*args, **kwargs)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == 5:
+                    raise StateError(f"conflicting writes did not settle ({exc.orig})",
+                                     subject=method.__name__) from None
+                time.sleep(0.05 * 2**attempt)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Base(DeclarativeBase):
@@ -79,6 +121,7 @@ class TaskRow(Base):
     side: Mapped[str | None] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(16), index=True)
     current: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    lease_until_utc: Mapped[str | None] = mapped_column(String(32))
     tag: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -96,6 +139,7 @@ class MetadataRow(Base):
     """One cleaned value from one version of one metadata file (never updated)."""
 
     __tablename__ = "metadata_values"
+    __table_args__ = (UniqueConstraint("file_id", "participant", "field", "row"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), index=True)
@@ -154,6 +198,8 @@ class RunRow(Base):
     study: Mapped[str] = mapped_column(String(256))
     study_fingerprint: Mapped[str] = mapped_column(String(64))
     config_json: Mapped[str] = mapped_column(Text, default="{}")
+    host: Mapped[str] = mapped_column(String(256), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
     user: Mapped[str] = mapped_column(String(256))
     started_utc: Mapped[str] = mapped_column(String(32))
     finished_utc: Mapped[str | None] = mapped_column(String(32))
@@ -258,7 +304,16 @@ class State:
             self.engine: Engine = create_engine(url)
             if url.startswith("sqlite"):
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            for attempt in range(10):
+                try:
+                    Base.metadata.create_all(self.engine)
+                    break
+                except OperationalError:
+                    # Another coordinator created some tables between our check and
+                    # create; the next pass sees them.
+                    if attempt == 9:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
         except (SQLAlchemyError, OSError) as exc:
             raise StateError(f"cannot open the state database ({exc})", subject=url) from None
 
@@ -276,6 +331,7 @@ class State:
                              .where(FileRow.current)).all()
         return {r.uri: (r.size_bytes, r.mtime, r.sha256, r.device_serial) for r in rows}
 
+    @_retry_on_conflict
     def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> dict[str, int]:
         """Record a catalog scan; return {uri: file id} of the current version of each file.
 
@@ -347,11 +403,15 @@ class State:
         with self._session() as s:
             return set(s.scalars(select(MetadataRow.file_id).distinct()))
 
+    @_retry_on_conflict
     def add_metadata(self, file_id: int, values: Sequence[MetadataTuple]) -> None:
         """Record one metadata file version's values: (participant, field, value, raw, row,
         problem). A file that could not be read is one row with field ``__file__``."""
         now = utc_now()
         with self._session() as s, s.begin():
+            if s.scalars(select(MetadataRow.id).where(MetadataRow.file_id == file_id)
+                         .limit(1)).first() is not None:
+                return  # another coordinator parsed this file version first
             for participant, name, value, raw, row, problem in values:
                 s.add(MetadataRow(file_id=file_id, participant=participant, field=name,
                                   value=value, raw=raw, row=row, problem=problem,
@@ -386,6 +446,7 @@ class State:
                              .order_by(FileRow.uri, MetadataRow.row)).all()
         return [(r[0], r[1], r[2] or "") for r in rows]
 
+    @_retry_on_conflict
     def record_plan(self, tasks: Sequence[TaskRecord]) -> None:
         """Make ``tasks`` the current task of their (file, solution).
 
@@ -411,16 +472,46 @@ class State:
                                   tag=t.tag, message=t.message, current=True,
                                   inputs_json=json.dumps(dict(t.inputs), sort_keys=True),
                                   created_utc=now))
-                elif existing.state not in ("done", "failed"):
+                elif existing.state not in ("done", "failed", "running"):
+                    # a running task belongs to whoever claimed it (see claim)
                     existing.state, existing.tag, existing.message = t.state, t.tag, t.message
 
-    def mark_running(self, key: str, run_id: str, started_utc: str) -> None:
+    def dead_runs(self) -> set[str]:
+        """Unfinished runs whose coordinator process on this host no longer exists."""
+        host = socket.gethostname()
+        with self._session() as s:
+            rows = s.execute(select(RunRow.id, RunRow.pid).where(
+                RunRow.finished_utc.is_(None), RunRow.host == host)).all()
+        return {run for run, pid in rows if pid and not _alive(pid)}
+
+    def claim(self, key: str, run_id: str, lease_s: float,
+              dead_runs: Iterable[str] = ()) -> bool:
+        """Take a task for this run: True when it was pending, or running under an
+        expired lease or for a run whose process died. One conditional UPDATE, so
+        two coordinators never both get it, on SQLite and PostgreSQL alike."""
+        now = datetime.now(UTC)
+        stamp = _iso(now)
         with self._session() as s, s.begin():
-            row = s.get(TaskRow, key)
-            if row is None:
-                raise StateError("unknown task", subject=key)
-            row.state, row.run_id, row.started_utc = "running", run_id, started_utc
-            row.attempts += 1
+            result = s.execute(
+                update(TaskRow)
+                .where(TaskRow.key == key,
+                       (TaskRow.state == "pending")
+                       | ((TaskRow.state == "running")
+                          & (TaskRow.lease_until_utc.is_(None)
+                             | (TaskRow.lease_until_utc < stamp)
+                             | TaskRow.run_id.in_(list(dead_runs)))))
+                .values(state="running", run_id=run_id, started_utc=stamp,
+                        attempts=TaskRow.attempts + 1,
+                        lease_until_utc=_iso(now + timedelta(seconds=lease_s))))
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def renew_leases(self, run_id: str, lease_s: float) -> None:
+        """Extend the leases of every task this run is running."""
+        until = _iso(datetime.now(UTC) + timedelta(seconds=lease_s))
+        with self._session() as s, s.begin():
+            s.execute(update(TaskRow).where(TaskRow.run_id == run_id,
+                                            TaskRow.state == "running")
+                      .values(lease_until_utc=until))
 
     def finish_task(self, key: str, *, state: str, tag: str | None = None,
                     message: str | None = None, result_dir: str | None = None,
@@ -461,6 +552,7 @@ class State:
         with self._session() as s:
             return set(s.scalars(select(ParticipantResultRow.key)))
 
+    @_retry_on_conflict
     def add_participant_result(self, *, key: str, solution: str, participant: str,
                                task_keys: Sequence[str], result_dir: str,
                                provenance_sha256: str, flags: Sequence[str],
@@ -474,16 +566,28 @@ class State:
                     flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
 
     def latest_participant_results(self) -> list[ParticipantResultRow]:
-        """The newest participant result per (solution, participant)."""
+        """Per (solution, participant): the result made from exactly the current done
+        tasks when there is one (several coordinators may each have written one),
+        else the newest."""
+        current: dict[tuple[str, str], set[str]] = {}
+        for task in self.done_tasks():
+            current.setdefault((task.solution, task.participant), set()).add(task.key)
         with self._session() as s:
             rows = list(s.scalars(select(ParticipantResultRow)
                                   .order_by(ParticipantResultRow.created_utc,
                                             ParticipantResultRow.key)))
-        latest: dict[tuple[str, str], ParticipantResultRow] = {}
+        chosen: dict[tuple[str, str], ParticipantResultRow] = {}
         for row in rows:
-            latest[(row.solution, row.participant)] = row
-        return [latest[k] for k in sorted(latest)]
+            group = (row.solution, row.participant)
+            matches = set(json.loads(row.task_keys_json)) == current.get(group)
+            previous = chosen.get(group)
+            previous_matches = previous is not None and set(
+                json.loads(previous.task_keys_json)) == current.get(group)
+            if matches or not previous_matches:
+                chosen[group] = row
+        return [chosen[k] for k in sorted(chosen)]
 
+    @_retry_on_conflict
     def add_summary(self, *, key: str, solution: str, result_dir: str,
                     provenance_sha256: str, run_id: str) -> None:
         with self._session() as s, s.begin():
@@ -522,6 +626,7 @@ class State:
                           t.solution_fingerprint, json.loads(t.inputs_json)), t.result_dir or ""
 
     # -- runs ----------------------------------------------------------------
+    @_retry_on_conflict
     def begin_run(self, run_id: str, study: str, fingerprint: str, user: str,
                   config: Mapping[str, object]) -> dict[str, object] | None:
         """Record a run; return the configuration of the previous run (None if first)."""
@@ -531,7 +636,7 @@ class State:
                              .limit(1)).first()
             s.add(RunRow(id=run_id, study=study, study_fingerprint=fingerprint, user=user,
                          config_json=json.dumps(config, sort_keys=True),
-                         started_utc=utc_now()))
+                         host=socket.gethostname(), pid=os.getpid(), started_utc=utc_now()))
         return None if last is None else dict(json.loads(last.config_json))
 
     def finish_run(self, run_id: str, counts: dict[str, int]) -> None:
@@ -542,6 +647,7 @@ class State:
                 row.counts_json = json.dumps(counts, sort_keys=True)
 
     # -- issues --------------------------------------------------------------
+    @_retry_on_conflict
     def sync_issues(self, study: str, issues: Sequence[IssueSpec],
                     close_missing: bool = True) -> list[IssueSpec]:
         """Open or refresh ``issues``; close open ones not listed. Returns the new ones."""

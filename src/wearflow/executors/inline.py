@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from wearflow.executors.base import TaskEvent
 from wearflow.plan import TaskSpec
@@ -14,10 +14,13 @@ class InlineExecutor:
     workers = 1
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
-            stop: threading.Event | None = None) -> Iterator[TaskEvent]:
+            stop: threading.Event | None = None,
+            claim: Callable[[TaskSpec], bool] | None = None) -> Iterator[TaskEvent]:
         for task in tasks:
             if stop is not None and stop.is_set():
                 return
+            if claim is not None and not claim(task):
+                continue
             yield TaskEvent("started", task.key)
             yield TaskEvent("finished", task.key, execute(task, run_id))
 

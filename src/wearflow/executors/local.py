@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -52,7 +52,8 @@ class LocalExecutor:
         return self._pool
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
-            stop: threading.Event | None = None) -> Iterator[TaskEvent]:
+            stop: threading.Event | None = None,
+            claim: Callable[[TaskSpec], bool] | None = None) -> Iterator[TaskEvent]:
         if not tasks:
             return
         workers = self.workers
@@ -61,7 +62,7 @@ class LocalExecutor:
         while queue and not (stop and stop.is_set()):
             # A pool whose worker died (killed, out of memory) is unusable: the tasks it
             # held fail with that reason and the rest continue on a fresh pool.
-            finished = yield from self._run_pool(queue, workers, run_id, stop)
+            finished = yield from self._run_pool(queue, workers, run_id, stop, claim)
             idle_pools = 0 if finished else idle_pools + 1
             if idle_pools >= 2:  # workers cannot even start: fail the rest, say why
                 now = utc_now()
@@ -75,7 +76,8 @@ class LocalExecutor:
             self.close()
 
     def _run_pool(self, queue: list[TaskSpec], workers: int, run_id: str,
-                  stop: threading.Event | None) -> Generator[TaskEvent, None, int]:
+                  stop: threading.Event | None, claim: Callable[[TaskSpec], bool] | None
+                  ) -> Generator[TaskEvent, None, int]:
         """Run tasks from ``queue`` until it is empty, stopped or the pool breaks;
         return how many tasks finished."""
         done = 0
@@ -87,15 +89,19 @@ class LocalExecutor:
                 while (queue and not broken and len(running) < workers
                        and not (stop and stop.is_set())):
                     task = queue.pop()
+                    if claim is not None and not claim(task):
+                        continue  # another coordinator runs it
                     try:
                         future = pool.submit(execute, task, run_id)
                     except BrokenProcessPool:
-                        queue.append(task)
+                        queue.append(task)  # claimed: the fresh pool's claim renews it
                         broken = True
                         break
                     yield TaskEvent("started", task.key)
                     running[future] = task
                 if not running:
+                    if queue and not broken and not (stop and stop.is_set()):
+                        continue  # every task popped so far was someone else's
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: running[f].key):
