@@ -66,6 +66,12 @@ def _retry_on_conflict(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _chunks(values: Sequence[Any], size: int = 5000) -> list[Sequence[Any]]:
+    """Pieces small enough for an SQL IN list on every backend (SQLite and PostgreSQL cap
+    bound parameters per statement)."""
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -332,45 +338,48 @@ class State:
         return {r.uri: (r.size_bytes, r.mtime, r.sha256, r.device_serial) for r in rows}
 
     @_retry_on_conflict
-    def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> dict[str, int]:
-        """Record a catalog scan; return {uri: file id} of the current version of each file.
+    def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> None:
+        """Record a catalog scan.
 
         A new checksum for a known URI adds a version and makes it current; URIs
-        under ``locations`` that the scan no longer saw are marked absent.
+        under ``locations`` that the scan no longer saw are marked absent. Rows
+        that did not change get only their ``last_seen_utc`` stamp, in bulk.
         """
         now = utc_now()
-        ids: dict[str, int] = {}
         with self._session() as s, s.begin():
             existing = {(r.uri, r.sha256): r for r in s.scalars(select(FileRow))}
             current = {r.uri: r for r in existing.values() if r.current}
+            seen_ids: list[int] = []
             for f in files:
                 row = existing.get((f.uri, f.sha256))
+                old = current.get(f.uri)
                 if row is None:
-                    row = FileRow(
+                    s.add(FileRow(
                         uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes, mtime=f.mtime,
                         location=f.location, path=f.path, kind=f.kind,
                         participant=f.participant, side=f.side,
                         fields_json=json.dumps(dict(f.fields), sort_keys=True),
                         parse_error=f.parse_error, device_serial=f.device_serial,
-                        first_seen_utc=now, last_seen_utc=now,
-                        current=True, present=True,
-                    )
-                    s.add(row)
-                row.mtime, row.last_seen_utc, row.present = f.mtime, now, True
-                old = current.get(f.uri)
-                if old is not None and old is not row:
-                    old.current = False
-                row.current = True
-                s.flush()
-                ids[f.uri] = row.id
+                        first_seen_utc=now, last_seen_utc=now, current=True, present=True,
+                    ))
+                    if old is not None:
+                        old.current = False
+                    continue
+                if (row.mtime, row.present, row.current) != (f.mtime, True, True):
+                    row.mtime, row.present, row.current = f.mtime, True, True
+                    if old is not None and old is not row:
+                        old.current = False
+                seen_ids.append(row.id)
             roots = tuple(loc.rstrip("/") + "/" for loc in locations)
             seen = {f.uri for f in files}
             for row in current.values():
                 if row.uri not in seen and row.location.rstrip("/") + "/" in roots:
                     row.present = False
+            for chunk in _chunks(seen_ids):
+                s.execute(update(FileRow).where(FileRow.id.in_(chunk))
+                          .values(last_seen_utc=now))
             s.flush()
             self._mark_duplicates(s)
-        return ids
 
     @staticmethod
     def _mark_duplicates(s: Session) -> None:
@@ -456,8 +465,8 @@ class State:
         """
         now = utc_now()
         with self._session() as s, s.begin():
-            rows = {r.key: r for r in s.scalars(select(TaskRow).where(
-                TaskRow.file_id.in_({t.file_id for t in tasks})))}
+            rows = {r.key: r for chunk in _chunks(sorted({t.file_id for t in tasks}))
+                    for r in s.scalars(select(TaskRow).where(TaskRow.file_id.in_(chunk)))}
             planned = {(t.file_id, t.solution): t.key for t in tasks}
             for row in rows.values():
                 keep = planned.get((row.file_id, row.solution))

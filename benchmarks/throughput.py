@@ -1,0 +1,162 @@
+"""Throughput and peak memory of one task on a long recording, and of the reader alone.
+
+A 7-day 100 Hz recording (quick: 1 day at 50 Hz) is generated
+(``wearflow.synthetic.generate_recording``, seeded) and written as an AX3 .cwa
+by a first child process. Then, each in a fresh child process of its own so
+that its peak memory (``VmHWM``) is that work's and the CPU clock holds nothing else:
+
+* ``reader``: read the file's bytes and decode them with ``read_recording``;
+* ``task``: import scikit-digital-health and build the builtin solution
+  (paid once per worker process; not counted), then read + decode the file
+  and run ``builtin:wrist`` on it, as a worker does.
+
+Figures are hours of sensor data per CPU-second (CPU: user + system of every
+thread of the child) and peak resident memory, next to the field notes' peers
+on the same kind of file. This child-process entry point is
+``python -m benchmarks.throughput --child MODE ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from benchmarks._common import (
+    SKDH_FULL_H_PER_CPU_S,
+    SKDH_FULL_PEAK_GB,
+    SKDH_READ_CPU_S,
+    SKDH_READ_PEAK_GB,
+    Figure,
+    child_report,
+    fmt_s,
+    load_average,
+    peak_rss_gb,
+    run_child,
+)
+
+FULL = (7.0, 100.0)  # days, Hz: the field notes' reference recording
+QUICK = (1.0, 50.0)
+SEED = 11
+
+
+def run(quick: bool) -> Iterator[Figure]:
+    days, rate_hz = QUICK if quick else FULL
+    label = f"{days:g}d_{rate_hz:g}hz"
+    with tempfile.TemporaryDirectory(prefix="wearflow-bench-throughput-") as tmp:
+        path = Path(tmp) / "P001_L.cwa"
+        gen = run_child("throughput", "generate", str(path), str(days), str(rate_hz))
+        data_h = gen["duration_s"] / 3600.0
+        what = (f"1 file, {gen['duration_s']:.0f} s of data, {gen['n_samples']} samples, "
+                f"{gen['size_bytes'] / 1e6:.0f} MB .cwa")
+        yield Figure(
+            f"generate_{label}",
+            f"{fmt_s(gen['generate_wall_s'])} to simulate, {fmt_s(gen['write_wall_s'])} to "
+            f"write the .cwa, peak {gen['peak_rss_gb']:.1f} GB ({what}; setup, not a figure "
+            "of wearflow)",
+        )
+
+        reader = run_child("throughput", "reader", str(path))
+        yield Figure(
+            f"throughput_reader_{label}",
+            f"{data_h / reader['cpu_s']:.1f} h/CPU-s ({fmt_s(reader['cpu_s'])} CPU, "
+            f"{fmt_s(reader['wall_s'])} wall), peak {reader['peak_rss_gb']:.1f} GB "
+            f"({what})" + ("" if quick else
+                           f"; field notes: SKDH ReadCwa about {SKDH_READ_CPU_S:g} s "
+                           f"({data_h / SKDH_READ_CPU_S:.0f} h/s), {SKDH_READ_PEAK_GB} GB; "
+                           "a numpy decode 47 h/CPU-s, a compiled one 135"),
+        )
+
+        task = run_child("throughput", "task", str(path))
+        h_per_cpu_s = data_h / task["cpu_s"]
+        yield Figure(
+            f"throughput_builtin_{label}",
+            f"{h_per_cpu_s:.2f} h/CPU-s ({fmt_s(task['cpu_s'])} CPU: read "
+            f"{fmt_s(task['read_cpu_s'])}, solution {fmt_s(task['solution_cpu_s'])}; "
+            f"{fmt_s(task['wall_s'])} wall), peak {task['peak_rss_gb']:.1f} GB ({what}; "
+            f"setup not counted: skdh import + solution load {fmt_s(task['setup_cpu_s'])} CPU, "
+            f"{task['setup_rss_gb']:.2f} GB); field notes: SKDH full pipeline "
+            f"{SKDH_FULL_H_PER_CPU_S} h/CPU-s, {SKDH_FULL_PEAK_GB} GB (its ActivityDFA, which "
+            f"builtin:wrist omits, is 70% of its CPU); load {load_average()}",
+        )
+
+
+# ----------------------------------------------------------------------------- child side
+
+
+def _generate(path: Path, days: float, rate_hz: float) -> None:
+    from wearflow.readers import write_cwa
+    from wearflow.synthetic import generate_recording
+
+    began = time.perf_counter()
+    rec, _ = generate_recording(seed=SEED, days=days, sampling_rate_hz=rate_hz)
+    generated = time.perf_counter()
+    write_cwa(path, rec.time_s, rec.accel_g, rec.temperature_c, rate_hz, serial=50_011)
+    child_report(generate_wall_s=generated - began,
+                 write_wall_s=time.perf_counter() - generated,
+                 duration_s=rec.duration_s, n_samples=rec.n_samples,
+                 size_bytes=path.stat().st_size)
+
+
+def _read(path: Path) -> tuple[object, float, float]:
+    from wearflow.readers import read_recording
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    recording = read_recording(path.read_bytes(), f"file://{path}")
+    return recording, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _reader(path: Path) -> None:
+    import wearflow.readers  # noqa: F401  (imports are not the reader's work)
+
+    _recording, cpu_s, wall_s = _read(path)
+    child_report(cpu_s=cpu_s, wall_s=wall_s)
+
+
+def _task(path: Path) -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.recording import Recording
+    from wearflow.solutions import load_solution
+
+    setup_cpu = time.process_time()
+    import skdh  # noqa: F401  (a worker imports it once, before its first task)
+
+    solution = load_solution(SolutionConfig(name="wrist", pipeline="builtin:wrist"))
+    setup_cpu_s, setup_rss_gb = time.process_time() - setup_cpu, peak_rss_gb()
+
+    wall = time.perf_counter()
+    recording, read_cpu_s, _ = _read(path)
+    if not isinstance(recording, Recording):
+        raise TypeError("read_recording returned no Recording")
+    cpu = time.process_time()
+    result = solution.run(recording, {"time_zone": "UTC"})
+    solution_cpu_s = time.process_time() - cpu
+    wall_s = time.perf_counter() - wall
+    if not result.tables:
+        raise RuntimeError("the builtin solution returned no tables")
+    child_report(cpu_s=read_cpu_s + solution_cpu_s, wall_s=wall_s, read_cpu_s=read_cpu_s,
+                 solution_cpu_s=solution_cpu_s, setup_cpu_s=setup_cpu_s,
+                 setup_rss_gb=setup_rss_gb, flags=list(result.flags))
+
+
+def _child_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput --child")
+    parser.add_argument("--child", required=True, choices=("generate", "reader", "task"))
+    parser.add_argument("path", type=Path)
+    parser.add_argument("days", type=float, nargs="?")
+    parser.add_argument("rate_hz", type=float, nargs="?")
+    args = parser.parse_args(argv)
+    if args.child == "generate":
+        _generate(args.path, args.days, args.rate_hz)
+    elif args.child == "reader":
+        _reader(args.path)
+    else:
+        _task(args.path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
