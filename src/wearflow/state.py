@@ -376,8 +376,10 @@ class State:
                 if row.uri not in seen and row.location.rstrip("/") + "/" in roots:
                     row.present = False
             for chunk in _chunks(seen_ids):
+                # no ORM session sync: it would evaluate the WHERE against every loaded row
                 s.execute(update(FileRow).where(FileRow.id.in_(chunk))
-                          .values(last_seen_utc=now))
+                          .values(last_seen_utc=now)
+                          .execution_options(synchronize_session=False))
             s.flush()
             self._mark_duplicates(s)
 
