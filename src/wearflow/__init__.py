@@ -1,6 +1,6 @@
 """wearflow: reproducible, auditable processing of wearable-sensor studies."""
 
-from importlib.metadata import version
+from importlib.metadata import version as _version
 
 from wearflow.config import Study, load_study
 from wearflow.errors import WearflowError
@@ -8,7 +8,7 @@ from wearflow.recording import DeviceInfo, Recording
 from wearflow.runner import RunReport, run_study
 from wearflow.status import study_status
 
-__version__ = version("wearflow")
+__version__ = _version("wearflow")
 
 __all__ = [
     "DeviceInfo",
