@@ -64,7 +64,6 @@ class TaskSpec:
     user: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:
@@ -152,7 +151,7 @@ def make_plan(
                     solution_version=sol.version, solution_fingerprint=sol.fingerprint,
                     study=study.study, study_fingerprint=study_fingerprint,
                     output=study.output, device_time_zone=study.clock_time_zone,
-                    user=user, metadata=inputs, fields=json.loads(f.fields_json),
+                    user=user, metadata=inputs,
                     storage_options=study.storage_options,
                 ))
     return Plan(tuple(to_run), tuple(records), tuple(held))

@@ -74,6 +74,12 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_utc(seconds: float) -> str:
+    """UTC seconds since the epoch as ISO 8601 with a Z suffix, millisecond precision."""
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()

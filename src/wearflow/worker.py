@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 from wearflow.errors import AlgorithmError, Tag, WearflowError
 from wearflow.plan import TaskSpec
-from wearflow.provenance import InputRef, Provenance, SolutionRef, current_user, software, utc_now
+from wearflow.provenance import (
+    InputRef,
+    Provenance,
+    SolutionRef,
+    current_user,
+    iso_utc,
+    software,
+    utc_now,
+)
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
 from wearflow.readers import read_recording
 from wearflow.results import single_wrist_dir, write_result
@@ -75,8 +83,8 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
     qc = {
         "n_samples": recording.n_samples,
         "sampling_rate_hz": recording.sampling_rate_hz,
-        "start_utc": _iso(recording.time_s[0]),
-        "end_utc": _iso(recording.time_s[-1]),
+        "start_utc": iso_utc(recording.time_s[0]),
+        "end_utc": iso_utc(recording.time_s[-1]),
         "duration_h": round(recording.duration_s / 3600.0, 6),
         "has_temperature": recording.temperature_c is not None,
         "device": {"format": recording.device.format, "serial": recording.device.serial,
@@ -101,10 +109,3 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
     output = Store(task.output, dict(task.storage_options))
     _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
     return folder, flags, prov_sha
-
-
-def _iso(seconds: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")

@@ -1,20 +1,16 @@
 """Scikit-digital-health pipeline files as wearflow solutions.
 
-A solution is a ``.skdh`` pipeline file run by the pinned scikit-digital-health
-version; it is identified by the file's sha256. Steps run one at a time so
-that the adapter can:
+A solution is a ``.skdh`` pipeline file run by a pinned scikit-digital-health
+version and identified by the file's sha256 (and, for a solution with its own
+``environment``, the lock's hash). The steps run one at a time through
+:mod:`wearflow.solutions.skdh_core` (warnings become QC flags, steps too long for
+a short recording are skipped with a flag, DETACH falls back to acceleration-only
+wear detection without temperature, a never-worn device gets zero wear): in this
+process for wearflow's own scikit-digital-health, or as a script in the
+solution's environment (:mod:`wearflow.solutions.environments`).
 
-* record every warning a step raises as a QC flag (for example "less than
-  12 hours of data, no calibration performed");
-* skip a step that fails on a recording shorter than the solution's
-  ``short_recording_h`` (default 24 h), with a flag, instead of failing the
-  file: a 5-minute file gets no wear detection rather than a crash. On a
-  longer recording a failing step is an algorithm failure of the whole file;
-* use acceleration-only wear detection when a temperature-based step (DETACH)
-  gets a recording without temperature.
-
-``skdh`` is imported only when a solution first runs (it costs about 3.5 s
-and 265 MB), so the coordinator never pays for it.
+``skdh`` is imported only when a solution first runs (seconds and hundreds of
+MB), so the coordinator never pays for it.
 """
 
 from __future__ import annotations
