@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wearflow.errors import ConfigError
+from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 
 STUDY_FILE_NAME = "study.yaml"
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -111,6 +112,17 @@ class QcConfig(_Frozen):
     study_end: date | None = None
 
 
+EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries"})
+
+
+class RetryConfig(_Frozen):
+    """Transient failures (storage unreachable, a worker that died) are retried after
+    ``backoff_s`` doubling each attempt; a task stops after ``max_attempts``."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_s: float = Field(default=5.0, ge=0, le=3600)
+
+
 class SolutionConfig(_Frozen):
     """One biomarker solution: a scikit-digital-health pipeline file or a built-in."""
 
@@ -120,6 +132,9 @@ class SolutionConfig(_Frozen):
     requires: tuple[str, ...] = ()
     short_recording_h: float = Field(default=24.0, gt=0)
     environment: tuple[str, ...] = ()  # requirements of its own environment, e.g. skdh==0.17.16
+    # peak memory per sample of the recording, for memory-aware scheduling (measured on the
+    # builtin wrist solution: ~157 bytes per sample)
+    bytes_per_sample: float = Field(default=DEFAULT_BYTES_PER_SAMPLE, gt=0)
 
     @field_validator("requires")
     @classmethod
@@ -149,7 +164,12 @@ class Study(_Frozen):
     state: str | None = None
     time_zone: str = "UTC"
     device_time_zone: str | None = None
+    # where tasks run: inline | local | dask (a local Dask cluster) | dask://host:8786
+    executor: str = Field(default="local", pattern=r"^(inline|local|dask|(dask|tcp|tls)://\S+)$")
     workers: int | None = Field(default=None, ge=1)
+    # memory all workers of one machine may use together (default: 80% of physical memory)
+    memory_limit_gb: float | None = Field(default=None, gt=0)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
     # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
     # logged or written to outputs. Credentials may also come from AWS_* variables.
@@ -203,8 +223,11 @@ class Study(_Frozen):
         return self.device_time_zone or self.time_zone
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved configuration (storage options excluded), key-order stable."""
-        canonical = json.dumps(self.public_dump(), sort_keys=True)
+        """sha256 of the resolved configuration, key-order stable. Storage options and
+        where and how tasks run (executor, workers, memory, retries) are left out: they
+        do not change any result."""
+        dump = {k: v for k, v in self.public_dump().items() if k not in EXECUTION_FIELDS}
+        canonical = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from wearflow.audit import default_actor
 from wearflow.config import SolutionConfig, Study
 from wearflow.errors import Tag
+from wearflow.memory import estimate_peak_bytes
 from wearflow.solutions import Solution
 from wearflow.state import FileRow, MetaCell, TaskRecord
 
@@ -63,6 +64,7 @@ class TaskSpec:
     device_time_zone: str
     user: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    memory_bytes: int = 0  # estimated peak memory (see wearflow.memory)
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -152,6 +154,8 @@ def make_plan(
                     study=study.study, study_fingerprint=study_fingerprint,
                     output=study.output, device_time_zone=study.clock_time_zone,
                     user=user, metadata=inputs,
+                    memory_bytes=estimate_peak_bytes(f.path, f.size_bytes,
+                                                     configs[sol.name].bytes_per_sample),
                     storage_options=study.storage_options,
                 ))
     return Plan(tuple(to_run), tuple(records), tuple(held))

@@ -1,0 +1,63 @@
+"""How much memory a task will need at its peak, and how much the workers may use.
+
+A task's peak is estimated before it runs from the file's size: the number of
+samples a file of that format and size holds (bytes on disk per sample, the
+smallest seen on real recordings, so the estimate errs high) times the
+solution's bytes per sample in memory (scikit-digital-health's wrist pipeline
+peaks at about 150 bytes per sample), plus the worker's own footprint.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+# Bytes on disk per sample, by file ending: the smallest seen on the real recordings in
+# shared/data/real (AX3 packed .cwa 4.27; GENEActiv .bin 12.7; ActiGraph .gt3x/.agdc with
+# idle sleep 1.7; ActiLife RAW .csv 18.7; gzipped CSV 2.1). Longest ending first.
+ON_DISK_BYTES_PER_SAMPLE: tuple[tuple[str, float], ...] = (
+    (".cwa.gz", 1.5),
+    (".csv.gz", 1.5),
+    (".bin.gz", 4.0),
+    (".cwa", 4.2),
+    (".bin", 12.5),
+    (".gt3x", 1.5),
+    (".agdc", 1.5),
+    (".csv", 15.0),
+)
+UNKNOWN_FORMAT_BYTES_PER_SAMPLE = 1.5
+# Measured: the builtin wrist solution peaks at 9.5 GB on a 7-day 100 Hz recording
+# (60.5 million samples) = 157 bytes per sample.
+DEFAULT_BYTES_PER_SAMPLE = 160.0
+WORKER_BASE_BYTES = 400 * 1024**2  # interpreter + scikit-digital-health import
+MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit
+
+GB = 1024**3
+
+
+def estimated_samples(file_name: str, size_bytes: int) -> int:
+    name = file_name.lower()
+    per_sample = next((b for end, b in ON_DISK_BYTES_PER_SAMPLE if name.endswith(end)),
+                      UNKNOWN_FORMAT_BYTES_PER_SAMPLE)
+    return int(size_bytes / per_sample) + 1
+
+
+def estimate_peak_bytes(file_name: str, size_bytes: int,
+                        bytes_per_sample: float = DEFAULT_BYTES_PER_SAMPLE) -> int:
+    """Estimated peak memory of one task on ``file_name`` of ``size_bytes``."""
+    return WORKER_BASE_BYTES + int(estimated_samples(file_name, size_bytes) * bytes_per_sample)
+
+
+def physical_memory_bytes() -> int:
+    return int(psutil.virtual_memory().total)
+
+
+def memory_budget_bytes(limit_gb: float | None = None) -> int:
+    """What all of one machine's workers together may use: ``limit_gb`` when given,
+    else a fixed share of physical memory (the rest for the system and coordinator)."""
+    if limit_gb is not None:
+        return int(limit_gb * GB)
+    return int(physical_memory_bytes() * MEMORY_FRACTION)
+
+
+def format_gb(n_bytes: int) -> str:
+    return f"{n_bytes / GB:.1f} GB"
