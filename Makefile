@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS = never
 # without it, ~2.5 s with it)
 export UV_COMPILE_BYTECODE = 1
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test lint bench clean services
 
 $(UV):
 	$(PY) -m venv .tools
@@ -28,10 +28,18 @@ lint: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint
+# The tests start their own throwaway PostgreSQL cluster (initdb + pg_ctl into a temporary
+# folder, tests/conftest.py) from Debian's server binaries; install them if missing.
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { echo "installing Debian's postgresql server binaries for the tests"; \
+	    apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; }
+
+test: lint services
 	$(VENV)/bin/pytest -q
 
-bench: install-dev
+bench: install-dev services
 	$(VENV)/bin/python -m benchmarks
 
 clean:

@@ -9,12 +9,13 @@ import itertools
 import json
 import multiprocessing
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from wearflow.audit import (
     FIELDS,
@@ -54,9 +55,10 @@ def event(i: int) -> AuditEvent:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "state.sqlite"
-    state = State(f"sqlite:///{path}")
+def db(state_url: str) -> Iterator[str]:
+    """A state database (SQLite and PostgreSQL) holding a chain of N entries."""
+    path = state_url
+    state = State(path)
     trail = AuditTrail(state.engine)
     for i in range(1, N + 1):
         e = event(i)
@@ -65,8 +67,8 @@ def db(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
-def verify(path: Path, anchor: tuple[int, str] | None = None) -> tuple[int | None, str]:
-    state = State(f"sqlite:///{path}")
+def verify(path: str, anchor: tuple[int, str] | None = None) -> tuple[int | None, str]:
+    state = State(path)
     try:
         report = AuditTrail(state.engine).verify(anchor)
     finally:
@@ -75,21 +77,28 @@ def verify(path: Path, anchor: tuple[int, str] | None = None) -> tuple[int | Non
     return report.first_bad_seq, report.reason or ""
 
 
-def sql(path: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
-    """Tamper with the file directly, outside wearflow."""
-    con = sqlite3.connect(path)
-    with con:
-        for st in statements:
-            query, params = (st, ()) if isinstance(st, str) else st
-            con.execute(query, params)
-    con.close()
+def sql(url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+    """Tamper with the database directly, outside wearflow (raw driver SQL, ``?`` params)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as con:
+            for st in statements:
+                query, params = (st, ()) if isinstance(st, str) else st
+                if engine.dialect.name == "postgresql":
+                    query = query.replace("?", "%s")
+                con.exec_driver_sql(query, params)
+    finally:
+        engine.dispose()
 
 
-def row(path: Path, seq: int) -> dict[str, Any]:
-    con = sqlite3.connect(path)
-    con.row_factory = sqlite3.Row
-    found = con.execute("SELECT * FROM audit_trail WHERE seq = ?", (seq,)).fetchone()
-    con.close()
+def row(url: str, seq: int) -> dict[str, Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            found = con.execute(text("SELECT * FROM audit_trail WHERE seq = :seq"),
+                                {"seq": seq}).mappings().one()
+    finally:
+        engine.dispose()
     return dict(found)
 
 
@@ -103,8 +112,8 @@ SHIFT_UP_FROM_17 = ("UPDATE audit_trail SET seq = -(seq + 1) WHERE seq >= 17",
 
 
 # -- the chain ---------------------------------------------------------------
-def test_chain_of_50_verifies_and_links(db: Path) -> None:
-    state = State(f"sqlite:///{db}")
+def test_chain_of_50_verifies_and_links(db: str) -> None:
+    state = State(db)
     trail = AuditTrail(state.engine)
     entries = trail.entries()
     report = trail.verify()
@@ -126,8 +135,8 @@ def test_chain_of_50_verifies_and_links(db: Path) -> None:
     assert verify_entries(entries, (N, entries[-1].entry_hash)).ok
 
 
-def test_empty_trail_and_a_second_trail_object_continue_the_chain(tmp_path: Path) -> None:
-    state = State(f"sqlite:///{tmp_path / 's.sqlite'}")
+def test_empty_trail_and_a_second_trail_object_continue_the_chain(state_url: str) -> None:
+    state = State(state_url)
     ticks = iter(["2024-03-31T00:59:59.999Z", "2024-03-31T01:00:00.000Z"])
     first = AuditTrail(state.engine, clock=lambda: next(ticks))
     assert first.verify() == verify_entries([])
@@ -140,8 +149,8 @@ def test_empty_trail_and_a_second_trail_object_continue_the_chain(tmp_path: Path
     assert b.entry_utc == "2024-03-31T01:00:00.000Z"
 
 
-def test_record_many_is_one_transaction(db: Path) -> None:
-    state = State(f"sqlite:///{db}")
+def test_record_many_is_one_transaction(db: str) -> None:
+    state = State(db)
     trail = AuditTrail(state.engine)
     batch = trail.record_many([AuditEvent("ann", "file.cataloged", f"file:///x/{i}") for i in
                                range(5)])
@@ -161,22 +170,22 @@ def test_record_many_is_one_transaction(db: Path) -> None:
     ("entry_utc", "2020-01-01T00:00:00.000Z"), ("actor", "mallory"), ("action", "task.finished"),
     ("object", "file:///study/other.cwa"), ("before_json", None), ("after_json", '{"n": 99}'),
     ("reason", "a better reason"), ("reason", None), ("entry_hash", "f" * 64)])
-def test_edited_field_is_caught_at_that_entry(db: Path, column: str, value: Any) -> None:
+def test_edited_field_is_caught_at_that_entry(db: str, column: str, value: Any) -> None:
     sql(db, (f"UPDATE audit_trail SET {column} = ? WHERE seq = 17", (value,)))
     assert verify(db) == (17, "entry_hash does not match its content")
 
 
-def test_null_turned_into_a_value_is_caught(db: Path) -> None:
+def test_null_turned_into_a_value_is_caught(db: str) -> None:
     sql(db, "UPDATE audit_trail SET reason = 'added later', before_json = '{}' WHERE seq = 18")
     assert verify(db) == (18, "entry_hash does not match its content")
 
 
-def test_edited_prev_hash_is_caught_at_that_entry(db: Path) -> None:
+def test_edited_prev_hash_is_caught_at_that_entry(db: str) -> None:
     sql(db, ("UPDATE audit_trail SET prev_hash = ? WHERE seq = 17", ("a" * 64,)))
     assert verify(db) == (17, "prev_hash does not match entry 16")
 
 
-def test_edit_with_its_own_hash_recomputed_is_caught_by_the_next_entry(db: Path) -> None:
+def test_edit_with_its_own_hash_recomputed_is_caught_by_the_next_entry(db: str) -> None:
     forged = {**row(db, 17), "after_json": '{"n": -1}', "reason": "nothing to see"}
     forged["entry_hash"] = independent_hash(forged)
     sql(db, ("UPDATE audit_trail SET after_json = ?, reason = ?, entry_hash = ? WHERE seq = 17",
@@ -184,24 +193,24 @@ def test_edit_with_its_own_hash_recomputed_is_caught_by_the_next_entry(db: Path)
     assert verify(db) == (18, "prev_hash does not match entry 17")
 
 
-def test_deleted_entry_is_a_seq_gap(db: Path) -> None:
+def test_deleted_entry_is_a_seq_gap(db: str) -> None:
     sql(db, "DELETE FROM audit_trail WHERE seq = 17")
     assert verify(db) == (18, "seq gap after 16")
 
 
-def test_deleted_entry_with_renumbering_breaks_the_link(db: Path) -> None:
+def test_deleted_entry_with_renumbering_breaks_the_link(db: str) -> None:
     sql(db, "DELETE FROM audit_trail WHERE seq = 17",
         "UPDATE audit_trail SET seq = -(seq - 1) WHERE seq > 17",
         "UPDATE audit_trail SET seq = -seq WHERE seq < 0")
     assert verify(db) == (17, "prev_hash does not match entry 16")
 
 
-def test_deleted_first_entry(db: Path) -> None:
+def test_deleted_first_entry(db: str) -> None:
     sql(db, "DELETE FROM audit_trail WHERE seq = 1")
     assert verify(db) == (2, "seq gap after 0")
 
 
-def test_forged_insert_with_renumbering_naive_hash(db: Path) -> None:
+def test_forged_insert_with_renumbering_naive_hash(db: str) -> None:
     e16 = row(db, 16)
     forged = {**e16, "seq": 17, "actor": "mallory", "prev_hash": e16["entry_hash"],
               "entry_hash": "0" * 64}
@@ -209,7 +218,7 @@ def test_forged_insert_with_renumbering_naive_hash(db: Path) -> None:
     assert verify(db) == (17, "entry_hash does not match its content")
 
 
-def test_forged_insert_with_renumbering_and_valid_hashes(db: Path) -> None:
+def test_forged_insert_with_renumbering_and_valid_hashes(db: str) -> None:
     e16 = row(db, 16)
     forged = {**e16, "seq": 17, "actor": "mallory", "reason": "forged",
               "prev_hash": e16["entry_hash"]}
@@ -218,17 +227,17 @@ def test_forged_insert_with_renumbering_and_valid_hashes(db: Path) -> None:
     assert verify(db) == (18, "prev_hash does not match entry 17")
 
 
-def test_forged_insert_without_renumbering(db: Path) -> None:
+def test_forged_insert_without_renumbering(db: str) -> None:
     e16 = row(db, 16)
     forged = {**e16, "seq": 17, "actor": "mallory", "prev_hash": e16["entry_hash"]}
     forged["entry_hash"] = independent_hash(forged)
-    with pytest.raises(sqlite3.IntegrityError):  # seq is unique: no room between 16 and 17
+    with pytest.raises(IntegrityError):  # seq is unique: no room between 16 and 17
         sql(db, insert_row(forged))
     sql(db, "DELETE FROM audit_trail WHERE seq = 17", insert_row(forged))  # so: replace 17
     assert verify(db) == (18, "prev_hash does not match entry 17")
 
 
-def test_swapped_entries_are_caught_at_the_first(db: Path) -> None:
+def test_swapped_entries_are_caught_at_the_first(db: str) -> None:
     sql(db, "UPDATE audit_trail SET seq = -1 WHERE seq = 17",
         "UPDATE audit_trail SET seq = 17 WHERE seq = 18",
         "UPDATE audit_trail SET seq = 18 WHERE seq = -1")
@@ -236,14 +245,14 @@ def test_swapped_entries_are_caught_at_the_first(db: Path) -> None:
 
 
 # -- what the chain alone cannot see, and the anchor that can ------------------
-def test_truncation_needs_the_anchor(db: Path) -> None:
+def test_truncation_needs_the_anchor(db: str) -> None:
     anchor = (N, row(db, N)["entry_hash"])
     sql(db, "DELETE FROM audit_trail WHERE seq >= 45")
     assert verify(db) == (None, "")  # undetectable from inside the database
     assert verify(db, anchor) == (45, "entries 45..50 of the anchor missing")
 
 
-def test_full_rewrite_from_an_entry_needs_the_anchor(db: Path) -> None:
+def test_full_rewrite_from_an_entry_needs_the_anchor(db: str) -> None:
     anchor = (N, row(db, N)["entry_hash"])
     prev = row(db, 16)["entry_hash"]
     statements: list[str | tuple[str, tuple[Any, ...]]] = []
@@ -260,8 +269,8 @@ def test_full_rewrite_from_an_entry_needs_the_anchor(db: Path) -> None:
 # -- manual actions, bad input ------------------------------------------------
 @pytest.mark.parametrize("action", ["manual.retry", "manual.exclude", "manual.resolve"])
 @pytest.mark.parametrize("reason", [None, "", "  \n"])
-def test_manual_action_needs_a_reason(tmp_path: Path, action: str, reason: str | None) -> None:
-    state = State(f"sqlite:///{tmp_path / 's.sqlite'}")
+def test_manual_action_needs_a_reason(state_url: str, action: str, reason: str | None) -> None:
+    state = State(state_url)
     trail = AuditTrail(state.engine)
     with pytest.raises(StateError, match=re.escape(f"manual action '{action}' needs")) as info:
         trail.record("ann", action, "task:abc", reason=reason)
@@ -275,8 +284,9 @@ def test_manual_action_needs_a_reason(tmp_path: Path, action: str, reason: str |
     ({"actor": " "}, "non-empty actor"), ({"object": ""}, "non-empty object"),
     ({"after": {"x": object()}}, "not JSON-serialisable"),
     ({"before": {"x": float("nan")}}, "not JSON-serialisable")])
-def test_bad_entries_are_refused(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
-    state = State(f"sqlite:///{tmp_path / 's.sqlite'}")
+def test_bad_entries_are_refused(tmp_path: Path, state_url: str, kwargs: dict[str, Any],
+                                 match: str) -> None:
+    state = State(state_url)
     trail = AuditTrail(state.engine)
     args = {"actor": "ann", "action": "study.changed", "object": "study:demo", **kwargs}
     with pytest.raises(StateError, match=match):
@@ -296,8 +306,8 @@ def read_csv(text: str) -> list[AuditEntry]:
             for r in reader]
 
 
-def test_export_round_trips_and_is_byte_identical(db: Path, tmp_path: Path) -> None:
-    state = State(f"sqlite:///{db}")
+def test_export_round_trips_and_is_byte_identical(db: str, tmp_path: Path) -> None:
+    state = State(db)
     trail = AuditTrail(state.engine)
     trail.record("Zoë, \"QA\"", "manual.resolve", "file:///a b/ü.cwa",
                  before={"note": "line1\nline2", "ü": 1}, after={},
@@ -347,8 +357,8 @@ def test_default_actor(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- concurrency -------------------------------------------------------------
-def _append(path: str, actor: str, count: int, barrier: Any) -> None:
-    state = State(f"sqlite:///{path}")
+def _append(url: str, actor: str, count: int, barrier: Any) -> None:
+    state = State(url)
     trail = AuditTrail(state.engine)
     barrier.wait()
     for i in range(count):
@@ -356,9 +366,9 @@ def _append(path: str, actor: str, count: int, barrier: Any) -> None:
     state.close()
 
 
-def test_two_processes_append_to_one_sqlite_file(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    state = State(f"sqlite:///{path}")
+def test_two_processes_append_to_one_database(state_url: str) -> None:
+    path = state_url
+    state = State(path)
     trail = AuditTrail(state.engine)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
@@ -378,8 +388,8 @@ def test_two_processes_append_to_one_sqlite_file(tmp_path: Path) -> None:
 
 
 def test_an_append_that_loses_the_race_retries_then_gives_up(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    state = State(f"sqlite:///{tmp_path / 's.sqlite'}")
+        state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = State(state_url)
     other = AuditTrail(state.engine)
     sneaks = 1
 

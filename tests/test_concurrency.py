@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 
 from study_helpers import write_csv
 from wearflow import load_study, study_status
@@ -27,9 +27,9 @@ solutions:
 """
 
 
-def test_two_runs_at_once_run_every_task_exactly_once(tmp_path: Path) -> None:
+def test_two_runs_at_once_run_every_task_exactly_once(tmp_path: Path, state_url: str) -> None:
     (tmp_path / "raw").mkdir()
-    (tmp_path / "study.yaml").write_text(STUDY)
+    (tmp_path / "study.yaml").write_text(STUDY + f"state: {state_url}\n")
     for k in range(1, 5):
         for side in "LR":
             write_csv(tmp_path / f"raw/P{k}_{side}.csv", seed=k, hours=0.3)
@@ -38,18 +38,20 @@ def test_two_runs_at_once_run_every_task_exactly_once(tmp_path: Path) -> None:
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     outs = [p.communicate(timeout=600) for p in (first, second)]
     assert (first.returncode, second.returncode) == (0, 0), [o[1].decode()[-400:] for o in outs]
-    with sqlite3.connect(tmp_path / "results/wearflow.db") as db:
-        rows = db.execute("select key, state, attempts, run_id from tasks").fetchall()
-        started = [k for (k,) in db.execute(
+    engine = create_engine(state_url)
+    with engine.connect() as db:
+        rows = db.exec_driver_sql("select key, state, attempts, run_id from tasks").fetchall()
+        started = [k for (k,) in db.exec_driver_sql(
             "select object from audit_trail where action = 'task.started'")]
+    engine.dispose()
     assert len(rows) == 8
     assert {(state, attempts) for _, state, attempts, _ in rows} == {("done", 1)}
     assert sorted(started) == sorted(k for k, *_ in rows)  # each started once, in all
     assert study_status(load_study(tmp_path))["participants"]["processed"] == 4
 
 
-def test_a_dead_coordinators_claims_are_taken_over(tmp_path: Path) -> None:
-    state = State(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_a_dead_coordinators_claims_are_taken_over(state_url: str) -> None:
+    state = State(state_url)
     try:
         state.begin_run("dead", "S", "f", "me", {})
         with state.engine.begin() as conn:
@@ -57,12 +59,12 @@ def test_a_dead_coordinators_claims_are_taken_over(tmp_path: Path) -> None:
             conn.exec_driver_sql(
                 "insert into files (id, uri, sha256, size_bytes, mtime, location, path, kind, "
                 "fields_json, first_seen_utc, last_seen_utc, current, present) values "
-                "(1, 'u', 's', 1, 'm', 'l', 'p', 'sensor', '{}', 't', 't', 1, 1)")
+                "(1, 'u', 's', 1, 'm', 'l', 'p', 'sensor', '{}', 't', 't', true, true)")
             conn.exec_driver_sql(
                 "insert into tasks (key, file_id, solution, solution_version, "
                 "solution_fingerprint, state, current, attempts, run_id, lease_until_utc, "
                 "inputs_json, flags_json, created_utc) values ('k', 1, 'w', 'v', 'f', "
-                "'running', 1, 1, 'dead', '2999-01-01T00:00:00.000Z', '{}', '[]', 't')")
+                "'running', true, 1, 'dead', '2999-01-01T00:00:00.000Z', '{}', '[]', 't')")
         assert not state.claim("k", "other", 60)  # a live lease is respected
         assert state.dead_runs() == {"dead"}
         assert state.claim("k", "other", 60, state.dead_runs())  # its process is gone

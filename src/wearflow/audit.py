@@ -164,14 +164,6 @@ class AuditTrail:
     def __init__(self, engine: Engine, *, clock: Callable[[], str] = utc_now) -> None:
         self._engine, self._clock = engine, clock
         self._where = engine.url.render_as_string(hide_password=True)
-        for attempt in (1, 2):  # a second try: another process may have just created it
-            try:
-                _metadata.create_all(engine)
-                break
-            except SQLAlchemyError as exc:
-                if attempt == 2:
-                    raise StateError(f"cannot create the audit trail ({exc})",
-                                     subject=self._where) from None
 
     def record(self, actor: str, action: str, object: str, *, before: Any = None,
                after: Any = None, reason: str | None = None) -> AuditEntry:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wearflow.config import FilesConfig
-from wearflow.errors import NameParseError
+from wearflow.errors import NameParseError, StorageError
 from wearflow.readers.header import header_serial
 from wearflow.storage import Entry, Store, sha256_bytes
 
@@ -130,22 +130,42 @@ def scan(
     *,
     known: Known | None = None,
     inspector: Inspector = inspect_file,
+    unreadable: list[StorageError] | None = None,
 ) -> list[SensorFile]:
     """Catalog every sensor-like file in ``stores``, sorted by URI.
 
     ``known`` maps URIs already in the state database to (size, mtime, sha256):
     an unchanged file is not read again, so re-cataloging a large study costs a
     listing, not a full read.
+
+    A file that cannot be read now (a storage hiccup, a permission) is, when
+    ``unreadable`` is given, reported there and left for the next scan: a new
+    file is not cataloged yet; a known one keeps its previous version, so nothing
+    is marked absent or re-run because of it. Without ``unreadable`` it raises.
     """
     parser = NameParser(files)
     known = known or {}
     out: list[SensorFile] = []
     for store in stores:
         for entry in store.walk():
-            if parser.is_metadata(entry.path):
-                out.append(_catalog_metadata(store, entry, known, inspector))
-            elif parser.is_sensor_like(entry.path):
-                out.append(_catalog_one(store, entry, parser, known, inspector))
+            if not (parser.is_metadata(entry.path) or parser.is_sensor_like(entry.path)):
+                continue
+            try:
+                if parser.is_metadata(entry.path):
+                    out.append(_catalog_metadata(store, entry, known, inspector))
+                else:
+                    out.append(_catalog_one(store, entry, parser, known, inspector))
+            except StorageError as exc:
+                if unreadable is None:
+                    raise
+                unreadable.append(exc)
+                previous = known.get(store.uri(entry.path))
+                if previous is not None:  # as it was when last read
+                    stale = Entry(entry.path, previous[0], previous[1])
+                    catalog = (_catalog_metadata(store, stale, known, inspector)
+                               if parser.is_metadata(entry.path)
+                               else _catalog_one(store, stale, parser, known, inspector))
+                    out.append(catalog)
     return sorted(out, key=lambda f: f.uri)
 
 

@@ -83,16 +83,20 @@ def validate(study: StudyArg) -> None:
               + ", ".join(f"{x.name} {x.version}" for x in sols) + ")")
 
 
+EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "
+                 "(default: the study's executor:, else local)")
+
+
 @app.command()
 def run(
     study: StudyArg,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
-    executor: Annotated[str, typer.Option(help="local or inline")] = "local",
+    executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
 ) -> None:
     """Catalog, process and aggregate the study once; only new work is done."""
     try:
         s = load_study(study)
-        report = _run_with_progress(s, executor, workers)
+        report = _run_with_progress(s, executor or s.executor, workers)
     except WearflowError as exc:
         raise _fail(exc) from None
     _print_report(report)
@@ -111,7 +115,8 @@ def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunRepor
         bar.update(task_id, completed=done, total=total)
 
     try:
-        return run_study(s, executor=make_executor(executor, workers or s.workers),
+        return run_study(s, executor=make_executor(executor, workers or s.workers,
+                                                   memory_limit_gb=s.memory_limit_gb),
                          progress=progress)
     finally:
         if bar.live.is_started:
@@ -133,7 +138,7 @@ def _print_report(report: RunReport) -> None:
 def watch(
     study: StudyArg,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
-    executor: Annotated[str, typer.Option(help="local or inline")] = "local",
+    executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
     poll_s: Annotated[float, typer.Option(help="seconds between listings")] = 5.0,
     settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
 ) -> None:
@@ -142,6 +147,8 @@ def watch(
 
     try:
         s = load_study(study)
+        pool = make_executor(executor or s.executor, workers or s.workers, persistent=True,
+                             memory_limit_gb=s.memory_limit_gb)
     except WearflowError as exc:
         raise _fail(exc) from None
 
@@ -150,8 +157,7 @@ def watch(
             _print_report(report)
 
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
-    result = watch_study(s, executor=make_executor(executor, workers or s.workers,
-                                                   persistent=True),
+    result = watch_study(s, executor=pool,
                          poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
                          on_notification=lambda uri: out.print(f"notification: {uri}",
                                                                highlight=False))

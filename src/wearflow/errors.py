@@ -44,10 +44,16 @@ class WearflowError(Exception):
     """
 
     tag: Tag = Tag.ERROR
+    # True when trying again later may succeed (a network or storage hiccup): the
+    # task is retried with backoff instead of failing at once
+    transient: bool = False
 
-    def __init__(self, message: str, *, subject: str | None = None) -> None:
+    def __init__(self, message: str, *, subject: str | None = None,
+                 transient: bool | None = None) -> None:
         self.message = message
         self.subject = subject
+        if transient is not None:
+            self.transient = transient
         super().__init__(f"{subject}: {message}" if subject else message)
 
 

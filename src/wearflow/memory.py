@@ -61,3 +61,9 @@ def memory_budget_bytes(limit_gb: float | None = None) -> int:
 
 def format_gb(n_bytes: int) -> str:
     return f"{n_bytes / GB:.1f} GB"
+
+
+def too_big_message(needed_bytes: int, available_bytes: int) -> str:
+    return (f"needs about {format_gb(needed_bytes)} of memory at its peak (estimate), more "
+            f"than the workers may use ({format_gb(available_bytes)}); raise "
+            "memory_limit_gb in the study file or run it on a bigger machine")

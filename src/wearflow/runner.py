@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +25,21 @@ from wearflow import aggregate, catalog
 from wearflow.audit import AuditEvent, AuditTrail, default_actor
 from wearflow.audit import diff as audit_diff
 from wearflow.config import Study, strip_file_scheme
-from wearflow.errors import Tag, WearflowError
+from wearflow.errors import ConfigError, StorageError, Tag, WearflowError
 from wearflow.executors import Executor, LocalExecutor
 from wearflow.issues import flush as flush_issues
 from wearflow.issues import publish_issues
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.metadata import parse_metadata
 from wearflow.plan import Metadata, Plan, TaskSpec, make_plan
-from wearflow.provenance import InputRef, Provenance, SolutionRef, software, utc_now
+from wearflow.provenance import (
+    InputRef,
+    Provenance,
+    SolutionRef,
+    iso_utc,
+    software,
+    utc_now,
+)
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
 from wearflow.solutions import Solution, load_solution
 from wearflow.state import DoneTask, IssueSpec, MetadataTuple, State
@@ -40,6 +48,7 @@ from wearflow.worker import TaskOutcome
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 LEASE_S = 300.0  # a claimed task whose coordinator stops renewing is free again after this
+MAX_IN_RUN_WAIT_S = 120.0  # a retry due later than this is left pending for the next run
 
 
 @dataclass
@@ -88,6 +97,7 @@ def run_study(
     handler = _log_to_output(study)
     try:
         solutions = [load_solution(c) for c in study.solutions]  # before any file is touched
+        _refuse_identical(study, solutions)
         inputs = [Store(loc, study.storage_options) for loc in study.input]
         for store in inputs:
             store.check_reachable()
@@ -97,7 +107,11 @@ def run_study(
         previous = state.begin_run(run_id, study.study, study.fingerprint(), actor, config)
         _audit_config(trail, actor, study, previous, config)
         known = state.known_files()
-        files = catalog.scan(inputs, study.files, known=known)
+        unreadable: list[StorageError] = []
+        files = catalog.scan(inputs, study.files, known=known, unreadable=unreadable)
+        for unread in unreadable:
+            log_event(unread.tag.value, f"{unread.message}; tried again at the next run",
+                      level=logging.WARNING, study=study.study, uri=unread.subject)
         state.sync_files(files, [s.root_uri for s in inputs])
         trail.record_many([
             AuditEvent(actor, "file.cataloged", f.uri, before=None if f.uri not in known else
@@ -113,10 +127,14 @@ def run_study(
         state.record_plan(plan.records)
         report.files_total = len(current)
         report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
-        _execute(study, state, plan, executor or LocalExecutor(study.workers), run_id,
+        _execute(study, state, plan, executor or LocalExecutor(
+                     study.workers, memory_limit_gb=study.memory_limit_gb), run_id,
                  report, progress, trail, actor, stop)
         _aggregate(study, state, solutions, metadata, run_id, report, trail, actor)
-        _sync_issues(study, state, plan, listed)
+        _sync_issues(study, state, plan, listed, [
+            IssueSpec(p.tag.value, f"cannot be read now: {p.message}", uri=p.subject,
+                      resolution="check the storage; the file is read again at the next run")
+            for p in unreadable])
         flush_issues()
         state.finish_run(run_id, {"executed": report.executed, "done": report.done,
                                   "failed": report.failed})
@@ -138,6 +156,16 @@ def run_study(
         state.close()
         if handler is not None:
             remove_handler(handler)
+
+
+def _refuse_identical(study: Study, solutions: Sequence[Solution]) -> None:
+    """Two solutions with one fingerprint would be one task per file under two names."""
+    seen: dict[str, str] = {}
+    for sol in solutions:
+        other = seen.setdefault(sol.fingerprint, sol.name)
+        if other != sol.name:
+            raise ConfigError(f"solutions {other!r} and {sol.name!r} are the same pipeline "
+                              "with the same settings; keep one", subject=study.source)
 
 
 def _log_to_output(study: Study) -> logging.Handler | None:
@@ -187,7 +215,16 @@ def _execute(study: Study, state: State, plan: Plan, executor: Executor, run_id:
                                name="wearflow-leases", daemon=True)
     renewer.start()
     try:
-        _consume(study, state, plan, executor, run_id, report, progress, trail, actor, stop)
+        tasks = list(plan.to_run)
+        while tasks:
+            retry = _consume(study, state, tasks, executor, run_id, report, progress, trail,
+                             actor, stop)
+            # transient failures come back after their backoff, within this run when the
+            # wait is short; longer waits are left pending for the next run
+            soon = [(t, at) for t, at in retry if at <= time.time() + MAX_IN_RUN_WAIT_S]
+            tasks = [t for t, _ in soon]
+            if tasks and not _sleep_until(max(at for _, at in soon), stop):
+                break
     finally:
         renewing.set()
         renewer.join()
@@ -200,12 +237,25 @@ def _renew_leases(state: State, run_id: str, done: threading.Event) -> None:
         state.renew_leases(run_id, LEASE_S)
 
 
-def _consume(study: Study, state: State, plan: Plan, executor: Executor, run_id: str,
-             report: RunReport, progress: ProgressCallback | None, trail: AuditTrail,
-             actor: str, stop: threading.Event | None) -> None:
-    by_key = {t.key: t for t in plan.to_run}
-    total = len(plan.to_run)
+def _sleep_until(moment: float, stop: threading.Event | None) -> bool:
+    """Wait until ``moment`` (epoch seconds); False when ``stop`` was set meanwhile."""
+    delay = max(0.0, moment - time.time())
+    if stop is None:
+        time.sleep(delay)
+        return True
+    return not stop.wait(delay)
+
+
+def _consume(study: Study, state: State, tasks: Sequence[TaskSpec], executor: Executor,
+             run_id: str, report: RunReport, progress: ProgressCallback | None,
+             trail: AuditTrail, actor: str, stop: threading.Event | None
+             ) -> list[tuple[TaskSpec, float]]:
+    """Run ``tasks``; return those that failed transiently with the time (epoch seconds)
+    each may be retried."""
+    by_key = {t.key: t for t in tasks}
+    total = len(tasks)
     finished = 0
+    retry: list[tuple[TaskSpec, float]] = []
     # A task is claimed (with a lease this run renews) just before it starts, so
     # two coordinators on one study never run the same task.
     dead = state.dead_runs()
@@ -213,7 +263,7 @@ def _consume(study: Study, state: State, plan: Plan, executor: Executor, run_id:
     def claim(task: TaskSpec) -> bool:
         return state.claim(task.key, run_id, LEASE_S, dead)
 
-    for event in executor.run(plan.to_run, run_id, stop, claim):
+    for event in executor.run(tasks, run_id, stop, claim):
         task = by_key[event.key]
         if event.kind == "started":
             trail.record(actor, "task.started", event.key,
@@ -222,6 +272,24 @@ def _consume(study: Study, state: State, plan: Plan, executor: Executor, run_id:
         outcome = event.outcome
         if outcome is None:
             continue
+        if outcome.state == "failed" and outcome.transient:
+            attempts = state.attempts(outcome.key)
+            if attempts < study.retries.max_attempts:
+                at = time.time() + study.retries.backoff_s * 2 ** max(0, attempts - 1)
+                message = (f"attempt {attempts} of {study.retries.max_attempts} failed, "
+                           f"retrying at {iso_utc(at)}: {outcome.message}")
+                state.requeue(outcome.key, retry_after_utc=iso_utc(at), tag=outcome.tag,
+                              message=message)
+                trail.record(actor, "task.failed", outcome.key, after={
+                    "tag": outcome.tag, "message": outcome.message, "attempt": attempts,
+                    "retry_after_utc": iso_utc(at)})
+                log_event(outcome.tag or Tag.ERROR.value, message, level=logging.WARNING,
+                          study=study.study, uri=task.uri, solution=task.solution.name,
+                          task=task.key[:16])
+                retry.append((task, at))
+                continue
+            outcome = replace(outcome, message=f"failed after {attempts} attempts: "
+                                               f"{outcome.message}")
         state.finish_task(outcome.key, state=outcome.state, tag=outcome.tag,
                           message=outcome.message, result_dir=outcome.result_dir,
                           provenance_sha256=outcome.provenance_sha256,
@@ -239,8 +307,7 @@ def _consume(study: Study, state: State, plan: Plan, executor: Executor, run_id:
         finished += 1
         if progress:
             progress("process", finished, total)
-    counts = state.file_state_counts()
-    report.done, report.failed = counts.get("done", 0), counts.get("failed", 0)
+    return retry
 
 
 def _grace_over(task: DoneTask, grace_h: float) -> bool:
@@ -345,9 +412,11 @@ def _solution_ref(sol: Solution) -> SolutionRef:
                        pipeline_sha256=sol.pipeline_sha256, parameters=dict(sol.parameters))
 
 
-def _sync_issues(study: Study, state: State, plan: Plan, listed: set[str]) -> None:
+def _sync_issues(study: Study, state: State, plan: Plan, listed: set[str],
+                 extra: Sequence[IssueSpec] = ()) -> None:
     issues = [IssueSpec(h.tag, h.message, uri=h.uri, participant=h.participant,
                         resolution=h.resolution) for h in plan.held]
+    issues.extend(extra)
     per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     sensor_participants: set[str] = set()
     for task, f in state.tasks_for_current_files():

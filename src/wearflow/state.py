@@ -1,7 +1,8 @@
 """The state database: files, tasks, participant results, runs and issues.
 
-The only module that talks to the database. SQLite (WAL) by default; any
-SQLAlchemy URL works. Rows are never deleted: a changed file is a new row (a
+The only module that talks to the database. SQLite (WAL) by default, or
+PostgreSQL (``postgresql+psycopg://...``); the schema is kept by Alembic
+migrations (:mod:`wearflow.schema`). Rows are never deleted: a changed file is a new row (a
 new version of the same URI), a file that disappeared is marked absent, an
 issue whose cause is gone is closed.
 """
@@ -131,6 +132,8 @@ class TaskRow(Base):
     tag: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # a transient failure is retried, not before this time (schema revision 0002)
+    retry_after_utc: Mapped[str | None] = mapped_column(String(32))
     run_id: Mapped[str | None] = mapped_column(String(64))
     result_dir: Mapped[str | None] = mapped_column(String(2048))
     provenance_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -310,16 +313,9 @@ class State:
             self.engine: Engine = create_engine(url)
             if url.startswith("sqlite"):
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            for attempt in range(10):
-                try:
-                    Base.metadata.create_all(self.engine)
-                    break
-                except OperationalError:
-                    # Another coordinator created some tables between our check and
-                    # create; the next pass sees them.
-                    if attempt == 9:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
+            from wearflow import schema  # imports this module's tables
+
+            schema.upgrade(self.engine)
         except (SQLAlchemyError, OSError) as exc:
             raise StateError(f"cannot open the state database ({exc})", subject=url) from None
 
@@ -497,16 +493,20 @@ class State:
 
     def claim(self, key: str, run_id: str, lease_s: float,
               dead_runs: Iterable[str] = ()) -> bool:
-        """Take a task for this run: True when it was pending, or running under an
-        expired lease or for a run whose process died. One conditional UPDATE, so
-        two coordinators never both get it, on SQLite and PostgreSQL alike."""
+        """Take a task for this run: True when it was pending (and its retry time, if
+        any, has come), or running under an expired lease or for a run whose process
+        died. One conditional UPDATE: on PostgreSQL the row lock makes a second
+        coordinator's UPDATE wait and then find the task taken; SQLite serialises
+        writers. Either way two coordinators never both get it."""
         now = datetime.now(UTC)
         stamp = _iso(now)
         with self._session() as s, s.begin():
             result = s.execute(
                 update(TaskRow)
                 .where(TaskRow.key == key,
-                       (TaskRow.state == "pending")
+                       ((TaskRow.state == "pending")
+                        & (TaskRow.retry_after_utc.is_(None)
+                           | (TaskRow.retry_after_utc <= stamp)))
                        | ((TaskRow.state == "running")
                           & (TaskRow.lease_until_utc.is_(None)
                              | (TaskRow.lease_until_utc < stamp)
@@ -538,6 +538,19 @@ class State:
             row.flags_json = json.dumps(list(flags))
             row.started_utc = started_utc or row.started_utc
             row.finished_utc = finished_utc or utc_now()
+
+    def attempts(self, key: str) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(TaskRow.attempts).where(TaskRow.key == key)) or 0)
+
+    def requeue(self, key: str, *, retry_after_utc: str, tag: str | None,
+                message: str) -> None:
+        """A transient failure: back to pending, to be claimed again after
+        ``retry_after_utc`` (the attempt count stays; the next claim adds one)."""
+        with self._session() as s, s.begin():
+            s.execute(update(TaskRow).where(TaskRow.key == key).values(
+                state="pending", tag=tag, message=message, retry_after_utc=retry_after_utc,
+                lease_until_utc=None))
 
     def tasks_for_current_files(self) -> list[tuple[TaskRow, FileRow]]:
         with self._session() as s:
@@ -715,6 +728,7 @@ class State:
                                                         TaskRow.state == "failed")))
             for row in rows:
                 row.state, row.tag, row.message = "pending", None, None
+                row.attempts, row.retry_after_utc = 0, None  # a fresh set of attempts
         return [r.key for r in rows]
 
     def set_excluded(self, file_id: int, reason: str | None) -> str | None:

@@ -98,7 +98,8 @@ class Store:
                 self.fs.invalidate_cache()  # listings must be fresh for the watcher
             found = self.fs.find(self._root, detail=True)
         except Exception as exc:
-            raise StorageError(f"cannot list ({exc})", subject=self.root_uri) from None
+            raise StorageError(f"cannot list ({exc})", subject=self.root_uri,
+                               transient=_transient(exc)) from None
         prefix = self._root + "/"
         for full in sorted(found):
             info = found[full]
@@ -116,7 +117,8 @@ class Store:
         except FileNotFoundError:
             raise StorageError("file not found", subject=self.uri(path)) from None
         except Exception as exc:
-            raise StorageError(f"cannot read ({exc})", subject=self.uri(path)) from None
+            raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
         return data
 
     def listdir(self, path: str) -> list[str]:
@@ -126,14 +128,16 @@ class Store:
         except FileNotFoundError:
             raise StorageError("folder not found", subject=self.uri(path)) from None
         except Exception as exc:
-            raise StorageError(f"cannot list ({exc})", subject=self.uri(path)) from None
+            raise StorageError(f"cannot list ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
         return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
 
     def exists(self, path: str) -> bool:
         try:
             return bool(self.fs.exists(self._full(path)))
         except Exception as exc:
-            raise StorageError(f"cannot check ({exc})", subject=self.uri(path)) from None
+            raise StorageError(f"cannot check ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
 
     def write_once(self, path: str, data: bytes) -> str:
         """Write ``data`` atomically to a path that must not exist yet; return its sha256.
@@ -159,8 +163,15 @@ class Store:
             else:
                 self.fs.pipe_file(full, data)  # an object PUT is atomic: whole or absent
         except Exception as exc:
-            raise StorageError(f"cannot write ({exc})", subject=self.uri(path)) from None
+            raise StorageError(f"cannot write ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
         finally:
             if self.protocol == "file" and os.path.exists(tmp):
                 os.unlink(tmp)
         return digest
+
+
+def _transient(exc: BaseException) -> bool:
+    """A storage failure that may pass (network, timeout, throttling), unlike a refusal."""
+    return not isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError
+                          | ValueError | TypeError)

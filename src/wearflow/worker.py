@@ -38,6 +38,7 @@ class TaskOutcome:
     tag: str | None = None
     message: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
+    transient: bool = False  # a failure worth retrying later (storage hiccup, worker died)
 
 
 def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
@@ -47,7 +48,7 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
         folder, flags, prov_sha = _run(task, run_id, started)
     except WearflowError as exc:
         return TaskOutcome(task.key, "failed", started, utc_now(), tag=exc.tag.value,
-                           message=_one_line(exc.message))
+                           message=_one_line(exc.message), transient=exc.transient)
     except MemoryError:
         return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
                            message="out of memory while processing the file")

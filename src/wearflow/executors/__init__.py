@@ -10,12 +10,12 @@ __all__ = ["Executor", "InlineExecutor", "LocalExecutor", "TaskEvent", "make_exe
 
 
 def make_executor(name: str, workers: int | None = None, *,
-                  persistent: bool = False) -> Executor:
+                  persistent: bool = False, memory_limit_gb: float | None = None) -> Executor:
     """``persistent``: keep worker processes between runs (the watcher)."""
     if name == "inline":
         return InlineExecutor()
     if name == "local":
-        return LocalExecutor(workers, persistent=persistent)
+        return LocalExecutor(workers, persistent=persistent, memory_limit_gb=memory_limit_gb)
     from wearflow.errors import ConfigError
 
     raise ConfigError(f"unknown executor {name!r}; use 'inline' or 'local'", subject="executor")

@@ -12,6 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from wearflow.errors import Tag
 from wearflow.executors.base import TaskEvent
+from wearflow.memory import format_gb, memory_budget_bytes, too_big_message
 from wearflow.plan import TaskSpec
 from wearflow.provenance import utc_now
 from wearflow.worker import TaskOutcome, execute
@@ -29,14 +30,22 @@ class LocalExecutor:
     """A process pool. Only ``workers`` tasks are in flight at once, so a task's
     ``started`` event is emitted when a worker is free to take it.
 
+    Memory-aware: tasks start only while the sum of their estimated peaks
+    (``TaskSpec.memory_bytes``) fits the memory budget (``memory_limit_gb``, by
+    default 80% of physical memory); a big recording waits for running tasks to
+    finish rather than pushing the machine into swap. A task whose estimate
+    alone exceeds the budget is not started: it fails saying how much it needs.
+
     With ``persistent=True`` the worker processes (and their scikit-digital-health
     import, seconds each) outlive one ``run`` and serve the next, as the watcher
     needs; call :meth:`close` at the end.
     """
 
-    def __init__(self, workers: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(self, workers: int | None = None, *, persistent: bool = False,
+                 memory_limit_gb: float | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.persistent = persistent
+        self.memory_budget_bytes = memory_budget_bytes(memory_limit_gb)
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -88,6 +97,12 @@ class LocalExecutor:
             while running or (queue and not broken and not (stop and stop.is_set())):
                 while (queue and not broken and len(running) < workers
                        and not (stop and stop.is_set())):
+                    if queue[-1].memory_bytes > self.memory_budget_bytes:
+                        yield from self._too_big(queue.pop(), claim)
+                        continue
+                    in_use = sum(t.memory_bytes for t in running.values())
+                    if running and in_use + queue[-1].memory_bytes > self.memory_budget_bytes:
+                        break  # wait for memory to free up
                     task = queue.pop()
                     if claim is not None and not claim(task):
                         continue  # another coordinator runs it
@@ -107,13 +122,23 @@ class LocalExecutor:
                 for future in sorted(finished, key=lambda f: running[f].key):
                     task = running.pop(future)
                     outcome = _outcome(future, task)
-                    broken = broken or outcome.message == _DIED
+                    broken = broken or (outcome.message or "").startswith(_DIED)
                     done += 1
                     yield TaskEvent("finished", task.key, outcome)
         finally:
             if broken:
                 self.close()
         return done
+
+    def _too_big(self, task: TaskSpec, claim: Callable[[TaskSpec], bool] | None
+                 ) -> Iterator[TaskEvent]:
+        if claim is not None and not claim(task):
+            return
+        now = utc_now()
+        yield TaskEvent("started", task.key)
+        yield TaskEvent("finished", task.key, TaskOutcome(
+            task.key, "failed", now, now, tag=Tag.ERROR.value,
+            message=too_big_message(task.memory_bytes, self.memory_budget_bytes)))
 
 
 _DIED = "worker process died (killed, or out of memory)"
@@ -124,4 +149,7 @@ def _outcome(future: Future[TaskOutcome], task: TaskSpec) -> TaskOutcome:
         return future.result()
     except BrokenProcessPool:
         now = utc_now()
-        return TaskOutcome(task.key, "failed", now, now, tag=Tag.ERROR.value, message=_DIED)
+        # which of the pool's tasks killed it is unknown: each is retried (transient)
+        return TaskOutcome(task.key, "failed", now, now, tag=Tag.ERROR.value,
+                           message=f"{_DIED}; estimated peak {format_gb(task.memory_bytes)}",
+                           transient=True)

@@ -1,0 +1,142 @@
+"""The state database's contract, on SQLite and on PostgreSQL alike (``state_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from wearflow.catalog import SensorFile
+from wearflow.state import IssueSpec, State, TaskRecord
+
+
+@pytest.fixture
+def state(state_url: str) -> Iterator[State]:
+    s = State(state_url)
+    yield s
+    s.close()
+
+
+def sensor(name: str, sha: str, root: str = "file:///raw") -> SensorFile:
+    participant, side = name.split(".")[0].split("_")
+    return SensorFile(uri=f"{root}/{name}", location=root, path=name, size_bytes=len(sha),
+                      mtime="m1", sha256=sha * 64 if len(sha) == 1 else sha,
+                      fields={"participant": participant, "side": {"L": "left"}.get(side,
+                                                                                    "right")})
+
+
+def task(state: State, uri: str, key: str, solution: str = "wrist") -> TaskRecord:
+    file_id = {f.uri: f.id for f in state.current_files()}[uri]
+    return TaskRecord(key, file_id, solution, "v1", "fp", None, None, "pending")
+
+
+def test_a_changed_file_is_a_new_current_version_and_a_vanished_one_absent(
+        state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    first = {f.uri: f.id for f in state.current_files()}
+    state.sync_files([sensor("P1_L.cwa", "c")], ["file:///raw"])  # L changed, R gone
+    now = state.current_files()
+    assert [(f.uri, f.sha256[0]) for f in now] == [("file:///raw/P1_L.cwa", "c")]
+    assert now[0].id != first["file:///raw/P1_L.cwa"]
+    assert state.known_files()["file:///raw/P1_L.cwa"][2] == "c" * 64
+    # R reappears with its old bytes: the same version, present again
+    state.sync_files([sensor("P1_L.cwa", "c"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    assert {f.uri: f.id for f in state.current_files()}["file:///raw/P1_R.cwa"] \
+        == first["file:///raw/P1_R.cwa"]
+
+
+def test_identical_bytes_under_two_names_hold_the_second(state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P2_L.cwa", "a")], ["file:///raw"])
+    dupes = {f.path: f.duplicate_of for f in state.current_files()}
+    assert dupes == {"P1_L.cwa": None, "P2_L.cwa": "file:///raw/P1_L.cwa"}
+
+
+def test_plan_claim_lease_and_finish(state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.task_states() == {"k1": "pending"}
+    assert state.claim("k1", "run-a", 60) and not state.claim("k1", "run-b", 60)
+    state.renew_leases("run-a", 60)
+    assert state.attempts("k1") == 1
+    # a re-plan while it runs leaves it to its owner
+    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.task_states() == {"k1": "running"}
+    state.finish_task("k1", state="done", result_dir="single/x", provenance_sha256="p" * 64,
+                      flags=("gap",), started_utc="2026-01-01T00:00:00.000Z")
+    assert state.task_states() == {"k1": "done"}
+    assert state.provenance_hashes() == {"single/x": "p" * 64}
+    assert state.file_state_counts() == {"done": 1}
+    # a new solution fingerprint: the old task is no longer current, its result is kept
+    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k2")])
+    assert [t.key for t, _ in state.tasks_for_current_files()] == ["k2"]
+    assert state.provenance_hashes() == {"single/x": "p" * 64}
+
+
+def test_a_requeued_task_waits_for_its_retry_time(state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.claim("k1", "run-a", 60)
+    state.requeue("k1", retry_after_utc="2999-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
+                  message="storage hiccup")
+    assert not state.claim("k1", "run-a", 60)  # not before its time
+    state.requeue("k1", retry_after_utc="2000-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
+                  message="storage hiccup")
+    assert state.claim("k1", "run-a", 60) and state.attempts("k1") == 2
+    state.finish_task("k1", state="failed", tag="PIPELINE_ISSUE", message="gave up")
+    assert state.retry_file(state.current_files()[0].id) == ["k1"]  # by hand: fresh attempts
+    assert state.attempts("k1") == 0 and state.task_states() == {"k1": "pending"}
+
+
+def test_metadata_history_latest_valid_value_wins(state: State) -> None:
+    state.sync_files([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
+                                 path="meta/a.csv", size_bytes=1, mtime="m", sha256="1" * 64,
+                                 kind="metadata")], ["file:///raw"])
+    first = state.current_files(kind="metadata")[0].id
+    state.add_metadata(first, [("P1", "height_m", "1.70", "170", 2, None),
+                               ("P2", "height_m", None, "9", 3, "implausible height")])
+    state.add_metadata(first, [("P1", "height_m", "9.99", "x", 2, None)])  # already parsed
+    state.sync_files([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
+                                 path="meta/a.csv", size_bytes=2, mtime="m2", sha256="2" * 64,
+                                 kind="metadata")], ["file:///raw"])
+    second = state.current_files(kind="metadata")[0].id
+    state.add_metadata(second, [("P1", "height_m", "1.72", "172", 2, None)])
+    cells = state.current_metadata()
+    assert cells["P1"]["height_m"].value == "1.72" and "P2" not in cells
+    assert state.metadata_participants() == {"P1", "P2"}
+    assert state.parsed_metadata_file_ids() == {first, second}
+    assert state.metadata_problems() == []  # the problem was in the old version
+
+
+def test_issues_open_refresh_close_and_stay_resolved(state: State) -> None:
+    a = IssueSpec("DATA_ISSUE", "bad header", uri="file:///raw/P1_L.cwa")
+    b = IssueSpec("WAITING", "waiting for height_m", participant="P2")
+    assert state.sync_issues("S", [a, b]) == [a, b]
+    assert state.sync_issues("S", [a, b]) == []  # no news
+    assert [i.message for i in state.open_issues("S")] == ["bad header", "waiting for height_m"]
+    assert state.sync_issues("S", [a]) == []  # b's cause is gone: closed
+    assert [i.tag for i in state.open_issues("S")] == ["DATA_ISSUE"]
+    row = state.open_issues("S")[0]
+    state.resolve_issue(row.id, "known artefact, accepted by the PI")
+    assert state.sync_issues("S", [a]) == [] and state.open_issues("S") == []
+    assert state.open_issues("other study") == []
+
+
+def test_participant_results_the_one_matching_current_tasks_wins(state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    state.claim("k1", "r", 60)
+    state.finish_task("k1", state="done", result_dir="single/k1", provenance_sha256="p" * 64)
+    for key, tasks in (("old", ["k0"]), ("cur", ["k1"]), ("new", ["k9"])):
+        state.add_participant_result(key=key, solution="wrist", participant="P1",
+                                     task_keys=tasks, result_dir=f"p/{key}",
+                                     provenance_sha256="q" * 64, flags=[], run_id="r")
+    assert [r.key for r in state.latest_participant_results()] == ["cur"]
+    assert state.participant_result_keys() == {"old", "cur", "new"}
+
+
+def test_excluded_files_count_as_excluded(state: State) -> None:
+    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    target = state.find_current_file("P1_R.cwa")
+    assert state.set_excluded(target.id, "device failure") is None
+    assert state.file_state_counts() == {"pending": 1, "excluded": 1}
+    assert state.set_excluded(target.id, None) == "device failure"
