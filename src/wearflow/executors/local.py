@@ -34,9 +34,11 @@ class LocalExecutor:
     needs; call :meth:`close` at the end.
     """
 
-    def __init__(self, workers: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(self, workers: int | None = None, *, persistent: bool = False,
+                 memory_limit_gb: float | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.persistent = persistent
+        self.memory_limit_gb = memory_limit_gb  # accepted and kept; not used here yet
         self._pool: ProcessPoolExecutor | None = None
 
     def close(self) -> None:
