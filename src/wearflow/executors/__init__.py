@@ -1,21 +1,55 @@
-"""Executors: where tasks run. ``inline`` (this process) and ``local`` (process pool)."""
+"""Executors: where tasks run. ``inline`` (this process), ``local`` (process pool) and
+``dask`` (a local Dask cluster, or an existing one at ``dask://host:port``)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from wearflow.executors.base import Executor, TaskEvent
 from wearflow.executors.inline import InlineExecutor
 from wearflow.executors.local import LocalExecutor
 
-__all__ = ["Executor", "InlineExecutor", "LocalExecutor", "TaskEvent", "make_executor"]
+if TYPE_CHECKING:
+    from wearflow.executors.dask import DaskExecutor
+
+__all__ = ["DaskExecutor", "Executor", "InlineExecutor", "LocalExecutor", "TaskEvent",
+           "make_executor"]
+
+EXECUTOR_CHOICES = ("inline", "local", "dask", "dask://host:port", "tcp://host:port",
+                    "tls://host:port")
 
 
-def make_executor(name: str, workers: int | None = None, *,
-                  persistent: bool = False, memory_limit_gb: float | None = None) -> Executor:
-    """``persistent``: keep worker processes between runs (the watcher)."""
+def __getattr__(name: str) -> object:
+    # Dask is imported only when asked for: `import wearflow` stays fast without it.
+    if name == "DaskExecutor":
+        from wearflow.executors.dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_executor(name: str, workers: int | None = None, *, persistent: bool = False,
+                  memory_limit_gb: float | None = None) -> Executor:
+    """The executor a study or the command line names.
+
+    ``persistent``: keep worker processes between runs (the watcher).
+    ``memory_limit_gb``: what all workers of this machine may use together.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, not a scheduler address, or the scheduler cannot be reached.
+    """
     if name == "inline":
         return InlineExecutor()
     if name == "local":
         return LocalExecutor(workers, persistent=persistent, memory_limit_gb=memory_limit_gb)
+    if name == "dask" or name.startswith(("dask://", "tcp://", "tls://")):
+        from wearflow.executors.dask import DaskExecutor
+
+        return DaskExecutor(None if name == "dask" else name, workers,
+                            memory_limit_gb=memory_limit_gb, persistent=persistent)
     from wearflow.errors import ConfigError
 
-    raise ConfigError(f"unknown executor {name!r}; use 'inline' or 'local'", subject="executor")
+    raise ConfigError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTOR_CHOICES)}",
+                      subject="executor")
