@@ -16,8 +16,9 @@ When the workers offer no ``MEMORY`` (a cluster started without
 When a worker dies while running a task (killed, or over its memory limit),
 Dask runs the task again on another worker, up to its ``allowed-failures``
 (3 by default); after that the task fails with the reason. A lost scheduler
-fails the tasks in flight; the run then stops with a :class:`WearflowError`
-and the tasks not yet started stay pending.
+fails the tasks in flight as transient (the runner retries them after their
+backoff); the run then stops with a :class:`WearflowError` and the tasks not
+yet started stay pending.
 """
 
 from __future__ import annotations
