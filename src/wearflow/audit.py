@@ -34,14 +34,16 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, astuple, dataclass, fields, replace
+from dataclasses import asdict, astuple, dataclass, fields
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from wearflow._bulk import gc_paused, insert_many
 from wearflow.errors import StateError
 from wearflow.provenance import current_user, utc_now
 
@@ -174,6 +176,7 @@ class AuditTrail:
         """
         return self.record_many([AuditEvent(actor, action, object, before, after, reason)])[0]
 
+    @gc_paused()
     def record_many(self, events: Iterable[AuditEvent]) -> list[AuditEntry]:
         """Append ``events`` in the order given, in one transaction (all or none)."""
         drafts = [_draft(e) for e in events]
@@ -186,12 +189,8 @@ class AuditTrail:
                     last = conn.execute(select(audit_table.c.seq, audit_table.c.entry_hash)
                                         .order_by(audit_table.c.seq.desc()).limit(1)).first()
                     seq, prev = (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
-                    now, out = self._clock(), []
-                    for n, draft in enumerate(drafts, start=seq + 1):
-                        entry = replace(draft, seq=n, entry_utc=now, prev_hash=prev)
-                        prev = compute_hash(entry)
-                        out.append(replace(entry, entry_hash=prev))
-                    conn.execute(insert(audit_table), [asdict(e) for e in out])
+                    out, rows = _chain(drafts, seq + 1, self._clock(), prev)
+                    insert_many(conn, audit_table, rows)
                 return out
             # IntegrityError: another writer took this seq. OperationalError: SQLite busy
             # (a read upgraded to a write) or a PostgreSQL serialization failure. Both: retry.
@@ -270,8 +269,47 @@ def default_actor(configured: str | None = None) -> str:
     return current_user() or "unknown"
 
 
-def _draft(event: AuditEvent) -> AuditEntry:
-    """Validate one event: an entry still without seq, time and hashes."""
+# The encoders of compute_hash and _draft, built once (json.dumps builds one per call).
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+_value_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False).encode
+_TEXT_FIELDS = ("action", "actor", "after_json", "before_json", "entry_utc", "object",
+                "prev_hash", "reason")  # sorted: the canonical key order; "seq" comes last
+_CANONICAL_FORMAT = "{" + ",".join(f'"{name}":%s' for name in _TEXT_FIELDS) + ',"seq":%d}'
+
+
+def _canonical_text(row: Mapping[str, Any]) -> str:
+    """``_canonical(row)``, compute_hash's form, written directly (the keys are fixed, the
+    values strings or None and ``seq`` an int); a value of another type goes through
+    the encoder."""
+    if type(row["seq"]) is int:
+        try:
+            return _CANONICAL_FORMAT % (*["null" if row[name] is None else _json_str(row[name])
+                                          for name in _TEXT_FIELDS], row["seq"])
+        except TypeError:
+            pass
+    return _canonical(row)
+
+
+def _chain(drafts: Iterable[dict[str, Any]], seq: int, entry_utc: str,
+           prev_hash: str) -> tuple[list[AuditEntry], list[dict[str, Any]]]:
+    """Number, time-stamp and hash ``drafts`` (see :func:`_draft`) to follow the entry
+    whose hash is ``prev_hash``: the entries, and their rows for one executemany INSERT.
+    The hashes are :func:`compute_hash`'s (its canonical form, checked by ``verify``)."""
+    entries, rows = [], []
+    for n, draft in enumerate(drafts, start=seq):
+        row = dict(draft, seq=n, entry_utc=entry_utc, prev_hash=prev_hash)
+        entry_hash = hashlib.sha256(_canonical_text(row).encode("ascii")).hexdigest()
+        row["entry_hash"] = entry_hash
+        entries.append(AuditEntry(n, entry_utc, row["actor"], row["action"], row["object"],
+                                  row["before_json"], row["after_json"], row["reason"],
+                                  prev_hash, entry_hash))
+        rows.append(row)
+        prev_hash = entry_hash
+    return entries, rows
+
+
+def _draft(event: AuditEvent) -> dict[str, Any]:
+    """Validate one event: the columns of its entry but seq, time and hashes."""
     for name in ("actor", "action", "object"):
         if not str(getattr(event, name) or "").strip():
             raise StateError(f"audit entry needs a non-empty {name}",
@@ -281,11 +319,10 @@ def _draft(event: AuditEvent) -> AuditEntry:
         raise StateError(f"manual action {event.action!r} needs a non-empty reason",
                          subject=event.object)
     try:
-        before, after = (None if v is None else json.dumps(v, sort_keys=True, ensure_ascii=False,
-                                                           allow_nan=False)
-                         for v in (event.before, event.after))
+        before = None if event.before is None else _value_json(event.before)
+        after = None if event.after is None else _value_json(event.after)
     except (TypeError, ValueError) as exc:
         raise StateError(f"{event.action}: before/after is not JSON-serialisable ({exc})",
                          subject=event.object) from None
-    return AuditEntry(0, "", event.actor, event.action, event.object, before, after, reason,
-                      "", "")
+    return {"actor": event.actor, "action": event.action, "object": event.object,
+            "before_json": before, "after_json": after, "reason": reason}

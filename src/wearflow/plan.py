@@ -21,16 +21,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from wearflow._bulk import gc_paused
 from wearflow.audit import default_actor
 from wearflow.config import SolutionConfig, Study
 from wearflow.errors import Tag
 from wearflow.memory import estimate_peak_bytes
 from wearflow.solutions import Solution
-from wearflow.state import FileRow, MetaCell, TaskRecord
+from wearflow.state import MetaCell, StoredFile, TaskRecord
 
 Metadata = Mapping[str, Mapping[str, MetaCell]]
 
@@ -38,8 +39,17 @@ Metadata = Mapping[str, Mapping[str, MetaCell]]
 def task_key(input_sha256: str, solution_fingerprint: str,
              inputs: Mapping[str, str] | None = None) -> str:
     """A task is one input's bytes under one solution fingerprint and its metadata inputs."""
-    extra = json.dumps(dict(sorted((inputs or {}).items())), sort_keys=True) if inputs else ""
-    return hashlib.sha256(f"{input_sha256}|{solution_fingerprint}{extra}".encode()).hexdigest()
+    return _task_key(input_sha256, solution_fingerprint, _inputs_text(inputs))
+
+
+def _inputs_text(inputs: Mapping[str, str] | None) -> str:
+    """The metadata inputs' part of a task key."""
+    return json.dumps(dict(sorted(inputs.items())), sort_keys=True) if inputs else ""
+
+
+def _task_key(input_sha256: str, solution_fingerprint: str, inputs_text: str) -> str:
+    text = f"{input_sha256}|{solution_fingerprint}{inputs_text}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,10 @@ class Plan:
     held: tuple[Held, ...]  # files held before any task, and waiting tasks
 
 
+@gc_paused()
 def make_plan(
     study: Study,
-    files: Sequence[FileRow],
+    files: Sequence[StoredFile],
     solutions: Sequence[Solution],
     task_states: Mapping[str, str],
     metadata: Metadata | None = None,
@@ -119,6 +130,25 @@ def make_plan(
                                      ("study_end", study.qc.study_end)) if v is not None}
     serials = _serial_owners(metadata)
     listed = set(metadata) if listed is None else listed
+    min_wear_hours = f"{study.qc.min_wear_hours:g}"
+    device_time_zone = study.clock_time_zone
+    no_meta: Mapping[str, MetaCell] = {}
+    # A task's inputs depend on its participant's metadata and the solution only: built
+    # once per (participant, or None for all without metadata; solution) and shared,
+    # read-only, by the tasks of every file of the participant.
+    per_meta: dict[tuple[str | None, int], tuple[dict[str, str], list[str], str]] = {}
+    # TaskSpec's generated __init__ sets its 20 frozen fields one call each (about a
+    # third of this loop on 100,000 files): a spec is instead its solution's template,
+    # made once by that __init__ (defaults included), with the task's own fields filled
+    # in. A __post_init__ added to TaskSpec would be skipped (tests/test_plan.py
+    # compares these specs with constructed ones).
+    templates = [vars(TaskSpec(
+        key="", file_id=0, uri="", location="", path="", sha256="", size_bytes=0,
+        participant="", side="", solution=configs[sol.name], solution_version=sol.version,
+        solution_fingerprint=sol.fingerprint, study=study.study,
+        study_fingerprint=study_fingerprint, output=study.output,
+        device_time_zone=device_time_zone, user=user, storage_options=study.storage_options,
+    )) for sol in solutions]
     for f in files:
         if f.excluded_reason:
             continue  # excluded by hand (audited): no task, no issue
@@ -126,38 +156,41 @@ def make_plan(
         if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
             held.append(hold)  # no task at all: there is nothing to run it under
             continue
-        meta = metadata.get(f.participant or "", {})
-        for sol in solutions:
-            inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
-                      else study.time_zone, "min_wear_hours": f"{study.qc.min_wear_hours:g}",
-                      **window}
-            missing = [r for r in sol.requires if r not in meta]
-            inputs.update({r: meta[r].value for r in sol.requires if r in meta})
-            key = task_key(f.sha256, sol.fingerprint, inputs)
-            waiting = hold or _waiting(study, f, sol.name, missing, created.get(key), now)
+        participant = f.participant or ""
+        meta = metadata.get(participant, no_meta)
+        owner = participant if participant in metadata else None
+        for n_sol, sol in enumerate(solutions):
+            shared = per_meta.get((owner, n_sol))
+            if shared is None:
+                inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
+                          else study.time_zone, "min_wear_hours": min_wear_hours, **window}
+                inputs.update({r: meta[r].value for r in sol.requires if r in meta})
+                missing = [r for r in sol.requires if r not in meta]
+                shared = per_meta[(owner, n_sol)] = (inputs, missing, _inputs_text(inputs))
+            inputs, missing, inputs_text = shared
+            key = _task_key(f.sha256, sol.fingerprint, inputs_text)
+            waiting = hold if hold is not None or not missing else _waiting(
+                study, f, sol.name, missing, created.get(key), now)
             state = task_states.get(key)
-            record = TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                f.participant, f.side, state or "pending", inputs=inputs)
             if state in ("done", "failed"):
-                records.append(record)
+                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                          f.participant, f.side, state, inputs=inputs))
             elif waiting is not None:
-                records.append(replace(record, state="waiting", tag=waiting.tag,
-                                       message=waiting.message))
+                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                          f.participant, f.side, "waiting", waiting.tag,
+                                          waiting.message, inputs))
                 held.append(waiting)
             else:
-                records.append(replace(record, state="pending"))
-                to_run.append(TaskSpec(
-                    key=key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
-                    sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant or "",
-                    side=f.side or "", solution=configs[sol.name],
-                    solution_version=sol.version, solution_fingerprint=sol.fingerprint,
-                    study=study.study, study_fingerprint=study_fingerprint,
-                    output=study.output, device_time_zone=study.clock_time_zone,
-                    user=user, metadata=inputs,
+                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                          f.participant, f.side, "pending", inputs=inputs))
+                spec = object.__new__(TaskSpec)
+                vars(spec).update(
+                    templates[n_sol], key=key, file_id=f.id, uri=f.uri, location=f.location,
+                    path=f.path, sha256=f.sha256, size_bytes=f.size_bytes,
+                    participant=f.participant or "", side=f.side or "", metadata=inputs,
                     memory_bytes=estimate_peak_bytes(f.path, f.size_bytes,
-                                                     configs[sol.name].bytes_per_sample),
-                    storage_options=study.storage_options,
-                ))
+                                                     configs[sol.name].bytes_per_sample))
+                to_run.append(spec)
     return Plan(tuple(to_run), tuple(records), tuple(held))
 
 
@@ -171,7 +204,7 @@ def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:
     return owners
 
 
-def _logistics(study: Study, f: FileRow, metadata: Metadata,
+def _logistics(study: Study, f: StoredFile, metadata: Metadata,
                serials: Mapping[str, tuple[str, str]], listed: set[str]) -> Held | None:
     if f.parse_error or not f.participant:
         return Held(f.uri, Tag.DATA_ISSUE.value, "file name does not parse: "
@@ -203,7 +236,7 @@ def _logistics(study: Study, f: FileRow, metadata: Metadata,
     return None
 
 
-def _waiting(study: Study, f: FileRow, solution: str, missing: Sequence[str],
+def _waiting(study: Study, f: StoredFile, solution: str, missing: Sequence[str],
              created_utc: str | None, now: datetime) -> Held | None:
     if not missing:
         return None

@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -29,15 +30,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
+    case,
     create_engine,
     event,
+    func,
+    null,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from wearflow._bulk import gc_paused, insert_many
 from wearflow.catalog import SensorFile
 from wearflow.errors import StateError
 from wearflow.provenance import utc_now
@@ -294,6 +300,67 @@ class DoneTask:
     finished_utc: str
 
 
+class StoredFile(NamedTuple):
+    """One file version as stored: the columns of :class:`FileRow`, read without the ORM.
+
+    What the planner, the runner and ``status`` read, up to 100,000 at a time; an ORM
+    object per row cost more than the query.
+    """
+
+    id: int
+    uri: str
+    sha256: str
+    size_bytes: int
+    mtime: str
+    location: str
+    path: str
+    kind: str
+    participant: str | None
+    side: str | None
+    fields_json: str
+    parse_error: str | None
+    duplicate_of: str | None
+    device_serial: str | None
+    excluded_reason: str | None
+    first_seen_utc: str
+    last_seen_utc: str
+    current: bool
+    present: bool
+
+
+class StoredTask(NamedTuple):
+    """One task as stored: the columns of :class:`TaskRow`, read without the ORM."""
+
+    key: str
+    file_id: int
+    solution: str
+    solution_version: str
+    solution_fingerprint: str
+    participant: str | None
+    side: str | None
+    state: str
+    current: bool
+    lease_until_utc: str | None
+    tag: str | None
+    message: str | None
+    attempts: int
+    retry_after_utc: str | None
+    run_id: str | None
+    result_dir: str | None
+    provenance_sha256: str | None
+    inputs_json: str
+    flags_json: str
+    created_utc: str
+    started_utc: str | None
+    finished_utc: str | None
+
+
+_FILE_COLUMNS = tuple(FileRow.__table__.c[name] for name in StoredFile._fields)
+_TASK_COLUMNS = tuple(TaskRow.__table__.c[name] for name in StoredTask._fields)
+_FINAL_TASK_STATES = ("done", "failed", "running")  # record_plan leaves their state alone
+_json_sorted = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(..., sort_keys=True)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -326,84 +393,124 @@ class State:
         return Session(self.engine, expire_on_commit=False)
 
     # -- files -------------------------------------------------------------
+    @gc_paused()
     def known_files(self) -> dict[str, tuple[int, str, str, str | None]]:
-        with self._session() as s:
-            rows = s.execute(select(FileRow.uri, FileRow.size_bytes, FileRow.mtime,
-                                    FileRow.sha256, FileRow.device_serial)
-                             .where(FileRow.current)).all()
-        return {r.uri: (r.size_bytes, r.mtime, r.sha256, r.device_serial) for r in rows}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(FileRow.uri, FileRow.size_bytes, FileRow.mtime,
+                                       FileRow.sha256, FileRow.device_serial)
+                                .where(FileRow.current)).all()
+            return {uri: (size, mtime, sha256, serial)
+                    for uri, size, mtime, sha256, serial in rows}
 
     @_retry_on_conflict
+    @gc_paused()
     def sync_files(self, files: Sequence[SensorFile], locations: Iterable[str]) -> None:
         """Record a catalog scan.
 
         A new checksum for a known URI adds a version and makes it current; URIs
         under ``locations`` that the scan no longer saw are marked absent. Rows
-        that did not change get only their ``last_seen_utc`` stamp, in bulk.
+        that did not change get only their ``last_seen_utc`` stamp. Written in
+        bulk (one multi-row INSERT, UPDATEs of only the rows that change): a
+        catalog of 100,000 files is one transaction of a few statements.
         """
         now = utc_now()
-        with self._session() as s, s.begin():
-            existing = {(r.uri, r.sha256): r for r in s.scalars(select(FileRow))}
-            current = {r.uri: r for r in existing.values() if r.current}
-            seen_ids: list[int] = []
+        roots = tuple(loc.rstrip("/") + "/" for loc in locations)
+        with self.engine.begin() as conn:
+            existing: dict[tuple[str, str], tuple[int, str, bool, bool]] = {}
+            current: dict[str, tuple[int, bool, str]] = {}  # uri -> (id, present, location)
+            for row_id, uri, sha256, mtime, present, is_current, location in conn.execute(
+                    select(FileRow.id, FileRow.uri, FileRow.sha256, FileRow.mtime,
+                           FileRow.present, FileRow.current, FileRow.location)
+                    .order_by(FileRow.id)).all():
+                existing[(uri, sha256)] = (row_id, mtime, present, is_current)
+                if is_current:
+                    current[uri] = (row_id, present, location)
+            new: list[dict[str, Any]] = []
+            back: list[dict[str, Any]] = []  # known versions made present and current again
+            superseded: list[int] = []  # current versions replaced by another of their URI
+            unchanged: list[int] = []
             for f in files:
                 row = existing.get((f.uri, f.sha256))
                 old = current.get(f.uri)
                 if row is None:
-                    s.add(FileRow(
-                        uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes, mtime=f.mtime,
-                        location=f.location, path=f.path, kind=f.kind,
-                        participant=f.participant, side=f.side,
-                        fields_json=json.dumps(dict(f.fields), sort_keys=True),
-                        parse_error=f.parse_error, device_serial=f.device_serial,
-                        first_seen_utc=now, last_seen_utc=now, current=True, present=True,
-                    ))
+                    new.append({
+                        "uri": f.uri, "sha256": f.sha256, "size_bytes": f.size_bytes,
+                        "mtime": f.mtime, "location": f.location, "path": f.path,
+                        "kind": f.kind, "participant": f.participant, "side": f.side,
+                        "fields_json": _json_sorted(dict(f.fields)),
+                        "parse_error": f.parse_error, "device_serial": f.device_serial,
+                        "first_seen_utc": now, "last_seen_utc": now, "current": True,
+                        "present": True})
                     if old is not None:
-                        old.current = False
-                    continue
-                if (row.mtime, row.present, row.current) != (f.mtime, True, True):
-                    row.mtime, row.present, row.current = f.mtime, True, True
-                    if old is not None and old is not row:
-                        old.current = False
-                seen_ids.append(row.id)
-            roots = tuple(loc.rstrip("/") + "/" for loc in locations)
+                        superseded.append(old[0])
+                elif row[1:] != (f.mtime, True, True):
+                    back.append({"b_id": row[0], "b_mtime": f.mtime})
+                    if old is not None and old[0] != row[0]:
+                        superseded.append(old[0])
+                else:
+                    unchanged.append(row[0])
             seen = {f.uri for f in files}
-            for row in current.values():
-                if row.uri not in seen and row.location.rstrip("/") + "/" in roots:
-                    row.present = False
-            for chunk in _chunks(seen_ids):
-                # no ORM session sync: it would evaluate the WHERE against every loaded row
-                s.execute(update(FileRow).where(FileRow.id.in_(chunk))
-                          .values(last_seen_utc=now)
-                          .execution_options(synchronize_session=False))
-            s.flush()
-            self._mark_duplicates(s)
+            gone = [row_id for uri, (row_id, present, location) in current.items()
+                    if present and uri not in seen and location.rstrip("/") + "/" in roots]
+            insert_many(conn, FileRow, new)
+            if back:
+                conn.execute(update(FileRow).where(FileRow.id == bindparam("b_id"))
+                             .values(mtime=bindparam("b_mtime"), present=True, current=True,
+                                     last_seen_utc=now), back)
+            self._update_files(conn, superseded, current=False)
+            self._update_files(conn, gone, present=False)
+            self._update_files(conn, unchanged, last_seen_utc=now)
+            if new or back or superseded or gone:
+                # Marks change only with the current, present files, and every change
+                # of those is made here and marked in the same transaction.
+                self._mark_duplicates(conn)
 
     @staticmethod
-    def _mark_duplicates(s: Session) -> None:
-        """Identical bytes under several names: the first URI is processed, the rest held."""
-        first: dict[str, str] = {}
-        rows = s.scalars(select(FileRow).where(FileRow.current, FileRow.present,
-                                               FileRow.kind == "sensor").order_by(FileRow.uri))
-        for row in rows:
-            primary = first.setdefault(row.sha256, row.uri)
-            row.duplicate_of = None if primary == row.uri else primary
+    def _update_files(conn: Connection, ids: Sequence[int], **values: Any) -> None:
+        """Set ``values`` on the file rows ``ids`` (an IN list per chunk)."""
+        for chunk in _chunks(ids):
+            conn.execute(update(FileRow).where(FileRow.id.in_(chunk)).values(**values))
 
-    def current_files(self, kind: str = "sensor") -> list[FileRow]:
+    @staticmethod
+    def _mark_duplicates(conn: Connection) -> None:
+        """Identical bytes under several names: the first URI is processed, the rest held.
+
+        One query ranks the current sensor files by URI (the database's order) within
+        each checksum and returns only the rows whose mark must change.
+        """
+        ranked = (select(FileRow.id, FileRow.uri, FileRow.duplicate_of,
+                         func.first_value(FileRow.uri).over(partition_by=FileRow.sha256,
+                                                            order_by=FileRow.uri)
+                         .label("first"))
+                  .where(FileRow.current, FileRow.present, FileRow.kind == "sensor")
+                  .subquery())
+        mark = case((ranked.c.first == ranked.c.uri, null()), else_=ranked.c.first)
+        changed = conn.execute(select(ranked.c.id, mark)
+                               .where(ranked.c.duplicate_of.is_distinct_from(mark))).all()
+        if changed:
+            conn.execute(update(FileRow).where(FileRow.id == bindparam("b_id"))
+                         .values(duplicate_of=bindparam("b_duplicate_of")),
+                         [{"b_id": row_id, "b_duplicate_of": uri} for row_id, uri in changed])
+
+    @gc_paused()
+    def current_files(self, kind: str = "sensor") -> list[StoredFile]:
         """The present, current version of every file of ``kind``, sorted by URI."""
-        with self._session() as s:
-            return list(s.scalars(select(FileRow).where(FileRow.current, FileRow.present,
-                                                        FileRow.kind == kind)
-                                  .order_by(FileRow.uri)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_FILE_COLUMNS)
+                                .where(FileRow.current, FileRow.present, FileRow.kind == kind)
+                                .order_by(FileRow.uri)).all()
+        return list(map(StoredFile._make, rows))
 
     # -- tasks -------------------------------------------------------------
+    @gc_paused()
     def task_states(self) -> dict[str, str]:
-        with self._session() as s:
-            return dict(s.execute(select(TaskRow.key, TaskRow.state)).all())
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(TaskRow.key, TaskRow.state)).all())
 
+    @gc_paused()
     def task_created(self) -> dict[str, str]:
-        with self._session() as s:
-            return dict(s.execute(select(TaskRow.key, TaskRow.created_utc)).all())
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(TaskRow.key, TaskRow.created_utc)).all())
 
     # -- metadata ------------------------------------------------------------
     def parsed_metadata_file_ids(self) -> set[int]:
@@ -454,34 +561,69 @@ class State:
         return [(r[0], r[1], r[2] or "") for r in rows]
 
     @_retry_on_conflict
+    @gc_paused()
     def record_plan(self, tasks: Sequence[TaskRecord]) -> None:
         """Make ``tasks`` the current task of their (file, solution).
 
         New keys are inserted; ``waiting`` and ``pending`` are (re)set on keys
         that are not finished; any other task of the same file and solution
-        stops being current (its results stay, listed in its row).
+        stops being current (its results stay, listed in its row). Written in
+        bulk: one multi-row INSERT, UPDATEs of only the rows that change.
         """
         now = utc_now()
-        with self._session() as s, s.begin():
-            rows = {r.key: r for chunk in _chunks(sorted({t.file_id for t in tasks}))
-                    for r in s.scalars(select(TaskRow).where(TaskRow.file_id.in_(chunk)))}
-            planned = {(t.file_id, t.solution): t.key for t in tasks}
-            for row in rows.values():
-                keep = planned.get((row.file_id, row.solution))
-                row.current = keep is None or keep == row.key
+        planned = {(t.file_id, t.solution): t.key for t in tasks}
+        file_ids = {t.file_id for t in tasks}
+        with self.engine.begin() as conn:
+            stored: dict[str, tuple[str, str | None, str | None]] = {}
+            flips: dict[bool, list[str]] = {True: [], False: []}  # new current flag: keys
+            # The tasks of the planned files: one range scan of the file_id index, not
+            # an IN list of 100,000 ids; rows of other files in the range are skipped.
+            rows = conn.execute(
+                select(TaskRow.key, TaskRow.file_id, TaskRow.solution, TaskRow.state,
+                       TaskRow.tag, TaskRow.message, TaskRow.current)
+                .where(TaskRow.file_id.between(min(file_ids), max(file_ids)))
+            ).all() if file_ids else []
+            for key, file_id, solution, state, tag, message, is_current in rows:
+                if file_id not in file_ids:
+                    continue
+                stored[key] = (state, tag, message)
+                keep = planned.get((file_id, solution))
+                if (keep is None or keep == key) != is_current:
+                    flips[not is_current].append(key)
+            new: list[dict[str, Any]] = []
+            restated: list[dict[str, Any]] = []
+            inputs_json: dict[tuple[tuple[str, str], ...], str] = {}  # most tasks share inputs
             for t in tasks:
-                existing = rows.get(t.key)
-                if existing is None:
-                    s.add(TaskRow(key=t.key, file_id=t.file_id, solution=t.solution,
-                                  solution_version=t.solution_version,
-                                  solution_fingerprint=t.solution_fingerprint,
-                                  participant=t.participant, side=t.side, state=t.state,
-                                  tag=t.tag, message=t.message, current=True,
-                                  inputs_json=json.dumps(dict(t.inputs), sort_keys=True),
-                                  created_utc=now))
-                elif existing.state not in ("done", "failed", "running"):
-                    # a running task belongs to whoever claimed it (see claim)
-                    existing.state, existing.tag, existing.message = t.state, t.tag, t.message
+                old = stored.get(t.key)
+                if old is None:
+                    items = tuple(t.inputs.items())
+                    text = inputs_json.get(items)
+                    if text is None:
+                        text = inputs_json[items] = _json_sorted(dict(t.inputs))
+                    new.append({
+                        "key": t.key, "file_id": t.file_id, "solution": t.solution,
+                        "solution_version": t.solution_version,
+                        "solution_fingerprint": t.solution_fingerprint,
+                        "participant": t.participant, "side": t.side, "state": t.state,
+                        "tag": t.tag, "message": t.message, "current": True, "attempts": 0,
+                        "inputs_json": text, "flags_json": "[]", "created_utc": now})
+                elif old[0] not in _FINAL_TASK_STATES and old != (t.state, t.tag, t.message):
+                    restated.append({"b_key": t.key, "b_state": t.state, "b_tag": t.tag,
+                                     "b_message": t.message})
+            for flag, keys in flips.items():
+                for chunk in _chunks(keys):
+                    conn.execute(update(TaskRow).where(TaskRow.key.in_(chunk))
+                                 .values(current=flag))
+            if restated:
+                # A running task belongs to whoever claimed it (see claim), also one
+                # claimed since the read above.
+                conn.execute(update(TaskRow)
+                             .where(TaskRow.key == bindparam("b_key"),
+                                    *(TaskRow.state != final for final in _FINAL_TASK_STATES))
+                             .values(state=bindparam("b_state"), tag=bindparam("b_tag"),
+                                     message=bindparam("b_message")), restated)
+            # in key order: the primary-key index grows at its end, not at random pages
+            insert_many(conn, TaskRow, sorted(new, key=itemgetter("key")))
 
     def dead_runs(self) -> set[str]:
         """Unfinished runs whose coordinator process on this host no longer exists."""
@@ -552,15 +694,17 @@ class State:
                 state="pending", tag=tag, message=message, retry_after_utc=retry_after_utc,
                 lease_until_utc=None))
 
-    def tasks_for_current_files(self) -> list[tuple[TaskRow, FileRow]]:
-        with self._session() as s:
-            rows = s.execute(
-                select(TaskRow, FileRow).join(FileRow, TaskRow.file_id == FileRow.id)
+    @gc_paused()
+    def tasks_for_current_files(self) -> list[tuple[StoredTask, StoredFile]]:
+        n_task = len(_TASK_COLUMNS)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_TASK_COLUMNS, *_FILE_COLUMNS)
+                .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
                 .where(FileRow.current, FileRow.present, TaskRow.current,
                        FileRow.excluded_reason.is_(None))
-                .order_by(FileRow.uri, TaskRow.solution)
-            ).all()
-        return [(t, f) for t, f in rows]
+                .order_by(FileRow.uri, TaskRow.solution)).all()
+        return [(StoredTask._make(r[:n_task]), StoredFile._make(r[n_task:])) for r in rows]
 
     def done_tasks(self) -> list[DoneTask]:
         return [
