@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from study_helpers import write_csv
+from wearflow import load_study, run_study
 from wearflow.catalog import SensorFile
+from wearflow.executors import InlineExecutor
 from wearflow.state import IssueSpec, State, TaskRecord
 
 
@@ -140,3 +144,39 @@ def test_excluded_files_count_as_excluded(state: State) -> None:
     assert state.set_excluded(target.id, "device failure") is None
     assert state.file_state_counts() == {"pending": 1, "excluded": 1}
     assert state.set_excluded(target.id, None) == "device failure"
+
+
+STUDY = """\
+study: RENAMED
+input: raw/
+output: results/
+state: {state}
+files:
+  sensor: ["{{participant}}_{{side}}.csv"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_renamed_file_keeps_its_result_instead_of_blocking_the_plan(
+        tmp_path: Path, state_url: str) -> None:
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "study.yaml").write_text(STUDY.format(state=state_url))
+    for side in "LR":
+        write_csv(tmp_path / f"raw/P1_{side}.csv", seed=3, hours=0.3)
+    study = load_study(tmp_path)
+    assert run_study(study, executor=InlineExecutor()).done == 2
+    # the right wrist was P2's: the same bytes under the corrected name
+    (tmp_path / "raw/P1_R.csv").rename(tmp_path / "raw/P2_R.csv")
+    report = run_study(study, executor=InlineExecutor())
+    assert (report.exit_code, report.executed, report.done) == (0, 0, 2)
+    state = State(state_url)
+    try:
+        done = {(t.participant, t.side, t.uri.rsplit("/", 1)[-1]) for t in state.done_tasks()}
+        latest = {(r.participant, r.flags_json) for r in state.latest_participant_results()}
+    finally:
+        state.close()
+    assert done == {("P1", "left", "P1_L.csv"), ("P2", "right", "P2_R.csv")}
+    assert latest == {("P1", '["single_wrist:left"]'), ("P2", '["single_wrist:right"]')}

@@ -622,6 +622,28 @@ class State:
                                     *(TaskRow.state != final for final in _FINAL_TASK_STATES))
                              .values(state=bindparam("b_state"), tag=bindparam("b_tag"),
                                      message=bindparam("b_message")), restated)
+            # A key already stored under another file row: the same bytes under a new name
+            # (a renamed or moved file, or a copy left after its original went). The
+            # result is the same: the task moves to the new file instead of running again.
+            moved: dict[str, str] = {
+                key: state for chunk in _chunks([r["key"] for r in new])
+                for key, state in conn.execute(select(TaskRow.key, TaskRow.state)
+                                               .where(TaskRow.key.in_(chunk)))}
+            if moved:
+                conn.execute(update(TaskRow).where(TaskRow.key == bindparam("b_key")).values(
+                    file_id=bindparam("b_file_id"), participant=bindparam("b_participant"),
+                    side=bindparam("b_side"), current=True),
+                    [{"b_key": r["key"], "b_file_id": r["file_id"],
+                      "b_participant": r["participant"], "b_side": r["side"]}
+                     for r in new if r["key"] in moved])
+                unfinished = [{"b_key": r["key"], "b_state": r["state"], "b_tag": r["tag"],
+                               "b_message": r["message"]} for r in new
+                              if moved.get(r["key"], "done") not in _FINAL_TASK_STATES]
+                if unfinished:
+                    conn.execute(update(TaskRow).where(TaskRow.key == bindparam("b_key"))
+                                 .values(state=bindparam("b_state"), tag=bindparam("b_tag"),
+                                         message=bindparam("b_message")), unfinished)
+                new = [r for r in new if r["key"] not in moved]
             # in key order: the primary-key index grows at its end, not at random pages
             insert_many(conn, TaskRow, sorted(new, key=itemgetter("key")))
 
