@@ -27,11 +27,18 @@ def recording_qc(recording: Recording) -> dict[str, Any]:
     n = recording.n_samples
     measured = (n - 1) / recording.duration_s if recording.duration_s > 0 else 0.0
     drift = (measured / recording.sampling_rate_hz - 1.0) * 100.0 if measured else 0.0
-    peak = float(np.max(np.abs(recording.accel_g))) if n else 0.0
+    accel = recording.accel_g
+    # max |a| and |a| >= t (t > 0) without an |a| copy of the whole recording
+    peak = max(float(accel.max()), -float(accel.min())) if n else 0.0
     clipped = 0.0
     if peak > 1.5:  # only meaningful near a device's range limit
-        clipped = float(np.mean(np.any(np.abs(recording.accel_g) >= peak - CLIP_MARGIN_G,
-                                       axis=1)))
+        limit = peak - CLIP_MARGIN_G
+        hit = np.zeros(n, dtype=bool)
+        for axis in range(accel.shape[1]):
+            column = accel[:, axis]
+            hit |= column >= limit
+            hit |= column <= -limit
+        clipped = float(np.count_nonzero(hit) / n)
     return {
         "measured_rate_hz": round(measured, 4),
         "rate_drift_pct": round(drift, 4),
