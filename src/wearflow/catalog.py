@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from wearflow.config import FilesConfig
@@ -148,24 +149,22 @@ def scan(
     out: list[SensorFile] = []
     for store in stores:
         for entry in store.walk():
-            if not (parser.is_metadata(entry.path) or parser.is_sensor_like(entry.path)):
+            if parser.is_metadata(entry.path):
+                one = partial(_catalog_metadata, store, known=known, inspector=inspector)
+            elif parser.is_sensor_like(entry.path):
+                one = partial(_catalog_one, store, parser=parser, known=known,
+                              inspector=inspector)
+            else:
                 continue
             try:
-                if parser.is_metadata(entry.path):
-                    out.append(_catalog_metadata(store, entry, known, inspector))
-                else:
-                    out.append(_catalog_one(store, entry, parser, known, inspector))
+                out.append(one(entry))
             except StorageError as exc:
                 if unreadable is None:
                     raise
                 unreadable.append(exc)
                 previous = known.get(store.uri(entry.path))
-                if previous is not None:  # as it was when last read
-                    stale = Entry(entry.path, previous[0], previous[1])
-                    catalog = (_catalog_metadata(store, stale, known, inspector)
-                               if parser.is_metadata(entry.path)
-                               else _catalog_one(store, stale, parser, known, inspector))
-                    out.append(catalog)
+                if previous is not None:  # as it was when last read: not read again
+                    out.append(one(Entry(entry.path, previous[0], previous[1])))
     return sorted(out, key=lambda f: f.uri)
 
 

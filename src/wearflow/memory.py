@@ -63,7 +63,9 @@ def format_gb(n_bytes: int) -> str:
     return f"{n_bytes / GB:.1f} GB"
 
 
-def too_big_message(needed_bytes: int, available_bytes: int) -> str:
+def too_big_message(needed_bytes: int, available_bytes: int, *,
+                    limit: str = "the workers may use",
+                    remedy: str = "in the study file or run it on a bigger machine") -> str:
+    """Why a task is not started: its estimate exceeds ``available_bytes`` (``limit``)."""
     return (f"needs about {format_gb(needed_bytes)} of memory at its peak (estimate), more "
-            f"than the workers may use ({format_gb(available_bytes)}); raise "
-            "memory_limit_gb in the study file or run it on a bigger machine")
+            f"than {limit} ({format_gb(available_bytes)}); raise memory_limit_gb {remedy}")

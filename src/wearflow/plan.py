@@ -137,18 +137,6 @@ def make_plan(
     # once per (participant, or None for all without metadata; solution) and shared,
     # read-only, by the tasks of every file of the participant.
     per_meta: dict[tuple[str | None, int], tuple[dict[str, str], list[str], str]] = {}
-    # TaskSpec's generated __init__ sets its 20 frozen fields one call each (about a
-    # third of this loop on 100,000 files): a spec is instead its solution's template,
-    # made once by that __init__ (defaults included), with the task's own fields filled
-    # in. A __post_init__ added to TaskSpec would be skipped (tests/test_plan.py
-    # compares these specs with constructed ones).
-    templates = [vars(TaskSpec(
-        key="", file_id=0, uri="", location="", path="", sha256="", size_bytes=0,
-        participant="", side="", solution=configs[sol.name], solution_version=sol.version,
-        solution_fingerprint=sol.fingerprint, study=study.study,
-        study_fingerprint=study_fingerprint, output=study.output,
-        device_time_zone=device_time_zone, user=user, storage_options=study.storage_options,
-    )) for sol in solutions]
     for f in files:
         if f.excluded_reason:
             continue  # excluded by hand (audited): no task, no issue
@@ -183,14 +171,16 @@ def make_plan(
             else:
                 records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
                                           f.participant, f.side, "pending", inputs=inputs))
-                spec = object.__new__(TaskSpec)
-                vars(spec).update(
-                    templates[n_sol], key=key, file_id=f.id, uri=f.uri, location=f.location,
-                    path=f.path, sha256=f.sha256, size_bytes=f.size_bytes,
-                    participant=f.participant or "", side=f.side or "", metadata=inputs,
+                to_run.append(TaskSpec(
+                    key=key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
+                    sha256=f.sha256, size_bytes=f.size_bytes, participant=participant,
+                    side=f.side or "", solution=configs[sol.name],
+                    solution_version=sol.version, solution_fingerprint=sol.fingerprint,
+                    study=study.study, study_fingerprint=study_fingerprint,
+                    output=study.output, device_time_zone=device_time_zone, user=user,
+                    metadata=inputs, storage_options=study.storage_options,
                     memory_bytes=estimate_peak_bytes(f.path, f.size_bytes,
-                                                     configs[sol.name].bytes_per_sample))
-                to_run.append(spec)
+                                                     configs[sol.name].bytes_per_sample)))
     return Plan(tuple(to_run), tuple(records), tuple(held))
 
 

@@ -39,7 +39,7 @@ from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin
 from wearflow.errors import ConfigError, Tag, WearflowError
 from wearflow.executors.base import TaskEvent
 from wearflow.logs import log_event
-from wearflow.memory import format_gb, memory_budget_bytes
+from wearflow.memory import format_gb, memory_budget_bytes, too_big_message
 from wearflow.plan import TaskSpec
 from wearflow.provenance import utc_now
 from wearflow.worker import TaskOutcome, execute
@@ -293,9 +293,8 @@ class DaskExecutor:
 def _too_big(task: TaskSpec, largest_bytes: int | None) -> str | None:
     if largest_bytes is None or task.memory_bytes <= largest_bytes:
         return None
-    return (f"needs about {format_gb(task.memory_bytes)} of memory at its peak (estimate), "
-            f"more than any worker has ({format_gb(largest_bytes)}); raise memory_limit_gb "
-            "or use bigger workers")
+    return too_big_message(task.memory_bytes, largest_bytes, limit="any worker has",
+                           remedy="or use bigger workers")
 
 
 def _failed(task: TaskSpec, started: str, message: str, *,
