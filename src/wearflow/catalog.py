@@ -16,8 +16,8 @@ from typing import Literal
 
 from wearflow.config import FilesConfig
 from wearflow.errors import NameParseError, StorageError
-from wearflow.readers.header import header_serial
-from wearflow.storage import Entry, Store, sha256_bytes
+from wearflow.readers.header import HEADER_BYTES, header_serial
+from wearflow.storage import Entry, Store
 
 Kind = Literal["sensor", "metadata"]
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -120,9 +120,9 @@ Inspector = Callable[[Store, str], tuple[str, str | None]]  # -> (sha256, header
 
 
 def inspect_file(store: Store, path: str) -> tuple[str, str | None]:
-    """Read a file once: its sha256 and the device serial its header records."""
-    data = store.read_bytes(path)
-    return sha256_bytes(data), header_serial(data)
+    """Read a file once, streamed: its sha256 and the device serial its header records."""
+    digest, head = store.sha256_and_head(path, HEADER_BYTES)
+    return digest, header_serial(head)
 
 
 def scan(

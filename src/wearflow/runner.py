@@ -64,6 +64,8 @@ class RunReport:
     participants_aggregated: int = 0
     summary_dirs: list[str] = field(default_factory=list)
     output: str = ""
+    # wall seconds the workers spent per stage, summed over this run's finished tasks
+    task_stage_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -296,10 +298,13 @@ def _consume(study: Study, state: State, tasks: Sequence[TaskSpec], executor: Ex
                           flags=outcome.flags, started_utc=outcome.started_utc,
                           finished_utc=outcome.finished_utc)
         report.executed += 1
+        for stage, seconds in outcome.stage_s:
+            report.task_stage_s[stage] = report.task_stage_s.get(stage, 0.0) + seconds
         trail.record_many(_task_events(actor, outcome))
         if outcome.state == "done":
             log_event("INFO", "processed", study=study.study, uri=task.uri,
-                      solution=task.solution.name, task=task.key[:16])
+                      solution=task.solution.name, task=task.key[:16],
+                      seconds=",".join(f"{k}:{v:.2f}" for k, v in outcome.stage_s))
         else:
             log_event(outcome.tag or Tag.ERROR.value, outcome.message or "failed",
                       level=logging.ERROR, study=study.study, uri=task.uri,

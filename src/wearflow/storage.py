@@ -20,6 +20,7 @@ from wearflow.config import strip_file_scheme
 from wearflow.errors import OutputExistsError, StorageError
 
 # Files still being written by uploaders or by us: never cataloged.
+_STREAM_CHUNK_BYTES = 16 << 20
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", ".uploading")
 
 
@@ -120,6 +121,27 @@ class Store:
             raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None
         return data
+
+    def sha256_and_head(self, path: str, head_bytes: int) -> tuple[str, bytes]:
+        """The sha256 of a file and its first ``head_bytes``, streamed in chunks.
+
+        The file is never held whole in memory: cataloging a week-long 100 Hz
+        recording reads 400 MB through a 16 MB buffer.
+        """
+        digest = hashlib.sha256()
+        head = b""
+        try:
+            with self.fs.open(self._full(path), "rb", block_size=_STREAM_CHUNK_BYTES) as fh:
+                while chunk := fh.read(_STREAM_CHUNK_BYTES):
+                    if len(head) < head_bytes:
+                        head += chunk[:head_bytes - len(head)]
+                    digest.update(chunk)
+        except FileNotFoundError:
+            raise StorageError("file not found", subject=self.uri(path)) from None
+        except Exception as exc:
+            raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
+        return digest.hexdigest(), head
 
     def listdir(self, path: str) -> list[str]:
         """Names (not paths) of the files directly in a folder, sorted."""

@@ -6,8 +6,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 
 from wearflow.errors import AlgorithmError, Tag, WearflowError
 from wearflow.plan import TaskSpec
@@ -22,8 +29,10 @@ from wearflow.provenance import (
 )
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
 from wearflow.readers import read_recording
+from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import load_solution
+from wearflow.solutions.base import FileResult
 from wearflow.storage import Store, sha256_bytes
 
 
@@ -39,13 +48,34 @@ class TaskOutcome:
     message: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     transient: bool = False  # a failure worth retrying later (storage hiccup, worker died)
+    # wall seconds per stage of a task that ran: fetch, verify, decode, solution, qc, write
+    stage_s: tuple[tuple[str, float], ...] = ()
+
+
+class Stopwatch:
+    """Wall seconds spent in named stages (a stage entered twice adds up)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def items(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self._seconds.items())
 
 
 def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
     """Run one task end to end; return its outcome (never raises)."""
     started = utc_now()
+    watch = Stopwatch()
     try:
-        folder, flags, prov_sha = _run(task, run_id, started)
+        folder, flags, prov_sha = _run(task, run_id, started, watch)
     except WearflowError as exc:
         return TaskOutcome(task.key, "failed", started, utc_now(), tag=exc.tag.value,
                            message=_one_line(exc.message), transient=exc.transient)
@@ -58,26 +88,80 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
                            message=_one_line(f"{type(exc).__name__}: {exc} "
                                              f"({where.filename}:{where.lineno})"))
     return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags,
-                       provenance_sha256=prov_sha)
+                       provenance_sha256=prov_sha, stage_s=watch.items())
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...], str]:
+def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
+         ) -> tuple[str, tuple[str, ...], str]:
     source = Store(task.location, dict(task.storage_options))
-    data = source.read_bytes(task.path)
-    if sha256_bytes(data) != task.sha256:
-        raise WearflowError("file changed since it was cataloged; it will be re-planned",
-                            subject=task.uri)
-    recording = read_recording(data, task.uri, device_time_zone=task.device_time_zone)
+    with watch.stage("fetch"):
+        data = source.read_bytes(task.path)
+    # The bytes are hashed on a second thread while they are decoded (hashlib releases
+    # the GIL): the check costs CPU, not time on the task's path. A file whose bytes
+    # are not the cataloged ones is never processed, whatever its decoder said.
+    digest = _Digest(data)
+    try:
+        with watch.stage("decode"):
+            recording = read_recording(data, task.uri, device_time_zone=task.device_time_zone)
+    finally:
+        with watch.stage("verify"):
+            changed = digest.hexdigest() != task.sha256
+        if changed:
+            raise WearflowError("file changed since it was cataloged; it will be re-planned",
+                                subject=task.uri) from None
+    del data, digest  # the decoded arrays are what the solution needs; free the bytes
     solution = load_solution(task.solution)
     metadata = dict(task.metadata)
-    try:
-        result = solution.run(recording, metadata)
-    except AlgorithmError as exc:
-        raise AlgorithmError(exc.message, subject=task.uri) from exc
+    with watch.stage("solution"):
+        try:
+            result = solution.run(recording, metadata)
+        except AlgorithmError as exc:
+            raise AlgorithmError(exc.message, subject=task.uri) from exc
+    with watch.stage("qc"):
+        qc, flags, tables = _quality(task, recording, result)
+    folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
+    provenance = Provenance(
+        kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
+        task_key=task.key, run_id=run_id, user=task.user or current_user(),
+        input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
+                       participant=task.participant, side=task.side),
+        solution=SolutionRef(name=solution.name, version=solution.version,
+                             fingerprint=solution.fingerprint,
+                             pipeline_sha256=solution.pipeline_sha256,
+                             parameters=dict(solution.parameters)),
+        software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
+        task_inputs=dict(task.metadata),
+    )
+    output = Store(task.output, dict(task.storage_options))
+    with watch.stage("write"):
+        _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
+    return folder, flags, prov_sha
+
+
+class _Digest:
+    """The sha256 of ``data``, computed on a thread of its own."""
+
+    def __init__(self, data: bytes) -> None:
+        self._value = ""
+        self._thread = threading.Thread(target=self._run, args=(data,),
+                                        name="wearflow-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self, data: bytes) -> None:
+        self._value = sha256_bytes(data)
+
+    def hexdigest(self) -> str:
+        self._thread.join()
+        return self._value
+
+
+def _quality(task: TaskSpec, recording: Recording, result: FileResult
+             ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, pd.DataFrame]]:
+    """The file's qc.json figures, every flag, and the tables with the per-day QC table."""
     flags = (*recording.flags, *result.flags, *window_flags(recording, task.metadata))
     tables = {**result.tables, QC_TABLE: day_validity(
         result.tables, float(task.metadata.get("min_wear_hours", 16)))}
@@ -94,19 +178,4 @@ def _run(task: TaskSpec, run_id: str, started: str) -> tuple[str, tuple[str, ...
         "flags": list(flags),
         **dict(result.qc),
     }
-    folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
-    provenance = Provenance(
-        kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
-        task_key=task.key, run_id=run_id, user=task.user or current_user(),
-        input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
-                       participant=task.participant, side=task.side),
-        solution=SolutionRef(name=solution.name, version=solution.version,
-                             fingerprint=solution.fingerprint,
-                             pipeline_sha256=solution.pipeline_sha256,
-                             parameters=dict(solution.parameters)),
-        software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
-        task_inputs=dict(task.metadata),
-    )
-    output = Store(task.output, dict(task.storage_options))
-    _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
-    return folder, flags, prov_sha
+    return qc, flags, tables

@@ -12,6 +12,9 @@ import zlib
 from wearflow.readers._cwa_decode import device_info
 
 _HEAD_BYTES = 8192
+# What header_serial needs of a file: the head, or of a gzipped file enough of it to
+# inflate the head (deflate never grows data by more than a few bytes per 16 kB block).
+HEADER_BYTES = 65536
 _SERIAL_RES = (
     re.compile(rb"Device Unique Serial Code:\s*([^\r\n]+)"),  # GENEActiv .bin
     re.compile(rb"Serial Number:\s*([^\s,]+)"),  # ActiLife CSV export
@@ -19,7 +22,10 @@ _SERIAL_RES = (
 
 
 def header_serial(data: bytes) -> str | None:
-    """The device serial a file's header records, or None when it has none."""
+    """The device serial a file's header records, or None when it has none.
+
+    ``data`` may be the whole file or its first :data:`HEADER_BYTES`.
+    """
     head = data[:_HEAD_BYTES]
     if head[:2] == b"\x1f\x8b":
         try:
