@@ -19,6 +19,7 @@ per wrist.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ SUMMARY_COLUMNS = {
     "sleep": {"total_sleep_time_min": "sleep_minutes"},
     "qc_days": {"valid_day": "valid_day"},
 }
+# What the study summary reads of each participant result: its tables and columns.
+SUMMARY_INPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {table: (KEY, *cols) for table, cols in SUMMARY_COLUMNS.items()})
 
 
 def combine_wrists(
@@ -63,32 +67,50 @@ def _combine_table(
     left = frames.get("left", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
     right = frames.get("right", pd.DataFrame(index=pd.Index([], dtype="string"))).reindex(dates)
     preferred = {"left": "right", "right": "left"}.get((dominant_hand or "").lower())
+    numeric = [c for c in columns if _numeric_in(left, c) and _numeric_in(right, c)]
+    # every numeric column at once: (days, columns) arrays, NaN where a wrist has no value
+    lf, rf = _matrix(left, numeric, len(dates)), _matrix(right, numeric, len(dates))
+    if preferred == "left":
+        combined = np.where(np.isnan(lf), rf, lf)
+    elif preferred == "right":
+        combined = np.where(np.isnan(rf), lf, rf)
+    else:
+        count = (~np.isnan(lf)).astype("int64") + (~np.isnan(rf)).astype("int64")
+        total = np.where(np.isnan(lf), 0.0, lf) + np.where(np.isnan(rf), 0.0, rf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            combined = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    valid = np.array([c.startswith("valid") for c in numeric], dtype=bool)
+    # a day is valid when at least one wrist's is (fmax skips a missing wrist)
+    combined[:, valid] = np.fmax(lf[:, valid], rf[:, valid])
+    discordance = np.abs(lf - rf)
+    position = {c: i for i, c in enumerate(numeric)}
     for col in columns:
-        lv = _column(left, col)
-        rv = _column(right, col)
-        if not (_is_numeric(lv) and _is_numeric(rv)):
+        i = position.get(col)
+        if i is None:
+            lv, rv = _column(left, col), _column(right, col)
             first = lv.where(lv.notna(), rv) if preferred != "right" else rv.where(rv.notna(), lv)
             out[col] = pd.array(first.to_numpy(dtype=object), dtype="string")
             continue
-        lf, rf = lv.to_numpy(dtype="float64"), rv.to_numpy(dtype="float64")
-        if col.startswith("valid"):  # a day is valid when at least one wrist's is
-            both = np.vstack([lf, rf])
-            combined = np.where(np.all(np.isnan(both), axis=0), np.nan,
-                                np.nanmax(np.where(np.isnan(both), -np.inf, both), axis=0))
-        elif preferred == "left":
-            combined = np.where(np.isnan(lf), rf, lf)
-        elif preferred == "right":
-            combined = np.where(np.isnan(rf), lf, rf)
-        else:
-            both = np.vstack([lf, rf])
-            count = np.sum(~np.isnan(both), axis=0)
-            combined = np.where(count > 0, np.nansum(both, axis=0) / np.maximum(count, 1), np.nan)
-        out[f"{col}_left"] = lf
-        out[f"{col}_right"] = rf
-        out[col] = combined
-        out[f"{col}_discordance"] = np.abs(lf - rf)
+        out[f"{col}_left"] = lf[:, i]
+        out[f"{col}_right"] = rf[:, i]
+        out[col] = combined[:, i]
+        out[f"{col}_discordance"] = discordance[:, i]
     out["combined_rule"] = pd.array(_rules(left, right, preferred, len(dates)), dtype="string")
     return pd.DataFrame(out)
+
+
+def _numeric_in(frame: pd.DataFrame, col: str) -> bool:
+    """A column a wrist does not have counts as numeric (all missing)."""
+    return col not in frame.columns or bool(pd.api.types.is_numeric_dtype(frame[col].dtype))
+
+
+def _matrix(frame: pd.DataFrame, columns: list[str], n_rows: int) -> np.ndarray:
+    """``columns`` of ``frame`` as one float64 (rows, columns) array; absent ones NaN."""
+    out = np.full((n_rows, len(columns)), np.nan)
+    present = [i for i, c in enumerate(columns) if c in frame.columns]
+    if present and n_rows:
+        out[:, present] = frame[[columns[i] for i in present]].to_numpy(dtype="float64")
+    return out
 
 
 def _by_date(table: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +123,6 @@ def _column(frame: pd.DataFrame, col: str) -> pd.Series:
     if col in frame.columns:
         return frame[col].reset_index(drop=True)
     return pd.Series([np.nan] * len(frame), dtype="float64")
-
-
-def _is_numeric(series: pd.Series) -> bool:
-    return bool(pd.api.types.is_numeric_dtype(series.dtype))
 
 
 def _rules(left: pd.DataFrame, right: pd.DataFrame, preferred: str | None, n: int) -> list[str]:

@@ -397,7 +397,8 @@ def _write_summaries(study: Study, state: State, solutions: dict[str, Solution],
             continue
         started = utc_now()
         summary = aggregate.study_summary(
-            {r.participant: read_tables(out, r.result_dir) for r in rows})
+            {r.participant: read_tables(out, r.result_dir, aggregate.SUMMARY_INPUTS)
+             for r in rows})
         prov = Provenance(
             kind="study-summary", study=study.study, study_fingerprint=study.fingerprint(),
             task_key=key, run_id=run_id, user=default_actor(study.identity),
