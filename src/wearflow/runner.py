@@ -64,8 +64,10 @@ class RunReport:
     participants_aggregated: int = 0
     summary_dirs: list[str] = field(default_factory=list)
     output: str = ""
-    # wall seconds the workers spent per stage, summed over this run's finished tasks
+    # seconds the workers spent per stage, summed over this run's finished tasks: wall
+    # time, and CPU time of the threads that ran them
     task_stage_s: dict[str, float] = field(default_factory=dict)
+    task_stage_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -298,8 +300,10 @@ def _consume(study: Study, state: State, tasks: Sequence[TaskSpec], executor: Ex
                           flags=outcome.flags, started_utc=outcome.started_utc,
                           finished_utc=outcome.finished_utc)
         report.executed += 1
-        for stage, seconds in outcome.stage_s:
-            report.task_stage_s[stage] = report.task_stage_s.get(stage, 0.0) + seconds
+        for totals, stages in ((report.task_stage_s, outcome.stage_s),
+                               (report.task_stage_cpu_s, outcome.stage_cpu_s)):
+            for stage, seconds in stages:
+                totals[stage] = totals.get(stage, 0.0) + seconds
         trail.record_many(_task_events(actor, outcome))
         if outcome.state == "done":
             log_event("INFO", "processed", study=study.study, uri=task.uri,

@@ -48,26 +48,33 @@ class TaskOutcome:
     message: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     transient: bool = False  # a failure worth retrying later (storage hiccup, worker died)
-    # wall seconds per stage of a task that ran: fetch, verify, decode, solution, qc, write
+    # seconds per stage of a task that ran (fetch, decode, verify, solution, qc, write):
+    # wall time, and CPU time of the thread that ran the task
     stage_s: tuple[tuple[str, float], ...] = ()
+    stage_cpu_s: tuple[tuple[str, float], ...] = ()
 
 
 class Stopwatch:
-    """Wall seconds spent in named stages (a stage entered twice adds up)."""
+    """Wall and thread-CPU seconds spent in named stages (a stage entered twice adds up)."""
 
     def __init__(self) -> None:
-        self._seconds: dict[str, float] = {}
+        self._wall: dict[str, float] = {}
+        self._cpu: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
+            self._wall[name] = self._wall.get(name, 0.0) + time.perf_counter() - wall
+            self._cpu[name] = self._cpu.get(name, 0.0) + time.thread_time() - cpu
 
-    def items(self) -> tuple[tuple[str, float], ...]:
-        return tuple(self._seconds.items())
+    def wall(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self._wall.items())
+
+    def cpu(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self._cpu.items())
 
 
 def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
@@ -88,7 +95,8 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
                            message=_one_line(f"{type(exc).__name__}: {exc} "
                                              f"({where.filename}:{where.lineno})"))
     return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags,
-                       provenance_sha256=prov_sha, stage_s=watch.items())
+                       provenance_sha256=prov_sha, stage_s=watch.wall(),
+                       stage_cpu_s=watch.cpu())
 
 
 def _one_line(text: str) -> str:
