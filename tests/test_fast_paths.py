@@ -9,7 +9,9 @@
   ``catalog.inspect_file``) on synthetic and real files;
 * the worker's integrity check, which now runs beside decoding: a file whose bytes
   are not the cataloged ones fails as changed (whatever its decoder said) and
-  writes nothing; a task that runs reports its per-stage seconds, and so does the run.
+  writes nothing; a task that runs reports its per-stage seconds, and so does the run;
+* the per-chunk extremes the reader computes while checking its samples (used by QC)
+  and the chunked strictly-increasing time check.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import pytest
 
 from wearflow import catalog, load_study, qc, run_study
 from wearflow.catalog import inspect_file
-from wearflow.errors import StorageError
+from wearflow.errors import ReaderError, StorageError
 from wearflow.executors import InlineExecutor
 from wearflow.plan import TaskSpec, make_plan
 from wearflow.qc import CLIP_MARGIN_G, recording_qc
 from wearflow.readers import read_recording, write_cwa
+from wearflow.readers._common import finish
 from wearflow.readers.header import header_serial
-from wearflow.recording import DeviceInfo, Recording
+from wearflow.recording import DeviceInfo, Recording, accel_extremes, strictly_increasing
 from wearflow.solutions import load_solution, skdh_core
 from wearflow.solutions.skdh_core import (
     STILL_SD_G,
@@ -537,3 +540,78 @@ def test_run_report_sums_stage_seconds(study_root: Path) -> None:
     again = run_study(load_study(study_root), executor=InlineExecutor())
     assert again.executed == 0
     assert again.task_stage_s == {}  # this run's tasks only
+
+
+# -- 5. per-chunk extremes and the time checks, where the reader checks its samples ------
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1 << 18])
+@pytest.mark.parametrize("n", [1, 6, 7, 8, 50])
+def test_accel_extremes_are_the_min_and_max_of_each_chunk(chunk_rows: int, n: int) -> None:
+    accel = np.random.default_rng(n).normal(0, 2, (n, 3))
+    ext = accel_extremes(accel, chunk_rows)
+    starts = range(0, n, chunk_rows)
+    assert ext.low_g.tolist() == [accel[i:i + chunk_rows].min() for i in starts]
+    assert ext.high_g.tolist() == [accel[i:i + chunk_rows].max() for i in starts]
+    assert ext.chunk_peak_g.max() == np.abs(accel).max()
+    assert ext.all_finite
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("row", [0, 7, 13])
+def test_accel_extremes_see_any_non_finite_value(bad: float, row: int) -> None:
+    accel = np.zeros((14, 3))
+    accel[row, 1] = bad
+    assert not accel_extremes(accel, 7).all_finite
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 18])
+def test_strictly_increasing_across_chunk_boundaries(chunk: int) -> None:
+    t = np.arange(11, dtype=np.float64)
+    assert strictly_increasing(t, chunk)
+    assert strictly_increasing(t[:1], chunk) and strictly_increasing(t[:0], chunk)
+    for i in range(1, 11):  # a repeat or a step back anywhere, a NaN anywhere
+        for value in (t[i - 1], t[i - 1] - 0.5, np.nan):
+            bad = t.copy()
+            bad[i] = value
+            assert not strictly_increasing(bad, chunk), (i, value)
+
+
+def test_validate_refuses_a_nan_time_inside_the_recording() -> None:
+    t = np.arange(10, dtype=np.float64) + 1.7e9
+    t[5] = np.nan
+    rec = Recording(time_s=t, accel_g=np.zeros((10, 3)), sampling_rate_hz=1.0,
+                    device=DeviceInfo("csv"))
+    with pytest.raises(ReaderError, match="not strictly increasing"):
+        rec.validate("file:///x.csv")
+
+
+def _finished(time_s: np.ndarray[Any, Any], accel: np.ndarray[Any, Any]) -> Recording:
+    return finish("file:///x.csv", time_s=time_s, accel_g=accel, temperature_c=None,
+                  sampling_rate_hz=10.0, device=DeviceInfo("csv"), flags=[])
+
+
+def test_reader_extremes_describe_the_samples_it_returns() -> None:
+    rng = np.random.default_rng(3)
+    t = 1.7e9 + np.arange(2000) / 10.0
+    accel = rng.normal(0, 1, (2000, 3))
+    clean = _finished(t, accel)
+    assert clean.extremes is not None
+    assert clean.extremes.low_g.tolist() == accel_extremes(clean.accel_g).low_g.tolist()
+    # the peak sits on a dropped sample: non-finite time, then a step back in time
+    for broken in ("nan_time", "step_back"):
+        t2, a2 = t.copy(), accel.copy()
+        a2[700] = [9.0, -9.0, 9.0]
+        if broken == "nan_time":
+            t2[700] = np.nan
+        else:
+            t2[700] = t2[699] - 1.0
+        rec = _finished(t2, a2)
+        assert rec.n_samples == 1999
+        assert rec.extremes is not None and rec.extremes.chunk_peak_g.max() < 9.0
+        assert recording_qc(rec)["peak_abs_accel_g"] == round(float(np.abs(rec.accel_g).max()), 4)
+    # a non-finite acceleration value drops its row, with the flag
+    a3 = accel.copy()
+    a3[5, 2] = np.inf
+    rec = _finished(t, a3)
+    assert rec.n_samples == 1999 and "non_finite_samples_dropped=1" in rec.flags
+    assert rec.extremes is not None and rec.extremes.all_finite

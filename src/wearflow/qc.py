@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wearflow.recording import Recording
+from wearflow.recording import CHUNK_ROWS, AccelExtremes, Recording, accel_extremes
 
 DAY_TABLE = "activity_level_classification"
 QC_TABLE = "qc_days"
@@ -27,7 +27,7 @@ def recording_qc(recording: Recording) -> dict[str, Any]:
     n = recording.n_samples
     measured = (n - 1) / recording.duration_s if recording.duration_s > 0 else 0.0
     drift = (measured / recording.sampling_rate_hz - 1.0) * 100.0 if measured else 0.0
-    peak, clipped = _peak_and_clipped(recording.accel_g)
+    peak, clipped = _peak_and_clipped(recording.accel_g, recording.extremes)
     return {
         "measured_rate_hz": round(measured, 4),
         "rate_drift_pct": round(drift, 4),
@@ -36,31 +36,31 @@ def recording_qc(recording: Recording) -> dict[str, Any]:
     }
 
 
-_CHUNK_ROWS = 1 << 18  # 6 MB of float64 samples: each chunk is read from memory once
+_CHUNK_ROWS = CHUNK_ROWS
 
 
-def _peak_and_clipped(accel: np.ndarray[Any, Any]) -> tuple[float, float]:
+def _peak_and_clipped(accel: np.ndarray[Any, Any], extremes: AccelExtremes | None = None
+                      ) -> tuple[float, float]:
     """Largest |a| on any axis, and the fraction of samples within ``CLIP_MARGIN_G`` of it.
 
-    Chunk by chunk, without an |a| copy of the recording; only the chunks whose
-    own peak comes near the recording's are searched for clipped samples. The
-    clipped fraction is only meaningful near a device's range limit (peak above 1.5 g).
+    From the per-chunk extremes the reader computed (``extremes``, else computed here): only the
+    chunks whose own peak comes near the recording's are searched for clipped
+    samples. The clipped fraction is only meaningful near a device's range limit
+    (peak above 1.5 g).
     """
     n = accel.shape[0]
     if n == 0:
         return 0.0, 0.0
-    starts = range(0, n, _CHUNK_ROWS)
-    peaks = [max(float(accel[i:i + _CHUNK_ROWS].max()), -float(accel[i:i + _CHUNK_ROWS].min()))
-             for i in starts]
-    peak = max(peaks)
+    extremes = extremes or accel_extremes(accel, _CHUNK_ROWS)
+    chunk_peaks = extremes.chunk_peak_g
+    peak = float(np.max(chunk_peaks))
     if peak <= 1.5:
         return peak, 0.0
     limit = peak - CLIP_MARGIN_G
+    rows_per_chunk = extremes.chunk_rows
     hits = 0
-    for i, chunk_peak in zip(starts, peaks, strict=True):
-        if chunk_peak < limit:
-            continue
-        flat = accel[i:i + _CHUNK_ROWS].reshape(-1)
+    for c in np.flatnonzero(chunk_peaks >= limit):
+        flat = accel[c * rows_per_chunk:(c + 1) * rows_per_chunk].reshape(-1)
         rows = np.flatnonzero((flat >= limit) | (flat <= -limit)) // accel.shape[1]
         hits += int(np.count_nonzero(np.diff(rows))) + 1  # rows ascend: count distinct
     return peak, hits / n

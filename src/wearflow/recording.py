@@ -22,6 +22,52 @@ class DeviceInfo:
     firmware: str | None = None
 
 
+CHUNK_ROWS = 1 << 18  # samples per chunk of the per-chunk statistics below (6 MB of float64)
+
+
+@dataclass(frozen=True)
+class AccelExtremes:
+    """Smallest and largest acceleration value (any axis) per chunk of ``chunk_rows`` samples.
+
+    Computed once where the samples are checked (a NaN or infinity shows in
+    them, so they are also the finiteness check) and used by QC for the peak and
+    to know which chunks can hold clipped samples, without another pass over
+    the recording.
+    """
+
+    chunk_rows: int
+    low_g: FloatArray
+    high_g: FloatArray
+
+    @property
+    def all_finite(self) -> bool:
+        return bool(np.all(np.isfinite(self.low_g)) and np.all(np.isfinite(self.high_g)))
+
+    @property
+    def chunk_peak_g(self) -> FloatArray:
+        """max |a| per chunk."""
+        return np.maximum(self.high_g, -self.low_g)
+
+
+def accel_extremes(accel_g: npt.NDArray[np.floating], chunk_rows: int = CHUNK_ROWS
+                   ) -> AccelExtremes:
+    """Per-chunk min and max of an (n, 3) acceleration array, one read of its memory."""
+    starts = range(0, accel_g.shape[0], chunk_rows)
+    low = np.array([accel_g[i:i + chunk_rows].min() for i in starts], dtype=np.float64)
+    high = np.array([accel_g[i:i + chunk_rows].max() for i in starts], dtype=np.float64)
+    return AccelExtremes(chunk_rows, low, high)
+
+
+def strictly_increasing(values: FloatArray, chunk: int = CHUNK_ROWS) -> bool:
+    """True when every value is larger than the one before (NaN fails), chunk by chunk."""
+    n = values.shape[0]
+    for i in range(0, n - 1, chunk):
+        j = min(n, i + chunk + 1)
+        if not np.all(values[i + 1:j] > values[i:j - 1]):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Recording:
     """A decoded sensor file.
@@ -39,6 +85,8 @@ class Recording:
     device: DeviceInfo
     temperature_c: FloatArray | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
+    # per-chunk extremes of accel_g when the reader computed them (QC computes them if not)
+    extremes: AccelExtremes | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -58,9 +106,10 @@ class Recording:
                               subject=uri)
         if self.temperature_c is not None and self.temperature_c.shape != (n,):
             raise ReaderError("temperature length differs from time length", subject=uri)
-        if not np.all(np.isfinite(self.time_s)):
+        # strictly increasing (NaN fails the comparison) with finite ends: all finite
+        if not (np.isfinite(self.time_s[0]) and np.isfinite(self.time_s[-1])):
             raise ReaderError("non-finite timestamps", subject=uri)
-        if n > 1 and not np.all(np.diff(self.time_s) > 0):
+        if not strictly_increasing(self.time_s):
             raise ReaderError("timestamps are not strictly increasing", subject=uri)
         if self.time_s[0] < 631152000.0:  # 1990-01-01T00:00:00Z
             raise ReaderError("recording starts before 1990 (device clock not set?)", subject=uri)

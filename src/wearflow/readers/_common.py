@@ -17,7 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from wearflow.errors import ReaderError
-from wearflow.recording import DeviceInfo, FloatArray, Recording
+from wearflow.recording import (
+    AccelExtremes,
+    DeviceInfo,
+    FloatArray,
+    Recording,
+    accel_extremes,
+)
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -134,8 +140,13 @@ def finish(
     if time_s.size == 0:
         raise ReaderError("no samples could be decoded", subject=uri)
     flags = list(flags)
-    finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
-    if not np.all(finite):
+    extremes: AccelExtremes | None = accel_extremes(accel_g)
+    finite = None
+    if not (extremes is not None and extremes.all_finite
+            and np.isfinite(time_s.min()) and np.isfinite(time_s.max())):
+        finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
+        extremes = None
+    if finite is not None and not np.all(finite):
         if not np.any(finite):
             raise ReaderError("no sample has a finite time and acceleration", subject=uri)
         time_s, accel_g = time_s[finite], accel_g[finite]
@@ -149,10 +160,13 @@ def finish(
         time_s, accel_g = time_s[keep], accel_g[keep]
         temperature_c = None if temperature_c is None else temperature_c[keep]
         flags.append(f"trimmed_samples={dropped}")
+        extremes = None
     flags.extend(gap_flags(time_s, sampling_rate_hz))
+    accel_g = np.ascontiguousarray(accel_g, dtype=np.float64)
     recording = Recording(
         time_s=np.ascontiguousarray(time_s, dtype=np.float64),
-        accel_g=np.ascontiguousarray(accel_g, dtype=np.float64),
+        accel_g=accel_g,
+        extremes=extremes if extremes is not None else accel_extremes(accel_g),
         sampling_rate_hz=float(sampling_rate_hz),
         device=device,
         temperature_c=(
