@@ -73,20 +73,28 @@ def audit(url: str, action: str) -> list[dict[str, object]]:
 
 def flaky_reads(monkeypatch: pytest.MonkeyPatch, name: str, failures: int,
                 first: int = 2) -> list[int]:
-    """Reads of ``name`` from the ``first``-th on (the 1st is the catalog's) raise a
-    transient storage error ``failures`` times."""
-    real = Store.read_bytes
+    """Reads of ``name`` from the ``first``-th on (the 1st is the catalog's streamed
+    hash, the next ones the worker's) raise a transient storage error ``failures`` times."""
+    real_read, real_hash = Store.read_bytes, Store.sha256_and_head
     calls = [0]
 
-    def read_bytes(self: Store, path: str) -> bytes:
+    def flaky(self: Store, path: str) -> None:
         if path.endswith(name):
             calls[0] += 1
             if first <= calls[0] < first + failures:
                 raise StorageError("cannot read (connection reset by peer)",
                                    subject=self.uri(path), transient=True)
-        return real(self, path)
+
+    def read_bytes(self: Store, path: str) -> bytes:
+        flaky(self, path)
+        return real_read(self, path)
+
+    def sha256_and_head(self: Store, path: str, head_bytes: int) -> tuple[str, bytes]:
+        flaky(self, path)
+        return real_hash(self, path, head_bytes)
 
     monkeypatch.setattr(Store, "read_bytes", read_bytes)
+    monkeypatch.setattr(Store, "sha256_and_head", sha256_and_head)
     return calls
 
 
