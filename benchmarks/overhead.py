@@ -58,8 +58,41 @@ _STAGES = (
 
 def run(quick: bool) -> Iterator[Figure]:
     yield from _run(DAYS, RATE_HZ, 1 if quick else 3, breakdown=True)
+    yield _study(*(STUDY_QUICK if quick else STUDY_FULL))
     if not quick:  # a trial's recording: the fixed cost against a week of data
         yield from _run(LONG_DAYS, LONG_RATE_HZ, 2, breakdown=False)
+
+
+STUDY_FULL, STUDY_QUICK = (8, 1.0, 25.0), (2, 0.5, 25.0)  # participants, days, Hz
+
+
+def _study(participants: int, days: float, rate_hz: float) -> Figure:
+    """The same in-run accounting over a study: what a run costs per task once its
+    once-per-run work (state database, summary) is shared by many files."""
+    from wearflow.executors import InlineExecutor
+    from wearflow.runner import run_study
+    from wearflow.synthetic import write_study
+
+    with tempfile.TemporaryDirectory(prefix="wearflow-bench-overhead-study-") as tmp:
+        root = Path(tmp)
+        files = write_study(root, participants=participants, days=days,
+                            sampling_rate_hz=rate_hz, seed=SEED)
+        study = make_study(root)
+        total, report = timed(lambda: run_study(study, executor=InlineExecutor()))
+        if report.done != len(files):
+            raise RuntimeError(f"run_study did not process every file: {report}")
+        bare = sum(report.task_stage_s[k] for k in BARE_STAGES)
+        bare_cpu = sum(report.task_stage_cpu_s[k] for k in BARE_STAGES)
+        over, over_cpu = total.wall_s - bare, total.cpu_s - bare_cpu
+        return Figure(
+            f"overhead_per_task_study_{len(files)}_files",
+            f"{100 * over / bare:.1f}% wall ({fmt_s(over / len(files))} per task), "
+            f"{100 * over_cpu / bare_cpu:.1f}% CPU ({fmt_s(over_cpu / len(files))} per task) on "
+            f"top of the tasks' own fetch+decode+solution ({fmt_s(bare)}) in one run_study of "
+            f"{participants} participants x 2 wrists ({len(files)} files of "
+            f"{days * 86400:.0f} s at {rate_hz:g} Hz, {report.participants_aggregated} "
+            f"participant results), inline executor, load {load_average()}",
+        )
 
 
 BARE_STAGES = ("fetch", "decode", "solution")  # what the bare solution does too
