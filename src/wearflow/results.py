@@ -55,13 +55,12 @@ def csv_bytes(table: pd.DataFrame) -> bytes:
 
 
 def parquet_bytes(table: pd.DataFrame) -> bytes:
+    # The encoding options are part of the output bytes: changing them would make
+    # every earlier result differ from a re-run of the same task (write-once
+    # folders, `wearflow reproduce`). Keep them as they are.
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    # Dictionary encoding pays for repeated labels, not for measurements: on a
-    # participant table (300+ float columns) it doubles the encoding time.
-    labels = [f.name for f in arrow.schema if not pa.types.is_floating(f.type)]
     sink = io.BytesIO()
-    pq.write_table(arrow, sink, compression="zstd", write_statistics=False,
-                   use_dictionary=labels)
+    pq.write_table(arrow, sink, compression="zstd", write_statistics=False)
     return sink.getvalue()
 
 
