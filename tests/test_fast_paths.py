@@ -456,6 +456,19 @@ def test_changed_bytes_fail_and_write_nothing(study_root: Path) -> None:
     assert written_results(study_root) == []
 
 
+def test_a_hash_thread_that_fails_is_not_reported_as_a_changed_file(
+        study_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = planned_task(study_root)
+
+    def no_memory(data: bytes) -> str:
+        raise MemoryError
+
+    monkeypatch.setattr("wearflow.worker.sha256_bytes", no_memory)
+    outcome = execute(task, "run-hash-oom")
+    assert (outcome.state, outcome.message) == ("failed", "out of memory while processing the file")
+    assert written_results(study_root) == []
+
+
 def test_the_check_waits_for_a_hash_that_ends_after_decoding(
         study_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hash runs beside decoding: when it is still running once the bytes are decoded,

@@ -155,15 +155,21 @@ class _Digest:
 
     def __init__(self, data: bytes) -> None:
         self._value = ""
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(data,),
                                         name="wearflow-verify", daemon=True)
         self._thread.start()
 
     def _run(self, data: bytes) -> None:
-        self._value = sha256_bytes(data)
+        try:
+            self._value = sha256_bytes(data)
+        except BaseException as exc:  # raised again on the task's thread
+            self._error = exc
 
     def hexdigest(self) -> str:
         self._thread.join()
+        if self._error is not None:
+            raise self._error
         return self._value
 
 
