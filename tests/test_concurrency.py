@@ -37,7 +37,7 @@ def test_two_runs_at_once_run_every_task_exactly_once(tmp_path: Path, state_url:
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     outs = [p.communicate(timeout=600) for p in (first, second)]
-    assert (first.returncode, second.returncode) == (0, 0), [o[1].decode()[-400:] for o in outs]
+    assert (first.returncode, second.returncode) == (0, 0), [o[1].decode()[-3000:] for o in outs]
     engine = create_engine(state_url)
     with engine.connect() as db:
         rows = db.exec_driver_sql("select key, state, attempts, run_id from tasks").fetchall()

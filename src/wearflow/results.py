@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wearflow.errors import OutputExistsError
 from wearflow.provenance import OutputRef, Provenance
 from wearflow.storage import Store, sha256_bytes
 
@@ -94,11 +95,15 @@ def write_result(
         outputs.append(OutputRef(path=path, sha256=digest))
     final = provenance.model_copy(update={"outputs": outputs})
     prov_path = f"{folder}/provenance.json"
-    if store.exists(prov_path):
-        # A deterministic re-run of the same task: outputs matched byte for byte
-        # above, the first provenance (and its times) is the record that stays.
-        return final, sha256_bytes(store.read_bytes(prov_path))
-    return final, store.write_once(prov_path, final.to_json_bytes())
+    if not store.exists(prov_path):
+        try:
+            return final, store.write_once(prov_path, final.to_json_bytes())
+        except OutputExistsError:
+            pass  # another coordinator wrote the same result a moment ago
+    # A deterministic re-run of the same task (or the same result written by two
+    # coordinators at once): outputs matched byte for byte above, the first
+    # provenance (and its times) is the record that stays.
+    return final, sha256_bytes(store.read_bytes(prov_path))
 
 
 def read_tables(store: Store, folder: str,

@@ -168,10 +168,13 @@ class Store:
     def write_once(self, path: str, data: bytes) -> str:
         """Write ``data`` atomically to a path that must not exist yet; return its sha256.
 
-        The bytes go to a temporary sibling first and are renamed into place, so
-        no reader ever sees half a file. Writing identical bytes to an existing
-        path is a no-op (a re-run of a deterministic task); different bytes
-        raise :class:`OutputExistsError` (outputs are write-once).
+        The bytes go to a temporary sibling first and are linked into place, so
+        no reader ever sees half a file and of two writers racing for one local
+        path the second never replaces the first. Writing identical bytes to an
+        existing path is a no-op (a re-run of a deterministic task); different
+        bytes raise :class:`OutputExistsError` (outputs are write-once). On object
+        stores the existence check and the PUT are two requests: two writers
+        racing there with different bytes leave the later one's.
         """
         digest = sha256_bytes(data)
         full = self._full(path)
@@ -185,9 +188,15 @@ class Store:
                 self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
                 with self.fs.open(tmp, "wb") as fh:
                     fh.write(data)
-                os.replace(tmp, full)  # atomic on one filesystem
+                if not _link_new(tmp, full):  # another writer got there first
+                    if sha256_bytes(self.read_bytes(path)) == digest:
+                        return digest
+                    raise OutputExistsError("output exists with different content",
+                                            subject=self.uri(path))
             else:
                 self.fs.pipe_file(full, data)  # an object PUT is atomic: whole or absent
+        except OutputExistsError:
+            raise
         except Exception as exc:
             raise StorageError(f"cannot write ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None
@@ -195,6 +204,24 @@ class Store:
             if self.protocol == "file" and os.path.exists(tmp):
                 os.unlink(tmp)
         return digest
+
+
+def _link_new(tmp: str, full: str) -> bool:
+    """Move ``tmp`` to ``full`` atomically unless ``full`` exists; False when it did.
+
+    A hard link fails when the name is taken, so of two writers racing for one path
+    exactly one wins and nothing is overwritten; where the filesystem has no hard
+    links, an atomic rename (the later writer replaces the file) is what is left.
+    """
+    try:
+        os.link(tmp, full)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (some network and FAT filesystems)
+        os.replace(tmp, full)
+        return True
+    os.unlink(tmp)
+    return True
 
 
 def _transient(exc: BaseException) -> bool:
