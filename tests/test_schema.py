@@ -4,13 +4,17 @@ concurrent first opens."""
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from wearflow import schema
+from wearflow.errors import StateError
 from wearflow.state import State
 
 
@@ -66,3 +70,28 @@ def test_four_processes_opening_a_new_database_at_once(state_url: str) -> None:
     with engine.connect() as conn:
         assert schema.current_revision(conn) == schema.head_revision()
     engine.dispose()
+
+
+def test_a_database_briefly_locked_at_first_open_is_opened_after_a_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two coordinators creating one SQLite file at once: SQLite can answer one of them
+    'database is locked' without waiting; the open retries instead of failing the run."""
+    real, calls = schema.upgrade, [0]
+
+    def locked_twice(engine: Engine) -> None:
+        calls[0] += 1
+        if calls[0] <= 2:
+            raise OperationalError("PRAGMA journal_mode=WAL", {}, Exception("database is locked"))
+        real(engine)
+
+    monkeypatch.setattr(schema, "upgrade", locked_twice)
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    State(url).close()
+    assert calls[0] == 3
+
+    def always_locked(engine: Engine) -> None:
+        raise OperationalError("PRAGMA journal_mode=WAL", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(schema, "upgrade", always_locked)
+    with pytest.raises(StateError, match="cannot open the state database"):
+        State(f"sqlite:///{tmp_path}/other.sqlite")

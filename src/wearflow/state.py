@@ -363,10 +363,28 @@ _json_sorted = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(..., sort
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")  # first: the pragmas below may have to wait
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _open_with_retries(engine: Engine, upgrade: Callable[[Engine], None]) -> None:
+    """Migrate the schema, retrying while another process holds the new database.
+
+    Two coordinators opening a brand-new SQLite file at once can both try to turn
+    it to WAL mode; SQLite answers one of them "database is locked" at once
+    (a lock it cannot wait for), so the busy timeout does not help there.
+    """
+    for attempt in range(6):
+        try:
+            upgrade(engine)
+            return
+        except OperationalError:
+            if attempt == 5:
+                raise
+            engine.dispose()  # a fresh connection sets its pragmas again
+            time.sleep(0.05 * 2**attempt)
 
 
 class State:
@@ -382,7 +400,7 @@ class State:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             from wearflow import schema  # imports this module's tables
 
-            schema.upgrade(self.engine)
+            _open_with_retries(self.engine, schema.upgrade)
         except (SQLAlchemyError, OSError) as exc:
             raise StateError(f"cannot open the state database ({exc})", subject=url) from None
 
