@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -134,3 +135,23 @@ def test_watch_a_bucket_woken_by_sqs_notifications(tmp_path: Path, s3_endpoint: 
     finally:
         state.close()
     assert len(started) == len(set(started)) == 3
+
+
+def test_write_once_on_a_bucket_keeps_the_first_object(s3_endpoint: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers racing for one key: the PUT is conditional, so the second (which saw
+    no object when it looked) neither replaces the first nor fails on identical bytes."""
+    from wearflow.errors import OutputExistsError
+    from wearflow.storage import Store
+
+    bucket = f"race-{uuid.uuid4().hex[:8]}"
+    s3(s3_endpoint).create_bucket(Bucket=bucket)
+    store = Store(f"s3://{bucket}/results", {"endpoint_url": s3_endpoint})
+    store.write_once("a/provenance.json", b"first")
+    monkeypatch.setattr(Store, "exists", lambda self, path: False)  # looked before it existed
+    assert store.write_once("a/provenance.json", b"first") == hashlib.sha256(b"first").hexdigest()
+    with pytest.raises(OutputExistsError) as raised:
+        store.write_once("a/provenance.json", b"second")
+    assert raised.value.subject == f"s3://{bucket}/results/a/provenance.json"
+    body = s3(s3_endpoint).get_object(Bucket=bucket, Key="results/a/provenance.json")["Body"]
+    assert body.read() == b"first"

@@ -7,6 +7,7 @@ are relative to that root and always use ``/``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import uuid
@@ -62,6 +63,7 @@ class Store:
         self.protocol = "file" if protocol == "local" else protocol
         self._root = strip_file_scheme(root).rstrip("/") if self.protocol == "file" else rest
         self._root = self._root.rstrip("/")
+        self._conditional_puts = True  # until the server shows it has none
         try:
             self.fs = fsspec.filesystem(self.protocol, **(storage_options or {}))
         except (ImportError, ValueError) as exc:
@@ -147,6 +149,32 @@ class Store:
                                transient=_transient(exc)) from None
         return digest.hexdigest(), head
 
+    def _put_new(self, full: str, data: bytes) -> bool:
+        """PUT an object unless one exists at ``full``; False when one did.
+
+        An object PUT is atomic (whole or absent). Servers and fsspec backends
+        without conditional writes get a plain PUT.
+        """
+        if self._conditional_puts:
+            try:
+                self.fs.pipe_file(full, data, mode="create")
+                return True
+            except FileExistsError:
+                return False
+            except (TypeError, NotImplementedError):  # a backend without the mode
+                self._conditional_puts = False
+            except OSError as exc:
+                # s3fs reports a failed condition (412) and a refused header (400,
+                # 501) alike: the object being there now tells them apart
+                if exc.errno not in (errno.ENOSYS, errno.EINVAL):
+                    raise
+                self.fs.invalidate_cache(full)
+                if self.fs.exists(full):
+                    return False
+                self._conditional_puts = False
+        self.fs.pipe_file(full, data)
+        return True
+
     def listdir(self, path: str) -> list[str]:
         """Names (not paths) of the files directly in a folder, sorted."""
         try:
@@ -173,8 +201,10 @@ class Store:
         path the second never replaces the first. Writing identical bytes to an
         existing path is a no-op (a re-run of a deterministic task); different
         bytes raise :class:`OutputExistsError` (outputs are write-once). On object
-        stores the existence check and the PUT are two requests: two writers
-        racing there with different bytes leave the later one's.
+        stores the PUT is conditional (``If-None-Match: *``), so there too the
+        first writer's object stays; a server that does not know conditional
+        writes gets a plain PUT, where two writers racing with different bytes
+        leave the later one's.
         """
         digest = sha256_bytes(data)
         full = self._full(path)
@@ -193,8 +223,11 @@ class Store:
                         return digest
                     raise OutputExistsError("output exists with different content",
                                             subject=self.uri(path))
-            else:
-                self.fs.pipe_file(full, data)  # an object PUT is atomic: whole or absent
+            elif not self._put_new(full, data):  # another writer got there first
+                if sha256_bytes(self.read_bytes(path)) == digest:
+                    return digest
+                raise OutputExistsError("output exists with different content",
+                                        subject=self.uri(path))
         except OutputExistsError:
             raise
         except Exception as exc:
