@@ -20,9 +20,9 @@ import fsspec
 from wearflow.config import strip_file_scheme
 from wearflow.errors import OutputExistsError, StorageError
 
-# Files still being written by uploaders or by us: never cataloged.
 _STREAM_CHUNK_BYTES = 16 << 20  # read size from storage (an object store's range request)
 _HASH_BUFFER_BYTES = 1 << 20  # hashed from a buffer this size that stays in the CPU cache
+# Files still being written by uploaders or by us: never cataloged.
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", ".uploading")
 
 
