@@ -43,10 +43,10 @@ def _peak_and_clipped(accel: np.ndarray[Any, Any], extremes: AccelExtremes | Non
                       ) -> tuple[float, float]:
     """Largest |a| on any axis, and the fraction of samples within ``CLIP_MARGIN_G`` of it.
 
-    From the per-chunk extremes the reader computed (``extremes``, else computed here): only the
-    chunks whose own peak comes near the recording's are searched for clipped
-    samples. The clipped fraction is only meaningful near a device's range limit
-    (peak above 1.5 g).
+    From the per-chunk extremes the reader computed (``extremes``; else computed
+    here): only the chunks whose own peak comes near the recording's are searched
+    for clipped samples. The clipped fraction is only meaningful near a device's
+    range limit (peak above 1.5 g).
     """
     n = accel.shape[0]
     if n == 0:

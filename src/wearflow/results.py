@@ -95,15 +95,13 @@ def write_result(
         outputs.append(OutputRef(path=path, sha256=digest))
     final = provenance.model_copy(update={"outputs": outputs})
     prov_path = f"{folder}/provenance.json"
-    if not store.exists(prov_path):
-        try:
-            return final, store.write_once(prov_path, final.to_json_bytes())
-        except OutputExistsError:
-            pass  # another coordinator wrote the same result a moment ago
-    # A deterministic re-run of the same task (or the same result written by two
-    # coordinators at once): outputs matched byte for byte above, the first
-    # provenance (and its times) is the record that stays.
-    return final, sha256_bytes(store.read_bytes(prov_path))
+    try:
+        return final, store.write_once(prov_path, final.to_json_bytes())
+    except OutputExistsError:
+        # A deterministic re-run of the same task, or the same result written by two
+        # coordinators at once: outputs matched byte for byte above, the first
+        # provenance (and its times) is the record that stays.
+        return final, sha256_bytes(store.read_bytes(prov_path))
 
 
 def read_tables(store: Store, folder: str,

@@ -207,36 +207,29 @@ class Store:
         leave the later one's.
         """
         digest = sha256_bytes(data)
+        taken = self.exists(path) or not self._write_new(path, data)
+        if taken and sha256_bytes(self.read_bytes(path)) != digest:
+            raise OutputExistsError("output exists with different content",
+                                    subject=self.uri(path))
+        return digest
+
+    def _write_new(self, path: str, data: bytes) -> bool:
+        """Write ``data`` at ``path`` unless something is there; False when it was."""
         full = self._full(path)
-        if self.exists(path):
-            if sha256_bytes(self.read_bytes(path)) == digest:
-                return digest
-            raise OutputExistsError("output exists with different content", subject=self.uri(path))
         tmp = f"{full}.{uuid.uuid4().hex}.tmp"
         try:
-            if self.protocol == "file":
-                self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
-                with self.fs.open(tmp, "wb") as fh:
-                    fh.write(data)
-                if not _link_new(tmp, full):  # another writer got there first
-                    if sha256_bytes(self.read_bytes(path)) == digest:
-                        return digest
-                    raise OutputExistsError("output exists with different content",
-                                            subject=self.uri(path))
-            elif not self._put_new(full, data):  # another writer got there first
-                if sha256_bytes(self.read_bytes(path)) == digest:
-                    return digest
-                raise OutputExistsError("output exists with different content",
-                                        subject=self.uri(path))
-        except OutputExistsError:
-            raise
+            if self.protocol != "file":
+                return self._put_new(full, data)
+            self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            return _link_new(tmp, full)
         except Exception as exc:
             raise StorageError(f"cannot write ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None
         finally:
             if self.protocol == "file" and os.path.exists(tmp):
                 os.unlink(tmp)
-        return digest
 
 
 def _link_new(tmp: str, full: str) -> bool:

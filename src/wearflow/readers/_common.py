@@ -142,13 +142,12 @@ def finish(
     flags = list(flags)
     # per-chunk min/max: a NaN or infinity shows there, so the row mask is only built
     # (a 10x costlier pass) for a file that has one
-    extremes: AccelExtremes | None = accel_extremes(accel_g)
-    finite = None
-    if not (extremes is not None and extremes.all_finite
+    checked = accel_extremes(accel_g)
+    extremes: AccelExtremes | None = checked
+    if not (checked.all_finite
             and np.isfinite(time_s.min()) and np.isfinite(time_s.max())):
-        finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
         extremes = None  # computed again on the samples kept
-    if finite is not None and not np.all(finite):
+        finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
         if not np.any(finite):
             raise ReaderError("no sample has a finite time and acceleration", subject=uri)
         time_s, accel_g = time_s[finite], accel_g[finite]
