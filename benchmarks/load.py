@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from wearflow import load_study
-from wearflow.audit import AuditTrail
 from wearflow.executors import LocalExecutor
 from wearflow.readers import write_cwa
+from wearflow.services.status import study_status
 from wearflow.state import State
-from wearflow.status import study_status
+from wearflow.state.audit import AuditTrail
 from wearflow.synthetic import generate_recording
 from wearflow.watch import watch_study
 
@@ -91,7 +91,7 @@ def report(study: object, root: Path, landed: dict[str, float], wall: float,
     state = State(study.state_url)
     try:
         entries = AuditTrail(state.engine).entries()
-        uri_of = {t.key: f.uri for t, f in state.tasks_for_current_files()}
+        uri_of = {t.key: f.uri for t, f in state.tasks.for_current_files()}
     finally:
         state.close()
     starts = [(e.object, e.entry_utc) for e in entries if e.action == "task.started"]

@@ -71,10 +71,11 @@ def run(quick: bool) -> Iterator[Figure]:
     from sqlalchemy import update
 
     from wearflow import catalog
-    from wearflow.audit import AuditEvent, AuditTrail
     from wearflow.plan import make_plan
     from wearflow.solutions import load_solution
-    from wearflow.state import State, TaskRow
+    from wearflow.state import State
+    from wearflow.state.audit import AuditEvent, AuditTrail
+    from wearflow.state.tables import TaskRow
     from wearflow.storage import Store
 
     n_files = QUICK_FILES if quick else FULL_FILES
@@ -101,15 +102,15 @@ def run(quick: bool) -> Iterator[Figure]:
                 """catalog + sync + plan as run_study does; (seconds by stage, files, to run)."""
                 s: dict[str, float] = {}
                 files = _clock(s, "catalog", lambda: catalog.scan(
-                    [store], study.files, known=state.known_files(), inspector=inspector))
-                _clock(s, "sync", lambda: state.sync_files(files, [store.root_uri]))
+                    [store], study.files, known=state.files.known(), inspector=inspector))
+                _clock(s, "sync", lambda: state.files.sync(files, [store.root_uri]))
                 loaded = _clock(s, "load", lambda: (
-                    state.current_metadata(), state.current_files(), state.task_states(),
-                    state.task_created(), state.metadata_participants()))
+                    state.metadata.current(), state.files.current(), state.tasks.states(),
+                    state.tasks.created(), state.metadata.participants()))
                 metadata, current, task_states, created, listed = loaded
                 plan = _clock(s, "make_plan", lambda: make_plan(
                     study, current, solutions, task_states, metadata, created, listed))
-                _clock(s, "record_plan", lambda: state.record_plan(plan.records))
+                _clock(s, "record_plan", lambda: state.tasks.record_plan(plan.records))
                 return s, len(files), len(plan.to_run)
 
             first, n_cataloged, to_run = plan_once()

@@ -89,7 +89,7 @@ def run(quick: bool) -> Iterator[Figure]:
             state = State(study.state_url)
             try:
                 spans = [(_epoch(t.started_utc), _epoch(t.finished_utc))
-                         for t, _f in state.tasks_for_current_files()
+                         for t, _f in state.tasks.for_current_files()
                          if t.started_utc and t.finished_utc]
             finally:
                 state.close()

@@ -3,7 +3,7 @@
 N tasks (quick: 200; full: 2,000) of N cataloged files are recorded with
 ``State.record_plan`` (setup, not timed). Then, as the coordinator does for
 each task it runs, ``State.claim`` (a conditional UPDATE with a lease; older
-versions: ``State.mark_running``) and ``State.finish_task`` (state
+versions: ``State.mark_running``) and ``State.tasks.finish`` (state
 ``done`` with a result folder, provenance hash and times): two transitions,
 each its own transaction on a WAL-mode SQLite file (``synchronous=NORMAL``), then
 on a throwaway local PostgreSQL cluster (``wearflow.devservices``; fsync off, as
@@ -38,10 +38,11 @@ def run(quick: bool) -> Iterator[Figure]:
 
 
 def _measure(backend: str, url: str, n: int) -> Iterator[Figure]:
-    from wearflow.audit import AuditEvent, AuditTrail
     from wearflow.catalog import SensorFile
-    from wearflow.provenance import utc_now
-    from wearflow.state import State, TaskRecord
+    from wearflow.clock import utc_now
+    from wearflow.state import State
+    from wearflow.state.audit import AuditEvent, AuditTrail
+    from wearflow.task import TaskOutcome, TaskRecord, TaskState
 
     state = State(url)
     try:
@@ -53,28 +54,20 @@ def _measure(backend: str, url: str, n: int) -> Iterator[Figure]:
                 sha256=hashlib.sha256(f"{tag}{k}".encode()).hexdigest(),
                 fields={"participant": f"P{k:05d}", "side": "left"},
             ) for k in range(n)]
-            state.sync_files(files, [f"file:///bench/{tag}"])
-            ids = {f.uri: f.id for f in state.current_files()}
+            state.files.sync(files, [f"file:///bench/{tag}"])
+            ids = {f.uri: f.id for f in state.files.current()}
             records = [TaskRecord(hashlib.sha256(f.sha256.encode()).hexdigest(),
                                   ids[f.uri], "wrist", "v", "fp", f.participant, f.side,
                                   "pending") for f in files]
-            state.record_plan(records)
+            state.tasks.record_plan(records)
             return [r.key for r in records]
 
-        # A task starts with a claim (a conditional UPDATE with a lease), or, in
-        # versions before leases, with mark_running.
-        claim = getattr(state, "claim", None)
-        mark_running = getattr(state, "mark_running", None)
-        starting = "claim" if claim is not None else "mark_running"
+        # A task starts with a claim (a conditional UPDATE with a lease).
+        starting = "claim"
 
         def start(key: str, started: str) -> None:
-            if claim is not None:
-                if not claim(key, "bench-run", LEASE_S, ()):
-                    raise RuntimeError(f"task {key} could not be claimed")
-            elif mark_running is not None:
-                mark_running(key, "bench-run", started)
-            else:
-                raise RuntimeError("State has neither claim nor mark_running")
+            if not state.tasks.claim(key, "bench-run", LEASE_S, ()):
+                raise RuntimeError(f"task {key} could not be claimed")
 
         def transitions(keys: Sequence[str], trail: AuditTrail | None) -> float:
             began = time.perf_counter()
@@ -84,9 +77,8 @@ def _measure(backend: str, url: str, n: int) -> Iterator[Figure]:
                 if trail is not None:
                     trail.record("bench", "task.started", key, after={"uri": key})
                 folder = f"single-wrist-processed/wrist/P/x/{key}"
-                state.finish_task(key, state="done", result_dir=folder,
-                                  provenance_sha256=key, flags=(), started_utc=started,
-                                  finished_utc=utc_now())
+                state.tasks.finish(TaskOutcome(key, TaskState.DONE, started, utc_now(),
+                                               result_dir=folder, provenance_sha256=key))
                 if trail is not None:
                     trail.record_many([
                         AuditEvent("bench", "task.finished", key, after={"state": "done"}),

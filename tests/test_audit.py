@@ -17,18 +17,18 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from wearflow.audit import (
+from wearflow.errors import StateError, WearflowError
+from wearflow.provenance import default_actor
+from wearflow.state import State
+from wearflow.state.audit import (
     FIELDS,
     GENESIS_HASH,
     AuditEntry,
     AuditEvent,
     AuditTrail,
-    default_actor,
     diff,
     verify_entries,
 )
-from wearflow.errors import StateError, WearflowError
-from wearflow.state import State
 
 ACTIONS = ("study.loaded", "study.changed", "file.cataloged", "metadata.added", "task.started",
            "task.finished", "task.failed", "result.written", "manual.retry", "manual.exclude",
@@ -352,7 +352,7 @@ def test_default_actor(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LOGNAME", "os-user")  # what getpass reads first
     assert default_actor(None) == "os-user"
-    monkeypatch.setattr("wearflow.audit.current_user", lambda: "")
+    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "")
     assert default_actor(None) == "unknown"
 
 
@@ -403,7 +403,7 @@ def test_an_append_that_loses_the_race_retries_then_gives_up(
     trail = AuditTrail(state.engine, clock=clock)
     assert trail.record("ann", "task.finished", "mine").seq == 2
     assert [e.actor for e in trail.entries()] == ["bob", "ann"] and trail.verify().ok
-    monkeypatch.setattr("wearflow.audit._RETRY_S", 0.05)
+    monkeypatch.setattr("wearflow.state.audit._RETRY_S", 0.05)
     sneaks = 10**6
     with pytest.raises(StateError, match="cannot append to the audit trail within"):
         trail.record("ann", "task.finished", "never")

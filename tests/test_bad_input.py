@@ -114,7 +114,7 @@ def test_never_worn_device_is_processed_as_zero_wear(tmp_path: Path) -> None:
     """A flat signal at room temperature: done, zero wear, no biomarkers, no crash."""
     import pandas as pd
 
-    from wearflow.status import study_qc
+    from wearflow.services.status import study_qc
 
     (tmp_path / "raw").mkdir()
     (tmp_path / "study.yaml").write_text(STUDY)

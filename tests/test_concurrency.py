@@ -53,7 +53,7 @@ def test_two_runs_at_once_run_every_task_exactly_once(tmp_path: Path, state_url:
 def test_a_dead_coordinators_claims_are_taken_over(state_url: str) -> None:
     state = State(state_url)
     try:
-        state.begin_run("dead", "S", "f", "me", {})
+        state.runs.begin("dead", "S", "f", "me", {})
         with state.engine.begin() as conn:
             conn.exec_driver_sql("update runs set pid = 999999999 where id = 'dead'")
             conn.exec_driver_sql(
@@ -65,9 +65,9 @@ def test_a_dead_coordinators_claims_are_taken_over(state_url: str) -> None:
                 "solution_fingerprint, state, current, attempts, run_id, lease_until_utc, "
                 "inputs_json, flags_json, created_utc) values ('k', 1, 'w', 'v', 'f', "
                 "'running', true, 1, 'dead', '2999-01-01T00:00:00.000Z', '{}', '[]', 't')")
-        assert not state.claim("k", "other", 60)  # a live lease is respected
-        assert state.dead_runs() == {"dead"}
-        assert state.claim("k", "other", 60, state.dead_runs())  # its process is gone
-        assert not state.claim("k", "third", 60, state.dead_runs())  # and now it is taken
+        assert not state.tasks.claim("k", "other", 60)  # a live lease is respected
+        assert state.runs.dead() == {"dead"}
+        assert state.tasks.claim("k", "other", 60, state.runs.dead())  # its process is gone
+        assert not state.tasks.claim("k", "third", 60, state.runs.dead())  # and now it is taken
     finally:
         state.close()

@@ -35,10 +35,10 @@ from wearflow.errors import ConfigError, WearflowError
 from wearflow.executors import InlineExecutor, LocalExecutor, make_executor
 from wearflow.executors.dask import DaskExecutor, scheduler_address
 from wearflow.memory import estimate_peak_bytes, format_gb
-from wearflow.plan import TaskSpec
 from wearflow.readers import write_cwa
+from wearflow.solutions import load_solution
 from wearflow.synthetic import generate_recording
-from wearflow.worker import TaskOutcome
+from wearflow.task import TaskOutcome, TaskSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -282,10 +282,11 @@ def test_a_lost_scheduler_leaves_every_task_pending(
 def missing_file_tasks(folder: Path, n: int) -> list[TaskSpec]:
     """Tasks a worker really runs and fails at once: their input does not exist."""
     solution = SolutionConfig(name="wrist", pipeline="builtin:wrist")
+    fingerprint = load_solution(solution).fingerprint  # the worker runs only what was planned
     return [TaskSpec(key=f"{i:064x}", file_id=i, uri=f"{folder.as_uri()}/P{i}_L.csv",
                      location=folder.as_uri(), path=f"P{i}_L.csv", sha256="0" * 64,
                      size_bytes=1, participant=f"P{i}", side="left", solution=solution,
-                     solution_version="v", solution_fingerprint="f", study="S",
+                     solution_version="v", solution_fingerprint=fingerprint, study="S",
                      study_fingerprint="f", output=str(folder / "out"), device_time_zone="UTC",
                      memory_bytes=GB) for i in range(n)]
 

@@ -30,7 +30,7 @@ from wearflow import catalog, load_study, qc, run_study
 from wearflow.catalog import inspect_file
 from wearflow.errors import ReaderError, StorageError
 from wearflow.executors import InlineExecutor
-from wearflow.plan import TaskSpec, make_plan
+from wearflow.plan import make_plan
 from wearflow.qc import CLIP_MARGIN_G, recording_qc
 from wearflow.readers import read_recording, write_cwa
 from wearflow.readers._common import finish
@@ -46,6 +46,7 @@ from wearflow.solutions.skdh_core import (
 from wearflow.state import State
 from wearflow.storage import Store
 from wearflow.synthetic import generate_recording
+from wearflow.task import TaskSpec
 from wearflow.worker import execute
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -429,8 +430,8 @@ def planned_task(root: Path) -> TaskSpec:
     stores = [Store(loc, study.storage_options) for loc in study.input]
     state = State(study.state_url)
     try:
-        state.sync_files(catalog.scan(stores, study.files), [s.root_uri for s in stores])
-        plan = make_plan(study, state.current_files(), solutions, {})
+        state.files.sync(catalog.scan(stores, study.files), [s.root_uri for s in stores])
+        plan = make_plan(study, state.files.current(), solutions, {})
     finally:
         state.close()
     (task,) = plan.to_run

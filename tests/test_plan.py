@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from wearflow.catalog import StoredFile
 from wearflow.config import parse_study
 from wearflow.memory import estimate_peak_bytes
-from wearflow.plan import TaskSpec, make_plan, task_key
-from wearflow.state import MetaCell, StoredFile
+from wearflow.metadata import MetaCell
+from wearflow.plan import make_plan, task_key
+from wearflow.task import TaskSpec
 
 ROOT = "file:///study/raw"
 

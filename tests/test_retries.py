@@ -149,7 +149,7 @@ def test_a_file_unreadable_while_cataloging_waits_for_the_next_run(
 def study_issues(study: Study) -> list[dict[str, str]]:
     state = State(study.state_url)
     try:
-        return [{"uri": r.uri or "", "message": r.message} for r in state.open_issues(study.study)]
+        return [{"uri": r.uri or "", "message": r.message} for r in state.issues.open(study.study)]
     finally:
         state.close()
 
@@ -231,7 +231,7 @@ def test_a_task_bigger_than_the_memory_budget_fails_saying_so(tmp_path: Path) ->
                 "(2.0 GB)" in message
     state = State(url)
     try:  # the rest of the study completed: the participant's wrist result was combined
-        assert [(r.solution, r.participant) for r in state.latest_participant_results()] \
+        assert [(r.solution, r.participant) for r in state.results.latest_participants()] \
             == [("wrist", "P1")]
     finally:
         state.close()

@@ -13,7 +13,7 @@ from boto3.s3.transfer import TransferConfig
 from study_helpers import write_csv
 from wearflow import load_study, run_study, study_status
 from wearflow.executors import InlineExecutor
-from wearflow.verify import verify_outputs
+from wearflow.services.verify import verify_outputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning",
                                         "ignore::DeprecationWarning")
@@ -81,8 +81,8 @@ def test_watch_a_bucket_woken_by_sqs_notifications(tmp_path: Path, s3_endpoint: 
     import sys
     import time
 
-    from wearflow.audit import AuditTrail
     from wearflow.state import State
+    from wearflow.state.audit import AuditTrail
 
     bucket = f"watch-{uuid.uuid4().hex[:8]}"
     client = s3(s3_endpoint)

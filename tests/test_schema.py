@@ -13,9 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from wearflow import schema
 from wearflow.errors import StateError
-from wearflow.state import State
+from wearflow.state import State, schema
 
 
 def test_a_new_database_is_at_the_newest_revision_and_matches_the_tables(
@@ -43,7 +42,7 @@ def test_a_database_from_before_migrations_is_upgraded_keeping_its_rows(
             "'2026-01-01T00:00:00.000Z', '{}')"))
     assert "retry_after_utc" not in {c["name"] for c in inspect(engine).get_columns("tasks")}
     state = State(state_url)
-    assert state.begin_run("new-run", "S", "f", "bob", {}) == {}  # the old run is there
+    assert state.runs.begin("new-run", "S", "f", "bob", {}) == {}  # the old run is there
     state.close()
     with engine.connect() as conn:
         assert schema.current_revision(conn) == schema.head_revision()

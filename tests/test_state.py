@@ -11,7 +11,9 @@ from study_helpers import write_csv
 from wearflow import load_study, run_study
 from wearflow.catalog import SensorFile
 from wearflow.executors import InlineExecutor
-from wearflow.state import IssueSpec, State, TaskRecord
+from wearflow.issue import IssueSpec
+from wearflow.state import State
+from wearflow.task import TaskOutcome, TaskRecord, TaskState
 
 
 @pytest.fixture
@@ -30,120 +32,123 @@ def sensor(name: str, sha: str, root: str = "file:///raw") -> SensorFile:
 
 
 def task(state: State, uri: str, key: str, solution: str = "wrist") -> TaskRecord:
-    file_id = {f.uri: f.id for f in state.current_files()}[uri]
+    file_id = {f.uri: f.id for f in state.files.current()}[uri]
     return TaskRecord(key, file_id, solution, "v1", "fp", None, None, "pending")
 
 
 def test_a_changed_file_is_a_new_current_version_and_a_vanished_one_absent(
         state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
-    first = {f.uri: f.id for f in state.current_files()}
-    state.sync_files([sensor("P1_L.cwa", "c")], ["file:///raw"])  # L changed, R gone
-    now = state.current_files()
+    state.files.sync([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    first = {f.uri: f.id for f in state.files.current()}
+    state.files.sync([sensor("P1_L.cwa", "c")], ["file:///raw"])  # L changed, R gone
+    now = state.files.current()
     assert [(f.uri, f.sha256[0]) for f in now] == [("file:///raw/P1_L.cwa", "c")]
     assert now[0].id != first["file:///raw/P1_L.cwa"]
-    assert state.known_files()["file:///raw/P1_L.cwa"][2] == "c" * 64
+    assert state.files.known()["file:///raw/P1_L.cwa"][2] == "c" * 64
     # R reappears with its old bytes: the same version, present again
-    state.sync_files([sensor("P1_L.cwa", "c"), sensor("P1_R.cwa", "b")], ["file:///raw"])
-    assert {f.uri: f.id for f in state.current_files()}["file:///raw/P1_R.cwa"] \
+    state.files.sync([sensor("P1_L.cwa", "c"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    assert {f.uri: f.id for f in state.files.current()}["file:///raw/P1_R.cwa"] \
         == first["file:///raw/P1_R.cwa"]
 
 
 def test_identical_bytes_under_two_names_hold_the_second(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P2_L.cwa", "a")], ["file:///raw"])
-    dupes = {f.path: f.duplicate_of for f in state.current_files()}
+    state.files.sync([sensor("P1_L.cwa", "a"), sensor("P2_L.cwa", "a")], ["file:///raw"])
+    dupes = {f.path: f.duplicate_of for f in state.files.current()}
     assert dupes == {"P1_L.cwa": None, "P2_L.cwa": "file:///raw/P1_L.cwa"}
 
 
 def test_plan_claim_lease_and_finish(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
-    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
-    assert state.task_states() == {"k1": "pending"}
-    assert state.claim("k1", "run-a", 60) and not state.claim("k1", "run-b", 60)
-    state.renew_leases("run-a", 60)
-    assert state.attempts("k1") == 1
+    state.files.sync([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.tasks.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.tasks.states() == {"k1": "pending"}
+    assert state.tasks.claim("k1", "run-a", 60) and not state.tasks.claim("k1", "run-b", 60)
+    state.tasks.renew_leases("run-a", 60)
+    assert state.tasks.attempts("k1") == 1
     # a re-plan while it runs leaves it to its owner
-    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
-    assert state.task_states() == {"k1": "running"}
-    state.finish_task("k1", state="done", result_dir="single/x", provenance_sha256="p" * 64,
-                      flags=("gap",), started_utc="2026-01-01T00:00:00.000Z")
-    assert state.task_states() == {"k1": "done"}
-    assert state.provenance_hashes() == {"single/x": "p" * 64}
-    assert state.file_state_counts() == {"done": 1}
+    state.tasks.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.tasks.states() == {"k1": "running"}
+    state.tasks.finish(TaskOutcome("k1", TaskState.DONE, "2026-01-01T00:00:00.000Z", "",
+                                   result_dir="single/x", provenance_sha256="p" * 64,
+                                   flags=("gap",)))
+    assert state.tasks.states() == {"k1": "done"}
+    assert state.results.provenance_hashes() == {"single/x": "p" * 64}
+    assert state.tasks.file_state_counts() == {"done": 1}
     # a new solution fingerprint: the old task is no longer current, its result is kept
-    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k2")])
-    assert [t.key for t, _ in state.tasks_for_current_files()] == ["k2"]
-    assert state.provenance_hashes() == {"single/x": "p" * 64}
+    state.tasks.record_plan([task(state, "file:///raw/P1_L.cwa", "k2")])
+    assert [t.key for t, _ in state.tasks.for_current_files()] == ["k2"]
+    assert state.results.provenance_hashes() == {"single/x": "p" * 64}
 
 
 def test_a_requeued_task_waits_for_its_retry_time(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
-    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
-    assert state.claim("k1", "run-a", 60)
-    state.requeue("k1", retry_after_utc="2999-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
+    state.files.sync([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.tasks.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    assert state.tasks.claim("k1", "run-a", 60)
+    state.tasks.requeue("k1", retry_after_utc="2999-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
                   message="storage hiccup")
-    assert not state.claim("k1", "run-a", 60)  # not before its time
-    state.requeue("k1", retry_after_utc="2000-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
+    assert not state.tasks.claim("k1", "run-a", 60)  # not before its time
+    state.tasks.requeue("k1", retry_after_utc="2000-01-01T00:00:00.000Z", tag="PIPELINE_ISSUE",
                   message="storage hiccup")
-    assert state.claim("k1", "run-a", 60) and state.attempts("k1") == 2
-    state.finish_task("k1", state="failed", tag="PIPELINE_ISSUE", message="gave up")
-    assert state.retry_file(state.current_files()[0].id) == ["k1"]  # by hand: fresh attempts
-    assert state.attempts("k1") == 0 and state.task_states() == {"k1": "pending"}
+    assert state.tasks.claim("k1", "run-a", 60) and state.tasks.attempts("k1") == 2
+    state.tasks.finish(TaskOutcome.failed("k1", "", "", "gave up", tag="PIPELINE_ISSUE"))
+    # by hand: fresh attempts
+    assert state.tasks.retry_failed(state.files.current()[0].id) == ["k1"]
+    assert state.tasks.attempts("k1") == 0 and state.tasks.states() == {"k1": "pending"}
 
 
 def test_metadata_history_latest_valid_value_wins(state: State) -> None:
-    state.sync_files([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
+    state.files.sync([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
                                  path="meta/a.csv", size_bytes=1, mtime="m", sha256="1" * 64,
                                  kind="metadata")], ["file:///raw"])
-    first = state.current_files(kind="metadata")[0].id
-    state.add_metadata(first, [("P1", "height_m", "1.70", "170", 2, None),
+    first = state.files.current(kind="metadata")[0].id
+    state.metadata.add(first, [("P1", "height_m", "1.70", "170", 2, None),
                                ("P2", "height_m", None, "9", 3, "implausible height")])
-    state.add_metadata(first, [("P1", "height_m", "9.99", "x", 2, None)])  # already parsed
-    state.sync_files([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
+    state.metadata.add(first, [("P1", "height_m", "9.99", "x", 2, None)])  # already parsed
+    state.files.sync([SensorFile(uri="file:///raw/meta/a.csv", location="file:///raw",
                                  path="meta/a.csv", size_bytes=2, mtime="m2", sha256="2" * 64,
                                  kind="metadata")], ["file:///raw"])
-    second = state.current_files(kind="metadata")[0].id
-    state.add_metadata(second, [("P1", "height_m", "1.72", "172", 2, None)])
-    cells = state.current_metadata()
+    second = state.files.current(kind="metadata")[0].id
+    state.metadata.add(second, [("P1", "height_m", "1.72", "172", 2, None)])
+    cells = state.metadata.current()
     assert cells["P1"]["height_m"].value == "1.72" and "P2" not in cells
-    assert state.metadata_participants() == {"P1", "P2"}
-    assert state.parsed_metadata_file_ids() == {first, second}
-    assert state.metadata_problems() == []  # the problem was in the old version
+    assert state.metadata.participants() == {"P1", "P2"}
+    assert state.metadata.parsed_file_ids() == {first, second}
+    assert state.metadata.problems() == []  # the problem was in the old version
 
 
 def test_issues_open_refresh_close_and_stay_resolved(state: State) -> None:
     a = IssueSpec("DATA_ISSUE", "bad header", uri="file:///raw/P1_L.cwa")
     b = IssueSpec("WAITING", "waiting for height_m", participant="P2")
-    assert state.sync_issues("S", [a, b]) == [a, b]
-    assert state.sync_issues("S", [a, b]) == []  # no news
-    assert [i.message for i in state.open_issues("S")] == ["bad header", "waiting for height_m"]
-    assert state.sync_issues("S", [a]) == []  # b's cause is gone: closed
-    assert [i.tag for i in state.open_issues("S")] == ["DATA_ISSUE"]
-    row = state.open_issues("S")[0]
-    state.resolve_issue(row.id, "known artefact, accepted by the PI")
-    assert state.sync_issues("S", [a]) == [] and state.open_issues("S") == []
-    assert state.open_issues("other study") == []
+    assert state.issues.sync("S", [a, b]) == [a, b]
+    assert state.issues.sync("S", [a, b]) == []  # no news
+    assert [i.message for i in state.issues.open("S")] == ["bad header", "waiting for height_m"]
+    assert state.issues.sync("S", [a]) == []  # b's cause is gone: closed
+    assert [i.tag for i in state.issues.open("S")] == ["DATA_ISSUE"]
+    row = state.issues.open("S")[0]
+    state.issues.resolve(row.id, "known artefact, accepted by the PI")
+    assert state.issues.sync("S", [a]) == [] and state.issues.open("S") == []
+    assert state.issues.open("other study") == []
 
 
 def test_participant_results_the_one_matching_current_tasks_wins(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a")], ["file:///raw"])
-    state.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
-    state.claim("k1", "r", 60)
-    state.finish_task("k1", state="done", result_dir="single/k1", provenance_sha256="p" * 64)
+    state.files.sync([sensor("P1_L.cwa", "a")], ["file:///raw"])
+    state.tasks.record_plan([task(state, "file:///raw/P1_L.cwa", "k1")])
+    state.tasks.claim("k1", "r", 60)
+    state.tasks.finish(TaskOutcome("k1", TaskState.DONE, "", "", result_dir="single/k1",
+                                   provenance_sha256="p" * 64))
     for key, tasks in (("old", ["k0"]), ("cur", ["k1"]), ("new", ["k9"])):
-        state.add_participant_result(key=key, solution="wrist", participant="P1",
+        state.results.add_participant(key=key, solution="wrist", participant="P1",
                                      task_keys=tasks, result_dir=f"p/{key}",
                                      provenance_sha256="q" * 64, flags=[], run_id="r")
-    assert [r.key for r in state.latest_participant_results()] == ["cur"]
-    assert state.participant_result_keys() == {"old", "cur", "new"}
+    assert [r.key for r in state.results.latest_participants()] == ["cur"]
+    assert state.results.participant_keys() == {"old", "cur", "new"}
 
 
 def test_excluded_files_count_as_excluded(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
-    target = state.find_current_file("P1_R.cwa")
-    assert state.set_excluded(target.id, "device failure") is None
-    assert state.file_state_counts() == {"pending": 1, "excluded": 1}
-    assert state.set_excluded(target.id, None) == "device failure"
+    state.files.sync([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], ["file:///raw"])
+    target = state.files.find_current("P1_R.cwa")
+    assert state.files.set_excluded(target.id, "device failure") is None
+    assert state.tasks.file_state_counts() == {"pending": 1, "excluded": 1}
+    assert state.files.set_excluded(target.id, None) == "device failure"
 
 
 STUDY = """\
@@ -174,8 +179,8 @@ def test_a_renamed_file_keeps_its_result_instead_of_blocking_the_plan(
     assert (report.exit_code, report.executed, report.done) == (0, 0, 2)
     state = State(state_url)
     try:
-        done = {(t.participant, t.side, t.uri.rsplit("/", 1)[-1]) for t in state.done_tasks()}
-        latest = {(r.participant, r.flags_json) for r in state.latest_participant_results()}
+        done = {(f.participant, f.side, f.name) for _t, f in state.tasks.done_for_current_files()}
+        latest = {(r.participant, r.flags_json) for r in state.results.latest_participants()}
     finally:
         state.close()
     assert done == {("P1", "left", "P1_L.csv"), ("P2", "right", "P2_R.csv")}

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select
 
-from wearflow._bulk import insert_many
-from wearflow.audit import (
+from wearflow.catalog import SensorFile, StoredFile
+from wearflow.state import State
+from wearflow.state.audit import (
     AuditEntry,
     AuditEvent,
     AuditTrail,
@@ -22,8 +23,9 @@ from wearflow.audit import (
     _canonical_text,
     compute_hash,
 )
-from wearflow.catalog import SensorFile
-from wearflow.state import FileRow, State, StoredFile, StoredTask, TaskRecord, TaskRow
+from wearflow.state.bulk import insert_many
+from wearflow.state.tables import FileRow, TaskRow
+from wearflow.task import TaskOutcome, TaskRecord, TaskState
 
 ROOT, OTHER = "file:///study/raw", "file:///elsewhere"
 
@@ -52,8 +54,8 @@ def sensor(name: str, sha256: str, mtime: str = "m1", root: str = ROOT) -> Senso
 
 def task(key: str, file_id: int, state: str = "pending", tag: str | None = None,
          message: str | None = None) -> TaskRecord:
-    return TaskRecord(key, file_id, "wrist", "1", "fp", "P1", "left", state, tag, message,
-                      {"time_zone": "UTC"})
+    return TaskRecord(key, file_id, "wrist", "1", "fp", "P1", "left", state, tag=tag,
+                      message=message, inputs_json='{"time_zone": "UTC"}')
 
 
 def all_files(s: State) -> list[tuple[str, str, bool, bool]]:
@@ -64,92 +66,92 @@ def all_files(s: State) -> list[tuple[str, str, bool, bool]]:
 
 
 def current_tasks(s: State) -> dict[str, tuple[str, str | None]]:
-    return {t.key: (t.state, t.tag) for t, _f in s.tasks_for_current_files()}
+    return {t.key: (t.state, t.tag) for t, _f in s.tasks.for_current_files()}
 
 
 def test_light_rows_have_every_column() -> None:
     """current_files and tasks_for_current_files return every column, as the ORM rows did."""
     assert StoredFile._fields == tuple(c.name for c in FileRow.__table__.columns)
-    assert StoredTask._fields == tuple(c.name for c in TaskRow.__table__.columns)
+    assert TaskRecord._fields == tuple(c.name for c in TaskRow.__table__.columns)
 
 
 def test_sync_keeps_versions_and_marks_absence(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a1"), sensor("P1_R.cwa", "b1")], [ROOT])
-    first = {f.path: f for f in state.current_files()}
+    state.files.sync([sensor("P1_L.cwa", "a1"), sensor("P1_R.cwa", "b1")], [ROOT])
+    first = {f.path: f for f in state.files.current()}
     assert [f.sha256 for f in first.values()] == ["a1", "b1"]
     assert all(f.current and f.present and f.first_seen_utc == f.last_seen_utc
                for f in first.values())
     assert first["P1_L.cwa"].fields_json == '{"participant": "P1", "side": "L"}'
 
     # new bytes for L: a new current version; a new mtime for R: the same row updated
-    state.sync_files([sensor("P1_L.cwa", "a2"), sensor("P1_R.cwa", "b1", mtime="m2")], [ROOT])
-    second = {f.path: f for f in state.current_files()}
+    state.files.sync([sensor("P1_L.cwa", "a2"), sensor("P1_R.cwa", "b1", mtime="m2")], [ROOT])
+    second = {f.path: f for f in state.files.current()}
     assert second["P1_L.cwa"].sha256 == "a2" and second["P1_L.cwa"].id != first["P1_L.cwa"].id
     assert (second["P1_R.cwa"].id, second["P1_R.cwa"].mtime) == (first["P1_R.cwa"].id, "m2")
 
     # L back to its first bytes: that row is current again; R gone from ROOT: absent
-    state.sync_files([sensor("P1_L.cwa", "a1")], [ROOT])
+    state.files.sync([sensor("P1_L.cwa", "a1")], [ROOT])
     assert all_files(state) == [("P1_L.cwa", "a1", True, True), ("P1_R.cwa", "b1", True, False),
                                 ("P1_L.cwa", "a2", False, True)]
-    assert [f.id for f in state.current_files()] == [first["P1_L.cwa"].id]
-    assert set(state.known_files()) == {f"{ROOT}/P1_L.cwa", f"{ROOT}/P1_R.cwa"}
+    assert [f.id for f in state.files.current()] == [first["P1_L.cwa"].id]
+    assert set(state.files.known()) == {f"{ROOT}/P1_L.cwa", f"{ROOT}/P1_R.cwa"}
 
     # a scan of another location leaves ROOT's files alone; R seen again is present again
-    state.sync_files([sensor("P2_L.cwa", "c1", root=OTHER)], [OTHER])
-    state.sync_files([sensor("P1_L.cwa", "a1"), sensor("P1_R.cwa", "b1", mtime="m2")], [ROOT])
-    assert [f.uri for f in state.current_files()] == [
+    state.files.sync([sensor("P2_L.cwa", "c1", root=OTHER)], [OTHER])
+    state.files.sync([sensor("P1_L.cwa", "a1"), sensor("P1_R.cwa", "b1", mtime="m2")], [ROOT])
+    assert [f.uri for f in state.files.current()] == [
         f"{OTHER}/P2_L.cwa", f"{ROOT}/P1_L.cwa", f"{ROOT}/P1_R.cwa"]
 
 
 def test_sync_refreshes_last_seen_of_unchanged_files(state: State) -> None:
     files = [sensor(f"P{k}_L.cwa", f"h{k}") for k in range(12)]
-    state.sync_files(files, [ROOT])
+    state.files.sync(files, [ROOT])
     with state.engine.begin() as conn:
         conn.execute(FileRow.__table__.update().values(last_seen_utc="earlier"))
-    state.sync_files(files, [ROOT])
-    assert {f.last_seen_utc for f in state.current_files()} != {"earlier"}
-    assert all(f.first_seen_utc <= f.last_seen_utc for f in state.current_files())
+    state.files.sync(files, [ROOT])
+    assert {f.last_seen_utc for f in state.files.current()} != {"earlier"}
+    assert all(f.first_seen_utc <= f.last_seen_utc for f in state.files.current())
 
 
 def test_duplicates_follow_the_first_uri(state: State) -> None:
     a, b, c = sensor("P1_L.cwa", "same"), sensor("P2_L.cwa", "same"), sensor("P3_L.cwa", "other")
-    state.sync_files([a, b, c], [ROOT])
-    assert [f.duplicate_of for f in state.current_files()] == [None, a.uri, None]
-    state.sync_files([b, c], [ROOT])  # the first copy is gone: the other one is processed
-    assert [f.duplicate_of for f in state.current_files()] == [None, None]
-    state.sync_files([a, b, c], [ROOT])
-    assert [f.duplicate_of for f in state.current_files()] == [None, a.uri, None]
+    state.files.sync([a, b, c], [ROOT])
+    assert [f.duplicate_of for f in state.files.current()] == [None, a.uri, None]
+    state.files.sync([b, c], [ROOT])  # the first copy is gone: the other one is processed
+    assert [f.duplicate_of for f in state.files.current()] == [None, None]
+    state.files.sync([a, b, c], [ROOT])
+    assert [f.duplicate_of for f in state.files.current()] == [None, a.uri, None]
 
 
 def test_record_plan_sets_current_tasks_and_states(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], [ROOT])
-    left, right = (f.id for f in state.current_files())
-    state.record_plan([task("k1", left), task("k2", right, "waiting", "WAITING", "why")])
+    state.files.sync([sensor("P1_L.cwa", "a"), sensor("P1_R.cwa", "b")], [ROOT])
+    left, right = (f.id for f in state.files.current())
+    state.tasks.record_plan([task("k1", left), task("k2", right, "waiting", "WAITING", "why")])
     assert current_tasks(state) == {"k1": ("pending", None), "k2": ("waiting", "WAITING")}
-    created = state.task_created()
+    created = state.tasks.created()
     assert set(created) == {"k1", "k2"}
 
-    state.finish_task("k1", state="done")
-    state.record_plan([task("k1", left), task("k2", right)])  # k1 stays done, k2 may run
+    state.tasks.finish(TaskOutcome("k1", TaskState.DONE, "", ""))
+    state.tasks.record_plan([task("k1", left), task("k2", right)])  # k1 stays done, k2 may run
     assert current_tasks(state) == {"k1": ("done", None), "k2": ("pending", None)}
 
     # new metadata inputs for R: a new key replaces k2 as R's task; and back again
-    state.record_plan([task("k1", left, "done"), task("k3", right)])
+    state.tasks.record_plan([task("k1", left, "done"), task("k3", right)])
     assert current_tasks(state) == {"k1": ("done", None), "k3": ("pending", None)}
-    assert state.task_states() == {"k1": "done", "k2": "pending", "k3": "pending"}
-    state.record_plan([task("k1", left, "done"), task("k2", right)])
+    assert state.tasks.states() == {"k1": "done", "k2": "pending", "k3": "pending"}
+    state.tasks.record_plan([task("k1", left, "done"), task("k2", right)])
     assert current_tasks(state) == {"k1": ("done", None), "k2": ("pending", None)}
-    assert state.task_created() == {**created, "k3": state.task_created()["k3"]}
-    row = next(t for t, _f in state.tasks_for_current_files() if t.key == "k2")
+    assert state.tasks.created() == {**created, "k3": state.tasks.created()["k3"]}
+    row = next(t for t, _f in state.tasks.for_current_files() if t.key == "k2")
     assert (row.inputs_json, row.flags_json, row.attempts) == ('{"time_zone": "UTC"}', "[]", 0)
 
 
 def test_record_plan_never_restates_a_running_task(state: State) -> None:
-    state.sync_files([sensor("P1_L.cwa", "a")], [ROOT])
-    (f,) = state.current_files()
-    state.record_plan([task("k1", f.id)])
-    assert state.claim("k1", "run-1", lease_s=60)
-    state.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
+    state.files.sync([sensor("P1_L.cwa", "a")], [ROOT])
+    (f,) = state.files.current()
+    state.tasks.record_plan([task("k1", f.id)])
+    assert state.tasks.claim("k1", "run-1", lease_s=60)
+    state.tasks.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
     assert current_tasks(state) == {"k1": ("running", None)}
 
 
@@ -175,18 +177,18 @@ def test_a_sync_that_loses_the_race_is_retried_on_what_is_there(url: str) -> Non
     try:
         files = [sensor(f"P{k}_L.cwa", f"h{k}") for k in range(20)]
         seen = _before_first(second, "INSERT INTO FILES",
-                             lambda: first.sync_files(files, [ROOT]))
-        second.sync_files(files, [ROOT])
+                             lambda: first.files.sync(files, [ROOT]))
+        second.files.sync(files, [ROOT])
         assert seen == ["ran", "IntegrityError"]  # lost the race once, then re-read
         assert [(name, sha) for name, sha, *_ in all_files(second)] == [
             (f.path, f.sha256) for f in files]
-        f0 = second.current_files()[0]
+        f0 = second.files.current()[0]
 
-        records = [task(f"k{f.id}", f.id) for f in second.current_files()]
-        seen = _before_first(second, "INSERT INTO TASKS", lambda: first.record_plan(records))
-        second.record_plan(records)
+        records = [task(f"k{f.id}", f.id) for f in second.files.current()]
+        seen = _before_first(second, "INSERT INTO TASKS", lambda: first.tasks.record_plan(records))
+        second.tasks.record_plan(records)
         assert seen == ["ran", "IntegrityError"]
-        assert sorted(second.task_states()) == sorted(t.key for t in records)
+        assert sorted(second.tasks.states()) == sorted(t.key for t in records)
         assert f"k{f0.id}" in current_tasks(second)
     finally:
         first.close()
@@ -196,15 +198,15 @@ def test_a_sync_that_loses_the_race_is_retried_on_what_is_there(url: str) -> Non
 def test_a_task_claimed_while_planning_stays_with_its_claimer(url: str) -> None:
     first, second = State(url), State(url)
     try:
-        second.sync_files([sensor("P1_L.cwa", "a")], [ROOT])
-        (f,) = second.current_files()
-        second.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
+        second.files.sync([sensor("P1_L.cwa", "a")], [ROOT])
+        (f,) = second.files.current()
+        second.tasks.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
         with second.engine.begin() as conn:
             conn.execute(TaskRow.__table__.update().values(state="pending", tag=None))
         # second plans k1 as waiting again; first claims it between second's read and write
         seen = _before_first(second, "UPDATE TASKS SET STATE",
-                             lambda: first.claim("k1", "run-1", lease_s=60))
-        second.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
+                             lambda: first.tasks.claim("k1", "run-1", lease_s=60))
+        second.tasks.record_plan([task("k1", f.id, "waiting", "WAITING", "why")])
         assert seen == ["ran"]
         assert current_tasks(second) == {"k1": ("running", None)}
     finally:
@@ -215,14 +217,14 @@ def test_a_task_claimed_while_planning_stays_with_its_claimer(url: str) -> None:
 def test_many_files_in_chunks(state: State) -> None:
     """More rows than one IN list holds (5,000), on every write path."""
     files = [sensor(f"P{k:05d}_L.cwa", f"h{k}") for k in range(12_001)]
-    state.sync_files(files, [ROOT])
-    current = state.current_files()
-    state.record_plan([task(f"k{f.id}", f.id) for f in current])
-    state.record_plan([task(f"n{f.id}", f.id) for f in current])
-    assert len(state.tasks_for_current_files()) == len(files)
-    assert {t.key[0] for t, _f in state.tasks_for_current_files()} == {"n"}
-    state.sync_files(files[:1], [ROOT])  # every other file gone
-    assert [f.path for f in state.current_files()] == [files[0].path]
+    state.files.sync(files, [ROOT])
+    current = state.files.current()
+    state.tasks.record_plan([task(f"k{f.id}", f.id) for f in current])
+    state.tasks.record_plan([task(f"n{f.id}", f.id) for f in current])
+    assert len(state.tasks.for_current_files()) == len(files)
+    assert {t.key[0] for t, _f in state.tasks.for_current_files()} == {"n"}
+    state.files.sync(files[:1], [ROOT])  # every other file gone
+    assert [f.path for f in state.files.current()] == [files[0].path]
 
 
 def _file_rows(n: int) -> list[dict[str, Any]]:
@@ -250,9 +252,9 @@ def test_insert_many_leaves_column_defaults_to_sqlalchemy(state: State) -> None:
     with state.engine.begin() as conn:
         insert_many(conn, FileRow, rows)
         insert_many(conn, FileRow, [])
-    assert {(f.fields_json, f.current, f.present) for f in state.current_files()} == {
+    assert {(f.fields_json, f.current, f.present) for f in state.files.current()} == {
         ("{}", True, True)}
-    assert len(state.current_files()) == len(rows)
+    assert len(state.files.current()) == len(rows)
 
 
 def test_audit_entries_in_bulk_verify(state: State) -> None:

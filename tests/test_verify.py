@@ -12,7 +12,7 @@ from study_helpers import write_csv
 from wearflow import load_study, run_study
 from wearflow.cli import app
 from wearflow.executors import InlineExecutor
-from wearflow.verify import reproduce, verify_outputs
+from wearflow.services.verify import reproduce, verify_outputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 runner = CliRunner()
@@ -78,3 +78,27 @@ def test_verify_names_altered_missing_and_unrecorded_files(study: Path) -> None:
     result = runner.invoke(app, ["verify", str(study)])
     assert result.exit_code == 1
     assert str(csv_file.relative_to(results)) in result.output
+
+
+def test_reproduce_accepts_every_path_a_user_sees(study: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Absolute folder, folder relative to the working directory or to the output, the
+    input-file folder above it, the key: all name the same result."""
+    results = study / "results"
+    (key_folder,) = results.glob("single-wrist-processed/wrist/P1/P1_L.csv/*")
+    expected = key_folder.relative_to(results).as_posix()
+    monkeypatch.chdir(study)
+    for name in (str(key_folder), str(key_folder) + "/", str(key_folder.parent),
+                 str(key_folder.relative_to(study)), expected, key_folder.name):
+        report = reproduce(load_study(study), name)
+        assert report.result_dir == expected and report.identical, name
+    result = runner.invoke(app, ["reproduce", str(study), str(key_folder.parent), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"identical": true' in result.output
+
+
+def test_reproduce_refuses_a_folder_holding_several_results(study: Path) -> None:
+    participant = study / "results/single-wrist-processed/wrist/P1"
+    result = runner.invoke(app, ["reproduce", str(study), str(participant)])
+    assert result.exit_code == 2
+    assert "no single done task matches" in result.output and "2 match" in result.output

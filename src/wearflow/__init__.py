@@ -6,7 +6,7 @@ from wearflow.config import Study, load_study
 from wearflow.errors import WearflowError
 from wearflow.recording import DeviceInfo, Recording
 from wearflow.runner import RunReport, run_study
-from wearflow.status import study_status
+from wearflow.services.status import study_status
 
 __version__ = _version("wearflow")
 

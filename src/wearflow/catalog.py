@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from wearflow.config import FilesConfig
 from wearflow.errors import NameParseError, StorageError
@@ -49,6 +49,38 @@ class SensorFile:
     @property
     def side(self) -> str | None:
         return self.fields.get("side")
+
+
+class StoredFile(NamedTuple):
+    """One cataloged file version as the state database keeps it (its ``files`` row).
+
+    What the planner, the stages and ``status`` read, up to 100,000 at a time; a
+    named tuple, not an ORM object, which cost more than the query.
+    """
+
+    id: int
+    uri: str
+    sha256: str
+    size_bytes: int
+    mtime: str
+    location: str
+    path: str
+    kind: str
+    participant: str | None
+    side: str | None
+    fields_json: str
+    parse_error: str | None
+    duplicate_of: str | None
+    device_serial: str | None
+    excluded_reason: str | None
+    first_seen_utc: str
+    last_seen_utc: str
+    current: bool
+    present: bool
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -7,10 +7,12 @@ Exit codes: 0 success; 1 some files failed (the rest of the study completed);
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,7 +23,7 @@ from wearflow.config import STUDY_FILE_NAME, Study, load_study, study_file_path
 from wearflow.errors import WearflowError
 from wearflow.executors import make_executor
 from wearflow.runner import EXIT_CANNOT_RUN, RunReport, run_study
-from wearflow.status import study_status
+from wearflow.services.status import study_status
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Process wearable-sensor studies into digital biomarkers.")
@@ -47,12 +49,32 @@ solutions:
 """
 
 
-def _fail(exc: WearflowError) -> typer.Exit:
-    typer.echo(f"error [{exc.tag.value}] {exc}", err=True)  # one plain line, never wrapped
-    return typer.Exit(EXIT_CANNOT_RUN)
+P = ParamSpec("P")
+R = TypeVar("R")
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A command's wearflow errors as one plain line on stderr (never wrapped, no
+    traceback) and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except WearflowError as exc:
+            typer.echo(f"error [{exc.tag.value}] {exc}", err=True)
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
+
+    return wrapper
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @app.command()
+@reports_errors
 def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id")) -> None:
     """Create a new study folder with a commented study.yaml and an empty raw/ folder."""
     target = directory / STUDY_FILE_NAME
@@ -66,18 +88,16 @@ def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id"))
 
 
 @app.command()
+@reports_errors
 def validate(study: StudyArg) -> None:
     """Check a study file: keys, patterns, time zones, solutions, storage."""
     from wearflow.solutions import load_solution
     from wearflow.storage import Store
 
-    try:
-        s = load_study(study)
-        sols = [load_solution(c) for c in s.solutions]
-        for loc in s.input:
-            Store(loc, s.storage_options).check_reachable()
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    s = load_study(study)
+    sols = [load_solution(c) for c in s.solutions]
+    for loc in s.input:
+        Store(loc, s.storage_options).check_reachable()
     out.print(f"{study_file_path(study)}: valid (study {s.study}; "
               f"{len(s.input)} input location(s); solutions: "
               + ", ".join(f"{x.name} {x.version}" for x in sols) + ")")
@@ -88,18 +108,20 @@ EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786
 
 
 @app.command()
+@reports_errors
 def run(
     study: StudyArg,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
     executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Catalog, process and aggregate the study once; only new work is done."""
-    try:
-        s = load_study(study)
-        report = _run_with_progress(s, executor or s.executor, workers)
-    except WearflowError as exc:
-        raise _fail(exc) from None
-    _print_report(report)
+    s = load_study(study)
+    report = _run_with_progress(s, executor or s.executor, workers)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        _print_report(report)
     raise typer.Exit(report.exit_code)
 
 
@@ -131,10 +153,12 @@ def _print_report(report: RunReport) -> None:
     if report.failed:
         out.print("see `wearflow status` for each failed file and its reason")
     for folder in report.summary_dirs:
-        out.print(f"study summary: {report.output}/{folder}/summary.csv")
+        out.print(f"study summary: {report.output}/{folder}/summary.csv", soft_wrap=True,
+                  highlight=False)
 
 
 @app.command()
+@reports_errors
 def watch(
     study: StudyArg,
     workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
@@ -145,12 +169,9 @@ def watch(
     """Process new and changed files as they land, until SIGINT/SIGTERM (exit 0)."""
     from wearflow.watch import watch_study
 
-    try:
-        s = load_study(study)
-        pool = make_executor(executor or s.executor, workers or s.workers, persistent=True,
-                             memory_limit_gb=s.memory_limit_gb)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    s = load_study(study)
+    pool = make_executor(executor or s.executor, workers or s.workers, persistent=True,
+                         memory_limit_gb=s.memory_limit_gb)
 
     def on_cycle(report: RunReport) -> None:
         if report.executed or report.participants_aggregated:
@@ -167,14 +188,12 @@ def watch(
 
 
 @app.command()
-def status(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@reports_errors
+def status(study: StudyArg, as_json: JsonOption = False) -> None:
     """Files by state, participants processed, and open issues."""
-    try:
-        info = study_status(load_study(study))
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    info = study_status(load_study(study))
     if as_json:
-        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        _print_json(info)
         return
     files = info["files"]
     out.print(f"study {info['study']}: {files['total']} files; " + ", ".join(
@@ -189,18 +208,16 @@ def status(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = F
 
 
 @app.command()
+@reports_errors
 def issues(
     study: StudyArg,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
     tag: Annotated[str | None, typer.Option(help="only this tag, e.g. WAITING")] = None,
 ) -> None:
     """Open issues: what is wrong, with which file or participant, and what resolves it."""
-    try:
-        info = study_status(load_study(study), tag=tag)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    info = study_status(load_study(study), tag=tag)
     if as_json:
-        sys.stdout.write(json.dumps(info["issues"], indent=2, sort_keys=True) + "\n")
+        _print_json(info["issues"])
         return
     table = Table("id", "tag", "participant", "file", "message", "resolves it",
                   title="open issues")
@@ -211,16 +228,14 @@ def issues(
 
 
 @app.command()
-def metadata(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@reports_errors
+def metadata(study: StudyArg, as_json: JsonOption = False) -> None:
     """Current metadata values per participant, and the file and row each came from."""
-    from wearflow.status import study_metadata
+    from wearflow.services.status import study_metadata
 
-    try:
-        values = study_metadata(load_study(study))
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    values = study_metadata(load_study(study))
     if as_json:
-        sys.stdout.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        _print_json(values)
         return
     table = Table("participant", "field", "value", "source", "row", "added (UTC)")
     for participant, cells in values.items():
@@ -231,67 +246,60 @@ def metadata(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] =
 
 
 @app.command()
-def qc(study: StudyArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@reports_errors
+def qc(study: StudyArg, as_json: JsonOption = False) -> None:
     """Per file and per day: valid or not, and why; also written as a CSV in the output."""
-    import pandas as pd
+    from wearflow.services.status import export_qc
 
-    from wearflow.results import csv_bytes
-    from wearflow.status import study_qc
-    from wearflow.storage import Store, sha256_bytes
-
-    try:
-        s = load_study(study)
-        rows = study_qc(s)
-        table = pd.DataFrame(rows, columns=["solution", "participant", "side", "uri", "state",
-                                            "date", "wear_hours", "valid_day", "reason",
-                                            "flags"])
-        data = csv_bytes(table)
-        path = f"qc/{sha256_bytes(data)[:16]}/qc.csv"  # write-once, named by content
-        Store(s.output, s.storage_options).write_once(path, data)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    export = export_qc(load_study(study))
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True, default=str) + "\n")
+        _print_json(export.to_json())
         return
     view = Table("participant", "side", "file", "date", "wear h", "valid", "reason")
-    for r in rows:
+    for r in export.rows:
         view.add_row(str(r["participant"] or ""), str(r["side"] or ""),
                      r["uri"].rsplit("/", 1)[-1], r["date"] or "",
                      "" if r["wear_hours"] is None else f"{r['wear_hours']:.1f}",
                      "yes" if r["valid_day"] else "no", r["reason"] or "")
     out.print(view)
-    out.print(f"written: {s.output}/{path}")
+    out.print(f"written: {export.output}/{export.path}")
 
 
 @app.command()
-def verify(study: StudyArg) -> None:
+@reports_errors
+def verify(study: StudyArg, as_json: JsonOption = False) -> None:
     """Check every output on storage against its recorded sha256 (exit 1 on any problem)."""
-    from wearflow.verify import verify_outputs
+    from wearflow.services.verify import verify_outputs
 
-    try:
-        report = verify_outputs(load_study(study))
-    except WearflowError as exc:
-        raise _fail(exc) from None
-    for p in report.problems:
-        out.print(f"{p.kind.upper():10} {p.path}: {p.detail}", highlight=False)
-    out.print(f"{report.checked} files checked, {len(report.problems)} problems")
+    report = verify_outputs(load_study(study))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for p in report.problems:
+            out.print(f"{p.kind.upper():10} {p.path}: {p.detail}", highlight=False)
+        out.print(f"{report.checked} files checked, {len(report.problems)} problems")
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
+@reports_errors
 def reproduce(
     study: StudyArg,
-    result: Annotated[str, typer.Argument(help="a per-wrist result folder or its task key")],
+    result: Annotated[str, typer.Argument(
+        help="a per-wrist result folder (absolute, relative, or the input file's folder "
+             "above it) or its task key")],
+    as_json: JsonOption = False,
 ) -> None:
     """Re-run one result's task in a scratch folder and compare every output byte for byte."""
-    from wearflow.verify import reproduce as run_again
+    from wearflow.services.verify import reproduce as run_again
 
-    try:
-        report = run_again(load_study(study), result)
-    except WearflowError as exc:
-        raise _fail(exc) from None
-    for f in report.files:
-        out.print(f"{'identical' if f.identical else 'DIFFERENT':10} {f.path}", highlight=False)
+    report = run_again(load_study(study), result)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for f in report.files:
+            out.print(f"{'identical' if f.identical else 'DIFFERENT':10} {f.path}",
+                      highlight=False, soft_wrap=True)
     raise typer.Exit(0 if report.identical else 1)
 
 
@@ -301,91 +309,75 @@ Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)"
 
 
 @audit_app.command("verify")
-def audit_verify(study: StudyArg) -> None:
+@reports_errors
+def audit_verify(study: StudyArg, as_json: JsonOption = False) -> None:
     """Re-compute the hash chain; name the first edited, deleted, inserted or moved entry."""
-    from wearflow.audit import AuditTrail
-    from wearflow.state import State
+    from wearflow.services.audit import verify_audit
 
-    try:
-        state = State(load_study(study).state_url)
-        try:
-            report = AuditTrail(state.engine).verify()
-        finally:
-            state.close()
-    except WearflowError as exc:
-        raise _fail(exc) from None
-    if report.ok:
+    check = verify_audit(load_study(study))
+    report = check.report
+    if as_json:
+        _print_json(check.to_json())
+    elif report.ok:
         out.print(f"audit trail intact: {report.entries} entries; head {report.head_seq} "
-                  f"{report.head_hash} (keep it as an external anchor)", highlight=False)
-        return
-    out.print(f"audit trail BROKEN at entry {report.first_bad_seq}: {report.reason}",
-              highlight=False)
-    raise typer.Exit(1)
+                  f"{report.head_hash} (keep it as an external anchor)", highlight=False,
+                  soft_wrap=True)
+    else:
+        out.print(f"audit trail BROKEN at entry {report.first_bad_seq}: {report.reason}",
+                  highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if check.ok else 1)
 
 
 @audit_app.command("export")
+@reports_errors
 def audit_export(
     study: StudyArg,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
     output: Annotated[Path | None, typer.Option(help="file to write (default stdout)")] = None,
 ) -> None:
     """Write the whole audit trail, in order, for an inspector."""
-    from wearflow.audit import AuditTrail
-    from wearflow.state import State
+    from wearflow.services.audit import export_audit
 
     if fmt not in ("csv", "json"):
         err.print("error: --format must be csv or json")
         raise typer.Exit(EXIT_CANNOT_RUN)
-    try:
-        state = State(load_study(study).state_url)
-        try:
-            AuditTrail(state.engine).export(output or sys.stdout,
-                                            "csv" if fmt == "csv" else "json")
-        finally:
-            state.close()
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    export_audit(load_study(study), output or sys.stdout, "csv" if fmt == "csv" else "json")
 
 
 @app.command()
+@reports_errors
 def retry(study: StudyArg, file: str, reason: Reason) -> None:
     """Queue a file's failed tasks again (the next run processes them)."""
-    from wearflow import manual
+    from wearflow.services import manual
 
-    try:
-        keys = manual.retry(load_study(study), file, reason)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    keys = manual.retry(load_study(study), file, reason)
     out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
 
 
 @app.command()
+@reports_errors
 def exclude(study: StudyArg, file: str, reason: Reason,
             undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False
             ) -> None:
     """Keep a file out of processing and aggregation (or, with --undo, bring it back)."""
-    from wearflow import manual
+    from wearflow.services import manual
 
-    try:
-        uri = manual.exclude(load_study(study), file, reason, undo=undo)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    uri = manual.exclude(load_study(study), file, reason, undo=undo)
     out.print(f"{'included' if undo else 'excluded'}: {uri}")
 
 
 @app.command()
+@reports_errors
 def resolve(study: StudyArg, issue: int, reason: Reason) -> None:
     """Close an issue by hand (its id is in `wearflow issues`)."""
-    from wearflow import manual
+    from wearflow.services import manual
 
-    try:
-        message = manual.resolve(load_study(study), issue, reason)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    message = manual.resolve(load_study(study), issue, reason)
     out.print(f"resolved issue {issue}: {message}")
 
 
 @app.command()
+@reports_errors
 def demo(
     directory: Annotated[Path, typer.Argument()] = Path("demo-study"),
     participants: int = 4,
@@ -396,12 +388,9 @@ def demo(
     """Write a synthetic study (Axivity .cwa with temperature), run it, print the summary."""
     from wearflow.demo import print_summary, write_demo_study
 
-    try:
-        study_file = write_demo_study(directory, participants=participants, days=days, seed=seed)
-        s = load_study(study_file)
-        report = _run_with_progress(s, "local", workers)
-    except WearflowError as exc:
-        raise _fail(exc) from None
+    study_file = write_demo_study(directory, participants=participants, days=days, seed=seed)
+    s = load_study(study_file)
+    report = _run_with_progress(s, "local", workers)
     _print_report(report)
     print_summary(out, s, report)
     raise typer.Exit(report.exit_code)

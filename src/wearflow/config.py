@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wearflow.errors import ConfigError
+from wearflow.errors import ConfigError, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 
 STUDY_FILE_NAME = "study.yaml"
@@ -206,12 +206,13 @@ class Study(_Frozen):
         """SQLAlchemy URL of the state database (default: SQLite in the output folder)."""
         if self.state:
             return self.state
-        if _URI_RE.match(self.output) and not self.output.startswith("file://"):
+        folder = local_path(self.output)
+        if folder is None:
             raise ConfigError(
                 "an object-store output needs an explicit `state:` database URL",
                 subject=self.source,
             )
-        return f"sqlite:///{Path(strip_file_scheme(self.output)) / 'wearflow.db'}"
+        return f"sqlite:///{Path(folder) / 'wearflow.db'}"
 
     def public_dump(self) -> dict[str, Any]:
         """The configuration without storage options (which may hold credentials)."""
@@ -233,6 +234,14 @@ class Study(_Frozen):
 
 def strip_file_scheme(location: str) -> str:
     return location[len("file://"):] if location.startswith("file://") else location
+
+
+def local_path(location: str) -> str | None:
+    """The local folder a location names (a path or a ``file://`` URI); None for an
+    object store or any other URI."""
+    if location.startswith("file://") or not _URI_RE.match(location):
+        return strip_file_scheme(location)
+    return None
 
 
 def _resolve(location: str, base: Path) -> str:
@@ -263,7 +272,7 @@ def _format_errors(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         parts.append(f"{key}: {msg}")
-    return _one_line("; ".join(parts), limit=1000)
+    return one_line("; ".join(parts), limit=1000)
 
 
 def parse_study(data: Any, *, source: str, base: Path) -> Study:
@@ -316,14 +325,9 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(f"not valid YAML{line}", subject=source) from None
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
-        raise ConfigError(_one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),
+        raise ConfigError(one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),
                           subject=source) from None
     try:
         return parse_study(data, source=source, base=file.parent.resolve())
     except (ValueError, RuntimeError, OSError) as exc:  # paths with NUL bytes, ~nouser, ...
-        raise ConfigError(_one_line(f"invalid path ({exc})"), subject=source) from None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+        raise ConfigError(one_line(f"invalid path ({exc})"), subject=source) from None

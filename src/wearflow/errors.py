@@ -57,6 +57,13 @@ class WearflowError(Exception):
         super().__init__(f"{subject}: {message}" if subject else message)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` with every run of white space (line breaks too) made one space, cut to
+    ``limit`` characters: the form of every message wearflow records or prints."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 class ConfigError(WearflowError):
     tag = Tag.PIPELINE_ISSUE
 

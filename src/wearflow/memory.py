@@ -63,9 +63,12 @@ def format_gb(n_bytes: int) -> str:
     return f"{n_bytes / GB:.1f} GB"
 
 
-def too_big_message(needed_bytes: int, available_bytes: int, *,
-                    limit: str = "the workers may use",
-                    remedy: str = "in the study file or run it on a bigger machine") -> str:
-    """Why a task is not started: its estimate exceeds ``available_bytes`` (``limit``)."""
+def too_big(needed_bytes: int, available_bytes: int | None, *,
+            limit: str = "the workers may use",
+            remedy: str = "in the study file or run it on a bigger machine") -> str | None:
+    """Why a task is not started, when its estimate exceeds ``available_bytes`` (what
+    ``limit`` allows; None: no limit known), else None."""
+    if available_bytes is None or needed_bytes <= available_bytes:
+        return None
     return (f"needs about {format_gb(needed_bytes)} of memory at its peak (estimate), more "
             f"than {limit} ({format_gb(available_bytes)}); raise memory_limit_gb {remedy}")

@@ -46,6 +46,21 @@ class MetadataValue:
     problem: str | None = None
 
 
+
+@dataclass(frozen=True)
+class MetaCell:
+    """The value in force for one participant and field, and where it came from."""
+
+    value: str
+    source_uri: str
+    row: int
+    added_utc: str
+
+
+# (participant, field, value, raw, row, problem) of one stored metadata value
+MetadataTuple = tuple[str | None, str, str | None, str, int, str | None]
+Metadata = Mapping[str, Mapping[str, MetaCell]]  # participant -> field -> value in force
+
 def _clean_id(text: str) -> str:
     text = text.strip()
     return re.sub(r"^(\d+)\.0+$", r"\1", text)

@@ -21,19 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from wearflow._bulk import gc_paused
-from wearflow.audit import default_actor
-from wearflow.config import SolutionConfig, Study
+from wearflow._gc import gc_paused
+from wearflow.catalog import StoredFile
+from wearflow.clock import parse_iso
+from wearflow.config import Study
 from wearflow.errors import Tag
+from wearflow.issue import IssueSpec
 from wearflow.memory import estimate_peak_bytes
+from wearflow.metadata import MetaCell, Metadata
+from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
-from wearflow.state import MetaCell, StoredFile, TaskRecord
-
-Metadata = Mapping[str, Mapping[str, MetaCell]]
+from wearflow.task import TaskRecord, TaskSpec, TaskState
 
 
 def task_key(input_sha256: str, solution_fingerprint: str,
@@ -53,51 +54,13 @@ def _task_key(input_sha256: str, solution_fingerprint: str, inputs_text: str) ->
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """Everything a worker needs for one task; small and picklable."""
-
-    key: str
-    file_id: int
-    uri: str
-    location: str
-    path: str
-    sha256: str
-    size_bytes: int
-    participant: str
-    side: str
-    solution: SolutionConfig
-    solution_version: str
-    solution_fingerprint: str
-    study: str
-    study_fingerprint: str
-    output: str
-    device_time_zone: str
-    user: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    memory_bytes: int = 0  # estimated peak memory (see wearflow.memory)
-    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def file_name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
-class Held:
-    """A file or task that cannot run now, and why."""
-
-    uri: str
-    tag: str
-    message: str
-    participant: str | None = None
-    resolution: str = ""
-
-
-@dataclass(frozen=True)
 class Plan:
+    """What runs now, every task of every current file with its state, and what is held
+    (files held before any task, and waiting tasks) with why."""
+
     to_run: tuple[TaskSpec, ...]
-    records: tuple[TaskRecord, ...]  # every task of every current file, with its state
-    held: tuple[Held, ...]  # files held before any task, and waiting tasks
+    records: tuple[TaskRecord, ...]
+    held: tuple[IssueSpec, ...]
 
 
 @gc_paused()
@@ -118,70 +81,98 @@ def make_plan(
     ``pending`` or ``running`` by an interrupted run are run again.
     """
     metadata = metadata or {}
-    created = task_created_utc or {}
-    now = now or datetime.now(UTC)
-    to_run: list[TaskSpec] = []
-    records: list[TaskRecord] = []
-    held: list[Held] = []
-    configs = {c.name: c for c in study.solutions}
-    study_fingerprint = study.fingerprint()
-    user = default_actor(study.identity)
-    window = {k: str(v) for k, v in (("study_start", study.qc.study_start),
-                                     ("study_end", study.qc.study_end)) if v is not None}
-    serials = _serial_owners(metadata)
-    listed = set(metadata) if listed is None else listed
-    min_wear_hours = f"{study.qc.min_wear_hours:g}"
-    device_time_zone = study.clock_time_zone
-    no_meta: Mapping[str, MetaCell] = {}
-    # A task's inputs depend on its participant's metadata and the solution only: built
-    # once per (participant, or None for all without metadata; solution) and shared,
-    # read-only, by the tasks of every file of the participant.
-    per_meta: dict[tuple[str | None, int], tuple[dict[str, str], list[str], str]] = {}
+    planner = _Planner(study, solutions, task_states, metadata, task_created_utc or {},
+                       set(metadata) if listed is None else listed, now or datetime.now(UTC))
     for f in files:
-        if f.excluded_reason:
-            continue  # excluded by hand (audited): no task, no issue
-        hold = _logistics(study, f, metadata, serials, listed)
+        if not f.excluded_reason:  # excluded by hand (audited): no task, no issue
+            planner.add(f)
+    return Plan(tuple(planner.to_run), tuple(planner.records), tuple(planner.held))
+
+
+class _Planner:
+    """Plans the files of one study, one at a time (see :func:`make_plan`)."""
+
+    def __init__(self, study: Study, solutions: Sequence[Solution],
+                 task_states: Mapping[str, str], metadata: Metadata,
+                 created: Mapping[str, str], listed: set[str], now: datetime) -> None:
+        self.study, self.solutions, self.task_states = study, solutions, task_states
+        self.metadata, self.created, self.listed, self.now = metadata, created, listed, now
+        self.serials = _serial_owners(metadata)
+        self.fingerprint = study.fingerprint()
+        self.user = default_actor(study.identity)
+        self.to_run: list[TaskSpec] = []
+        self.records: list[TaskRecord] = []
+        self.held: list[IssueSpec] = []
+        # A task's inputs depend on its participant's metadata and the solution only:
+        # built once per (participant, or None for all without metadata; solution) and
+        # shared, read-only, by the tasks of every file of the participant.
+        self._inputs: dict[tuple[str | None, int], tuple[dict[str, str], list[str], str]] = {}
+
+    def add(self, f: StoredFile) -> None:
+        hold = _logistics(self.study, f, self.metadata, self.serials, self.listed)
         if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
-            held.append(hold)  # no task at all: there is nothing to run it under
-            continue
-        participant = f.participant or ""
-        meta = metadata.get(participant, no_meta)
-        owner = participant if participant in metadata else None
-        for n_sol, sol in enumerate(solutions):
-            shared = per_meta.get((owner, n_sol))
-            if shared is None:
-                inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
-                          else study.time_zone, "min_wear_hours": min_wear_hours, **window}
-                inputs.update({r: meta[r].value for r in sol.requires if r in meta})
-                missing = [r for r in sol.requires if r not in meta]
-                shared = per_meta[(owner, n_sol)] = (inputs, missing, _inputs_text(inputs))
-            inputs, missing, inputs_text = shared
+            self.held.append(hold)  # no task at all: there is nothing to run it under
+            return
+        for n_sol, sol in enumerate(self.solutions):
+            inputs, missing, inputs_text = self._task_inputs(f.participant or "", n_sol)
             key = _task_key(f.sha256, sol.fingerprint, inputs_text)
             waiting = hold if hold is not None or not missing else _waiting(
-                study, f, sol.name, missing, created.get(key), now)
-            state = task_states.get(key)
-            if state in ("done", "failed"):
-                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                          f.participant, f.side, state, inputs=inputs))
+                self.study, f, sol.name, missing, self.created.get(key), self.now)
+            record = TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
+                                f.participant, f.side, TaskState.PENDING,
+                                inputs_json=inputs_text)
+            state = self.task_states.get(key)
+            if state in (TaskState.DONE, TaskState.FAILED):
+                self.records.append(record._replace(state=state))
             elif waiting is not None:
-                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                          f.participant, f.side, "waiting", waiting.tag,
-                                          waiting.message, inputs))
-                held.append(waiting)
+                self.records.append(record._replace(state=TaskState.WAITING, tag=waiting.tag,
+                                                    message=waiting.message))
+                self.held.append(waiting)
             else:
-                records.append(TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
-                                          f.participant, f.side, "pending", inputs=inputs))
-                to_run.append(TaskSpec(
-                    key=key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
-                    sha256=f.sha256, size_bytes=f.size_bytes, participant=participant,
-                    side=f.side or "", solution=configs[sol.name],
-                    solution_version=sol.version, solution_fingerprint=sol.fingerprint,
-                    study=study.study, study_fingerprint=study_fingerprint,
-                    output=study.output, device_time_zone=device_time_zone, user=user,
-                    metadata=inputs, storage_options=study.storage_options,
-                    memory_bytes=estimate_peak_bytes(f.path, f.size_bytes,
-                                                     configs[sol.name].bytes_per_sample)))
-    return Plan(tuple(to_run), tuple(records), tuple(held))
+                self.records.append(record)
+                self.to_run.append(task_spec(self.study, f, record, inputs,
+                                             study_fingerprint=self.fingerprint,
+                                             user=self.user))
+
+    def _task_inputs(self, participant: str, n_sol: int
+                     ) -> tuple[dict[str, str], list[str], str]:
+        """(inputs, missing required fields, inputs' part of the key) of one task."""
+        owner = participant if participant in self.metadata else None
+        shared = self._inputs.get((owner, n_sol))
+        if shared is None:
+            study, sol = self.study, self.solutions[n_sol]
+            meta: Mapping[str, MetaCell] = self.metadata.get(participant, {})
+            inputs = {"time_zone": meta["time_zone"].value if "time_zone" in meta
+                      else study.time_zone, "min_wear_hours": f"{study.qc.min_wear_hours:g}",
+                      **{k: str(v) for k, v in (("study_start", study.qc.study_start),
+                                                ("study_end", study.qc.study_end))
+                         if v is not None}}
+            inputs.update({r: meta[r].value for r in sol.requires if r in meta})
+            missing = [r for r in sol.requires if r not in meta]
+            shared = self._inputs[(owner, n_sol)] = (inputs, missing, _inputs_text(inputs))
+        return shared
+
+
+def task_spec(study: Study, f: StoredFile, record: TaskRecord,
+              inputs: Mapping[str, str] | None = None, *, study_fingerprint: str | None = None,
+              user: str | None = None) -> TaskSpec:
+    """What a worker needs to run ``record`` on file ``f`` of ``study``.
+
+    ``inputs`` (default: the record's), ``study_fingerprint`` and ``user`` are given by
+    a caller that builds many specs and has them at hand.
+    """
+    config = next(c for c in study.solutions if c.name == record.solution)
+    return TaskSpec(
+        key=record.key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
+        sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant or "",
+        side=f.side or "", solution=config, solution_version=record.solution_version,
+        solution_fingerprint=record.solution_fingerprint, study=study.study,
+        study_fingerprint=study_fingerprint or study.fingerprint(), output=study.output,
+        device_time_zone=study.clock_time_zone,
+        user=default_actor(study.identity) if user is None else user,
+        metadata=record.inputs if inputs is None else inputs,
+        storage_options=study.storage_options,
+        memory_bytes=estimate_peak_bytes(f.path, f.size_bytes, config.bytes_per_sample))
 
 
 def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:
@@ -195,49 +186,58 @@ def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:
 
 
 def _logistics(study: Study, f: StoredFile, metadata: Metadata,
-               serials: Mapping[str, tuple[str, str]], listed: set[str]) -> Held | None:
+               serials: Mapping[str, tuple[str, str]], listed: set[str]) -> IssueSpec | None:
+    """Why ``f`` cannot run whatever its solution needs (None: it can)."""
     if f.parse_error or not f.participant:
-        return Held(f.uri, Tag.DATA_ISSUE.value, "file name does not parse: "
-                    + (f.parse_error or "no participant in the name"),
-                    resolution="rename the file to match a sensor pattern of the study")
+        return IssueSpec(Tag.DATA_ISSUE.value, "file name does not parse: "
+                         + (f.parse_error or "no participant in the name"), uri=f.uri,
+                         resolution="rename the file to match a sensor pattern of the study")
     if f.duplicate_of:
-        return Held(f.uri, Tag.DATA_ISSUE.value, f"same bytes as {f.duplicate_of}; processed "
-                    "once under that name, this copy is held", participant=f.participant,
-                    resolution="remove the copy, or replace it with the right recording")
+        return IssueSpec(Tag.DATA_ISSUE.value, f"same bytes as {f.duplicate_of}; processed "
+                         "once under that name, this copy is held", uri=f.uri,
+                         participant=f.participant,
+                         resolution="remove the copy, or replace it with the right recording")
     if study.metadata.required and f.participant not in listed:
-        return Held(f.uri, Tag.WAITING.value, f"participant {f.participant} is not in the "
-                    "metadata (the study requires it)", participant=f.participant,
-                    resolution=f"upload metadata listing participant {f.participant}")
-    expected = metadata.get(f.participant, {}).get(f"device_{f.side}")
-    if f.device_serial and (expected is not None or f.device_serial in serials):
-        owner = serials.get(f.device_serial)
-        if owner is not None and owner != (f.participant, f.side):
-            return Held(f.uri, Tag.DATA_ISSUE.value,
-                        f"mislabeled: header serial {f.device_serial} is the {owner[1]}-wrist "
-                        f"device of participant {owner[0]} per metadata, but the name says "
-                        f"{f.participant} {f.side}", participant=f.participant,
-                        resolution="rename the file or correct the device assignment")
-        if owner is None and expected is not None:
-            return Held(f.uri, Tag.DATA_ISSUE.value,
-                        f"mislabeled: header serial {f.device_serial} is not the device "
-                        f"{expected.value} that metadata assign to {f.participant} {f.side}",
-                        participant=f.participant,
-                        resolution="rename the file or correct the device assignment")
-    return None
+        return IssueSpec(Tag.WAITING.value, f"participant {f.participant} is not in the "
+                         "metadata (the study requires it)", uri=f.uri,
+                         participant=f.participant,
+                         resolution=f"upload metadata listing participant {f.participant}")
+    return _mislabeled(f, metadata, serials)
+
+
+def _mislabeled(f: StoredFile, metadata: Metadata,
+                serials: Mapping[str, tuple[str, str]]) -> IssueSpec | None:
+    """A header serial that contradicts the device assignment of the metadata."""
+    expected = metadata.get(f.participant or "", {}).get(f"device_{f.side}")
+    if not f.device_serial or (expected is None and f.device_serial not in serials):
+        return None
+    owner = serials.get(f.device_serial)
+    if owner is not None and owner != (f.participant, f.side):
+        message = (f"mislabeled: header serial {f.device_serial} is the {owner[1]}-wrist "
+                   f"device of participant {owner[0]} per metadata, but the name says "
+                   f"{f.participant} {f.side}")
+    elif owner is None and expected is not None:
+        message = (f"mislabeled: header serial {f.device_serial} is not the device "
+                   f"{expected.value} that metadata assign to {f.participant} {f.side}")
+    else:
+        return None
+    return IssueSpec(Tag.DATA_ISSUE.value, message, uri=f.uri, participant=f.participant,
+                     resolution="rename the file or correct the device assignment")
 
 
 def _waiting(study: Study, f: StoredFile, solution: str, missing: Sequence[str],
-             created_utc: str | None, now: datetime) -> Held | None:
+             created_utc: str | None, now: datetime) -> IssueSpec | None:
+    """A task waiting for ``missing`` metadata; past the study's deadline a METADATA_ISSUE."""
     if not missing:
         return None
     tag = Tag.WAITING.value
     deadline = study.metadata.wait_deadline_h
     since = ""
-    if deadline is not None and created_utc:
-        started = datetime.fromisoformat(created_utc.replace("Z", "+00:00"))
-        if now - started > timedelta(hours=deadline):
-            tag = Tag.METADATA_ISSUE.value
-            since = f" for more than {deadline:g} h"
-    return Held(f.uri, tag, f"waiting{since} for {', '.join(missing)} of participant "
-                f"{f.participant} (solution {solution})", participant=f.participant,
-                resolution=f"upload metadata with {', '.join(missing)} for {f.participant}")
+    if deadline is not None and created_utc and (
+            now - parse_iso(created_utc) > timedelta(hours=deadline)):
+        tag = Tag.METADATA_ISSUE.value
+        since = f" for more than {deadline:g} h"
+    return IssueSpec(tag, f"waiting{since} for {', '.join(missing)} of participant "
+                     f"{f.participant} (solution {solution})", uri=f.uri,
+                     participant=f.participant,
+                     resolution=f"upload metadata with {', '.join(missing)} for {f.participant}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import platform
 import sys
-from datetime import UTC, datetime
 from functools import lru_cache
 from importlib.metadata import distributions, version
 from typing import Any
@@ -69,22 +69,19 @@ class Provenance(_Record):
         return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
 
 
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with a Z suffix, millisecond precision."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_utc(seconds: float) -> str:
-    """UTC seconds since the epoch as ISO 8601 with a Z suffix, millisecond precision."""
-    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
-
-
 def current_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def default_actor(configured: str | None = None) -> str:
+    """Who acts: ``configured``, else ``$WEARFLOW_USER``, else the OS user, else "unknown"."""
+    for candidate in (configured, os.environ.get("WEARFLOW_USER")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return current_user() or "unknown"
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,9 @@ Layout under the study's output location::
     single-wrist-processed/<solution>/<participant>/<input file name>/<task key>/
     processed/<solution>/<participant>/<aggregate key>/
     processed/<solution>/study-summary/<summary key>/
+    qc/<content hash>/qc.csv
+
+(a participant named ``study-summary`` is written under ``~study-summary``)
 
 Every folder is keyed by the hash of what made it, so outputs are write-once:
 a changed input or solution writes a new folder and the old one stays.
@@ -29,6 +32,7 @@ from wearflow.storage import Store, sha256_bytes
 
 SINGLE_WRIST = "single-wrist-processed"
 PROCESSED = "processed"
+QC = "qc"
 FLOAT_FORMAT = "%.10g"
 
 
@@ -41,12 +45,23 @@ def single_wrist_dir(solution: str, participant: str, file_name: str, task_key: 
                      task_key[:16]))
 
 
+SUMMARY_FOLDER = "study-summary"
+
+
 def participant_dir(solution: str, participant: str, key: str) -> str:
-    return "/".join((PROCESSED, _safe(solution), _safe(participant), key[:16]))
+    return "/".join((PROCESSED, _safe(solution), _participant_folder(participant), key[:16]))
 
 
 def summary_dir(solution: str, key: str) -> str:
-    return "/".join((PROCESSED, _safe(solution), "study-summary", key[:16]))
+    return "/".join((PROCESSED, _safe(solution), SUMMARY_FOLDER, key[:16]))
+
+
+def _participant_folder(participant: str) -> str:
+    """The participant's folder under ``processed/<solution>/``. A participant whose id
+    is the summary folder's name gets a ``~`` prefix (a character no other id keeps:
+    :func:`_safe` replaces it), so their results never mix with the study summaries."""
+    folder = _safe(participant)
+    return f"~{folder}" if folder == SUMMARY_FOLDER else folder
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
@@ -102,6 +117,15 @@ def write_result(
         # coordinators at once: outputs matched byte for byte above, the first
         # provenance (and its times) is the record that stays.
         return final, sha256_bytes(store.read_bytes(prov_path))
+
+
+def write_qc_table(store: Store, table: pd.DataFrame) -> str:
+    """Write a study's QC table as ``qc/<content hash>/qc.csv`` (write-once: the same
+    rows give the same file); return its path."""
+    data = csv_bytes(table)
+    path = f"{QC}/{sha256_bytes(data)[:16]}/qc.csv"
+    store.write_once(path, data)
+    return path
 
 
 def read_tables(store: Store, folder: str,

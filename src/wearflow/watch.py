@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from wearflow.catalog import NameParser
-from wearflow.config import Study, strip_file_scheme
+from wearflow.config import Study, local_path
 from wearflow.errors import WearflowError
 from wearflow.executors import Executor
 from wearflow.logs import log_event
@@ -61,8 +61,7 @@ def listing_signature(stores: list[Store], parser: NameParser) -> Listing:
 
 
 def _start_fs_events(study: Study, wake: threading.Event) -> Any:
-    local = [strip_file_scheme(loc) for loc in study.input
-             if "://" not in loc or loc.startswith("file://")]
+    local = [folder for folder in map(local_path, study.input) if folder is not None]
     if not local:
         return None
     from watchdog.events import FileSystemEvent, FileSystemEventHandler

@@ -6,52 +6,38 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from wearflow.errors import AlgorithmError, Tag, WearflowError
-from wearflow.plan import TaskSpec
-from wearflow.provenance import (
-    InputRef,
-    Provenance,
-    SolutionRef,
-    current_user,
-    iso_utc,
-    software,
-    utc_now,
-)
+from wearflow.clock import iso_utc, utc_now
+from wearflow.errors import AlgorithmError, SolutionError, WearflowError
+from wearflow.provenance import InputRef, Provenance, current_user, software
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
 from wearflow.readers import read_recording
 from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
-from wearflow.solutions import load_solution
-from wearflow.solutions.base import FileResult
+from wearflow.solutions import FileResult, Solution, load_solution, solution_ref
 from wearflow.storage import Store, sha256_bytes
+from wearflow.task import TaskOutcome, TaskSpec, TaskState
 
 
-@dataclass(frozen=True)
-class TaskOutcome:
-    key: str
-    state: str  # "done" or "failed"
-    started_utc: str
-    finished_utc: str
-    result_dir: str | None = None
-    provenance_sha256: str | None = None
-    tag: str | None = None
-    message: str | None = None
-    flags: tuple[str, ...] = field(default_factory=tuple)
-    transient: bool = False  # a failure worth retrying later (storage hiccup, worker died)
-    # seconds per stage of a task that ran (fetch, decode, verify, solution, qc, write):
-    # wall time, and CPU time of the thread that ran the task
-    stage_s: tuple[tuple[str, float], ...] = ()
-    stage_cpu_s: tuple[tuple[str, float], ...] = ()
+def warm_up(*, ignore_sigint: bool) -> None:
+    """Prepare a worker process before its first task.
+
+    ``ignore_sigint``: Ctrl-C reaches the coordinator's whole process group, its local
+    workers included; the coordinator decides when to stop, a worker finishes its task.
+    """
+    if ignore_sigint and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker.
+    import skdh  # noqa: F401
 
 
 class Stopwatch:
@@ -84,27 +70,24 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
     try:
         folder, flags, prov_sha = _run(task, run_id, started, watch)
     except WearflowError as exc:
-        return TaskOutcome(task.key, "failed", started, utc_now(), tag=exc.tag.value,
-                           message=_one_line(exc.message), transient=exc.transient)
+        return TaskOutcome.failed(task.key, started, utc_now(), exc.message, tag=exc.tag.value,
+                                  transient=exc.transient)
     except MemoryError:
-        return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
-                           message="out of memory while processing the file")
+        return TaskOutcome.failed(task.key, started, utc_now(),
+                                  "out of memory while processing the file")
     except Exception as exc:  # a bug: keep the study going, report where it happened
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
-                           message=_one_line(f"{type(exc).__name__}: {exc} "
-                                             f"({where.filename}:{where.lineno})"))
-    return TaskOutcome(task.key, "done", started, utc_now(), result_dir=folder, flags=flags,
+        return TaskOutcome.failed(task.key, started, utc_now(),
+                                  f"{type(exc).__name__}: {exc} "
+                                  f"({where.filename}:{where.lineno})")
+    return TaskOutcome(task.key, TaskState.DONE, started, utc_now(), result_dir=folder, flags=flags,
                        provenance_sha256=prov_sha, stage_s=watch.wall(),
                        stage_cpu_s=watch.cpu())
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:500]
-
-
 def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
          ) -> tuple[str, tuple[str, ...], str]:
+    solution = _planned_solution(task)
     source = Store(task.location, dict(task.storage_options))
     with watch.stage("fetch"):
         data = source.read_bytes(task.path)
@@ -122,11 +105,9 @@ def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
             raise WearflowError("file changed since it was cataloged; it will be re-planned",
                                 subject=task.uri) from None
     del data, digest  # the decoded arrays are what the solution needs; free the bytes
-    solution = load_solution(task.solution)
-    metadata = dict(task.metadata)
     with watch.stage("solution"):
         try:
-            result = solution.run(recording, metadata)
+            result = solution.run(recording, dict(task.metadata))
         except AlgorithmError as exc:
             raise AlgorithmError(exc.message, subject=task.uri) from exc
     with watch.stage("qc"):
@@ -137,17 +118,27 @@ def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
         task_key=task.key, run_id=run_id, user=task.user or current_user(),
         input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
                        participant=task.participant, side=task.side),
-        solution=SolutionRef(name=solution.name, version=solution.version,
-                             fingerprint=solution.fingerprint,
-                             pipeline_sha256=solution.pipeline_sha256,
-                             parameters=dict(solution.parameters)),
-        software=software(), started_utc=started, finished_utc=utc_now(), flags=list(flags),
-        task_inputs=dict(task.metadata),
+        solution=solution_ref(solution), software=software(), started_utc=started,
+        finished_utc=utc_now(), flags=list(flags), task_inputs=dict(task.metadata),
     )
     output = Store(task.output, dict(task.storage_options))
     with watch.stage("write"):
         _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
     return folder, flags, prov_sha
+
+
+def _planned_solution(task: TaskSpec) -> Solution:
+    """The solution the task was planned with, or a refusal: a pipeline file edited (or a
+    package changed) between planning and execution would give a result under a task
+    key and provenance that do not describe it."""
+    solution = load_solution(task.solution)
+    if solution.fingerprint != task.solution_fingerprint:
+        raise SolutionError(
+            f"solution {solution.name} changed since the task was planned (fingerprint "
+            f"{solution.fingerprint[:12]}..., planned {task.solution_fingerprint[:12]}...); "
+            "the file is planned again with the new version at the next run",
+            subject=task.uri)
+    return solution
 
 
 class _Digest:

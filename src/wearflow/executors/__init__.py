@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wearflow.executors.base import Executor, TaskEvent
+from wearflow.executors.base import Executor
 from wearflow.executors.inline import InlineExecutor
 from wearflow.executors.local import LocalExecutor
+from wearflow.task import TaskEvent
 
 if TYPE_CHECKING:
     from wearflow.executors.dask import DaskExecutor

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from wearflow.plan import TaskSpec
-from wearflow.worker import TaskOutcome
-
-
-@dataclass(frozen=True)
-class TaskEvent:
-    kind: Literal["started", "finished"]
-    key: str
-    outcome: TaskOutcome | None = None
+from wearflow.task import TaskEvent, TaskSpec
 
 
 class Executor(Protocol):

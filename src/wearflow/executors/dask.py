@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
@@ -36,13 +35,12 @@ from urllib.parse import urlsplit
 
 from distributed import Client, Future, KilledWorker, LocalCluster, WorkerPlugin, as_completed
 
-from wearflow.errors import ConfigError, Tag, WearflowError
-from wearflow.executors.base import TaskEvent
+from wearflow.clock import utc_now
+from wearflow.errors import ConfigError, Tag, WearflowError, one_line
 from wearflow.logs import log_event
-from wearflow.memory import format_gb, memory_budget_bytes, too_big_message
-from wearflow.plan import TaskSpec
-from wearflow.provenance import utc_now
-from wearflow.worker import TaskOutcome, execute
+from wearflow.memory import format_gb, memory_budget_bytes, too_big
+from wearflow.task import TaskEvent, TaskOutcome, TaskSpec
+from wearflow.worker import execute, warm_up
 
 MEMORY = "MEMORY"  # the worker resource memory-aware scheduling asks for, in bytes
 IN_FLIGHT_PER_WORKER = 2  # futures submitted per worker thread: claims stay just-in-time
@@ -80,13 +78,7 @@ class _WarmUp(WorkerPlugin):
         self.ignore_sigint = ignore_sigint
 
     def setup(self, worker: Any) -> None:
-        if self.ignore_sigint and threading.current_thread() is threading.main_thread():
-            # Ctrl-C reaches the coordinator's whole process group, a local cluster's
-            # workers included: the coordinator decides when to stop, a worker
-            # finishes its task.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker.
-        import skdh  # noqa: F401
+        warm_up(ignore_sigint=self.ignore_sigint)
 
 
 @dataclass(frozen=True)
@@ -166,7 +158,7 @@ class DaskExecutor:
                 self._client = Client(  # type: ignore[no-untyped-call]
                     self.address, timeout=self.connect_timeout_s, set_as_default=False)
             except (OSError, TimeoutError) as exc:
-                raise ConfigError(_one_line(f"cannot reach the Dask scheduler at "
+                raise ConfigError(one_line(f"cannot reach the Dask scheduler at "
                                             f"{self.address} ({type(exc).__name__}: {exc})"),
                                   subject="executor") from None
         try:
@@ -174,7 +166,7 @@ class DaskExecutor:
                                          name="wearflow-warm-up")
         except Exception as exc:  # raised by a worker: it cannot run wearflow's tasks
             self.close()
-            raise ConfigError(_one_line(f"the Dask workers cannot start: "
+            raise ConfigError(one_line(f"the Dask workers cannot start: "
                                         f"{type(exc).__name__}: {exc}"),
                               subject=self.address or "local Dask cluster") from None
         return self._client
@@ -191,7 +183,7 @@ class DaskExecutor:
                 # port, not 8787, which another cluster on this machine may hold
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         except Exception as exc:
-            raise WearflowError(_one_line(f"the local Dask cluster cannot start: "
+            raise WearflowError(one_line(f"the local Dask cluster cannot start: "
                                           f"{type(exc).__name__}: {exc}"),
                                 subject="executor") from None
         client = Client(self._cluster, set_as_default=False)  # type: ignore[no-untyped-call]
@@ -253,12 +245,13 @@ class DaskExecutor:
                 if claim is not None and not claim(task):
                     continue  # another coordinator runs it
                 started = utc_now()
-                failed = _too_big(task, view.memory_resource_bytes)
+                failed = too_big(task.memory_bytes, view.memory_resource_bytes,
+                                 limit="any worker has", remedy="or use bigger workers")
                 if failed is None:
                     try:
                         future = self._submit(client, task, run_id, view)
                     except Exception as exc:  # the client is closed or lost its scheduler
-                        lost = _one_line(f"{type(exc).__name__}: {exc}")
+                        lost = one_line(f"{type(exc).__name__}: {exc}")
                         failed = f"could not submit the task to Dask ({lost})"
                     else:
                         running[future] = (task, started)
@@ -290,23 +283,11 @@ class DaskExecutor:
         return future
 
 
-def _too_big(task: TaskSpec, largest_bytes: int | None) -> str | None:
-    if largest_bytes is None or task.memory_bytes <= largest_bytes:
-        return None
-    return too_big_message(task.memory_bytes, largest_bytes, limit="any worker has",
-                           remedy="or use bigger workers")
-
-
 def _failed(task: TaskSpec, started: str, message: str, *,
             transient: bool = False) -> TaskOutcome:
     """``transient``: the cluster, not the task, failed (retried with backoff); a worker
     that died under the task was already retried elsewhere by Dask itself."""
-    return TaskOutcome(task.key, "failed", started, utc_now(), tag=Tag.ERROR.value,
-                       message=_one_line(message), transient=transient)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:500]
+    return TaskOutcome.failed(task.key, started, utc_now(), message, transient=transient)
 
 
 def _outcome(future: Future[TaskOutcome], task: TaskSpec, started: str, memory_limit_bytes: int

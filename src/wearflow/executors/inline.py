@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from wearflow.executors.base import TaskEvent
-from wearflow.plan import TaskSpec
+from wearflow.task import TaskEvent, TaskSpec
 from wearflow.worker import execute
 
 

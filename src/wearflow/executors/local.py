@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
-import signal
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from wearflow.errors import Tag
-from wearflow.executors.base import TaskEvent
-from wearflow.memory import format_gb, memory_budget_bytes, too_big_message
-from wearflow.plan import TaskSpec
-from wearflow.provenance import utc_now
-from wearflow.worker import TaskOutcome, execute
-
-
-def _warm_up() -> None:
-    # Ctrl-C reaches the whole process group: the coordinator decides when to stop,
-    # a worker finishes its task.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker.
-    import skdh  # noqa: F401
+from wearflow.clock import utc_now
+from wearflow.memory import format_gb, memory_budget_bytes, too_big
+from wearflow.task import TaskEvent, TaskOutcome, TaskSpec
+from wearflow.worker import execute, warm_up
 
 
 class LocalExecutor:
@@ -57,7 +47,8 @@ class LocalExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded coordinator
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                             initializer=_warm_up)
+                                             initializer=functools.partial(warm_up,
+                                                                         ignore_sigint=True))
         return self._pool
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
@@ -78,9 +69,8 @@ class LocalExecutor:
                 while queue:
                     task = queue.pop()
                     yield TaskEvent("started", task.key)
-                    yield TaskEvent("finished", task.key, TaskOutcome(
-                        task.key, "failed", now, now, tag=Tag.ERROR.value,
-                        message="worker processes cannot start"))
+                    yield TaskEvent("finished", task.key, TaskOutcome.failed(
+                        task.key, now, now, "worker processes cannot start"))
         if not self.persistent:
             self.close()
 
@@ -97,8 +87,9 @@ class LocalExecutor:
             while running or (queue and not broken and not (stop and stop.is_set())):
                 while (queue and not broken and len(running) < workers
                        and not (stop and stop.is_set())):
-                    if queue[-1].memory_bytes > self.memory_budget_bytes:
-                        yield from self._too_big(queue.pop(), claim)
+                    refusal = too_big(queue[-1].memory_bytes, self.memory_budget_bytes)
+                    if refusal is not None:
+                        yield from self._refuse(queue.pop(), refusal, claim)
                         continue
                     in_use = sum(t.memory_bytes for t in running.values())
                     if running and in_use + queue[-1].memory_bytes > self.memory_budget_bytes:
@@ -130,15 +121,15 @@ class LocalExecutor:
                 self.close()
         return done
 
-    def _too_big(self, task: TaskSpec, claim: Callable[[TaskSpec], bool] | None
-                 ) -> Iterator[TaskEvent]:
+    @staticmethod
+    def _refuse(task: TaskSpec, reason: str, claim: Callable[[TaskSpec], bool] | None
+                ) -> Iterator[TaskEvent]:
+        """A task that cannot start here fails at once, with ``reason``."""
         if claim is not None and not claim(task):
             return
         now = utc_now()
         yield TaskEvent("started", task.key)
-        yield TaskEvent("finished", task.key, TaskOutcome(
-            task.key, "failed", now, now, tag=Tag.ERROR.value,
-            message=too_big_message(task.memory_bytes, self.memory_budget_bytes)))
+        yield TaskEvent("finished", task.key, TaskOutcome.failed(task.key, now, now, reason))
 
 
 _DIED = "worker process died (killed, or out of memory)"
@@ -150,6 +141,6 @@ def _outcome(future: Future[TaskOutcome], task: TaskSpec) -> TaskOutcome:
     except BrokenProcessPool:
         now = utc_now()
         # which of the pool's tasks killed it is unknown: each is retried (transient)
-        return TaskOutcome(task.key, "failed", now, now, tag=Tag.ERROR.value,
-                           message=f"{_DIED}; estimated peak {format_gb(task.memory_bytes)}",
-                           transient=True)
+        return TaskOutcome.failed(task.key, now, now,
+                                  f"{_DIED}; estimated peak {format_gb(task.memory_bytes)}",
+                                  transient=True)

@@ -51,8 +51,7 @@ import zlib
 
 import numpy as np
 
-from wearflow.errors import ReaderError
-from wearflow.readers._common import one_line
+from wearflow.errors import ReaderError, one_line
 from wearflow.readers.actigraph import is_agdc, is_gt3x, read_actigraph
 from wearflow.readers.csv_reader import read_csv
 from wearflow.readers.cwa import read_cwa, write_cwa

@@ -40,14 +40,6 @@ EARLIEST_START_S = 631152000.0
 FUTURE_TOLERANCE_S = 86400.0
 """A start this far after the reading machine's clock is a wrong device clock."""
 
-MAX_MESSAGE_CHARS = 300
-
-
-def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``text`` with every line break and run of white space made one space, cut to ``limit``."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
 
 def describe_time(time_s: float) -> str:
     """ISO 8601 UTC for a time in seconds, or the number itself when out of range."""

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from wearflow.errors import ReaderError
-from wearflow.readers._common import finish, local_to_utc, one_line, zone_offset_s
+from wearflow.errors import ReaderError, one_line
+from wearflow.readers._common import finish, local_to_utc, zone_offset_s
 from wearflow.recording import DeviceInfo, Recording
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from wearflow.errors import ReaderError
-from wearflow.readers._common import check_sampling_rate, finish, local_to_utc, one_line
+from wearflow.errors import ReaderError, one_line
+from wearflow.readers._common import check_sampling_rate, finish, local_to_utc
 from wearflow.recording import DeviceInfo, FloatArray, Recording
 
 STANDARD_GRAVITY = 9.80665

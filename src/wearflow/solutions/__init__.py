@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from wearflow.config import SolutionConfig
-from wearflow.solutions.base import FileResult, Solution
+from wearflow.solutions.base import FileResult, Solution, solution_ref
 from wearflow.solutions.skdh import SkdhSolution, builtin_pipeline_path
 
-__all__ = ["FileResult", "SkdhSolution", "Solution", "builtin_pipeline_path", "load_solution"]
+__all__ = ["FileResult", "SkdhSolution", "Solution", "builtin_pipeline_path", "load_solution",
+           "solution_ref"]
 
 _CACHE: dict[SolutionConfig, Solution] = {}
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from wearflow.provenance import SolutionRef
 from wearflow.recording import Recording
 
 
@@ -44,3 +45,11 @@ class Solution(Protocol):
     def run(self, recording: Recording, metadata: Mapping[str, Any]) -> FileResult:
         """Compute the solution's tables for one recording."""
         ...
+
+
+def solution_ref(solution: Solution) -> SolutionRef:
+    """The provenance's record of ``solution``."""
+    return SolutionRef(name=solution.name, version=solution.version,
+                       fingerprint=solution.fingerprint,
+                       pipeline_sha256=solution.pipeline_sha256,
+                       parameters=dict(solution.parameters))

@@ -11,19 +11,23 @@ scratch location and compare every output file byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from wearflow.config import Study
-from wearflow.errors import WearflowError
-from wearflow.plan import TaskSpec
+from wearflow.catalog import StoredFile
+from wearflow.config import Study, local_path
+from wearflow.errors import StateError, WearflowError
+from wearflow.plan import task_spec
 from wearflow.results import PROCESSED, SINGLE_WRIST
 from wearflow.solutions import load_solution
 from wearflow.state import State
 from wearflow.storage import Store, sha256_bytes
+from wearflow.task import TaskRecord, TaskState
 from wearflow.worker import execute
 
 Problem = Literal["altered", "missing", "unrecorded"]
@@ -45,15 +49,16 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked,
+                "problems": [dataclasses.asdict(p) for p in self.problems]}
+
 
 def verify_outputs(study: Study) -> VerifyReport:
     """Compare every result file on storage with its recorded sha256."""
     out = Store(study.output, study.storage_options)
-    state = State(study.state_url)
-    try:
-        expected_prov = state.provenance_hashes()
-    finally:
-        state.close()
+    with State(study.state_url) as state:
+        expected_prov = state.results.provenance_hashes()
     report = VerifyReport()
     on_storage = {e.path: e for e in out.walk()
                   if e.path.startswith((SINGLE_WRIST + "/", PROCESSED + "/"))}
@@ -106,41 +111,40 @@ class ReproduceReport:
     def identical(self) -> bool:
         return all(f.identical for f in self.files)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"task_key": self.task_key, "result_dir": self.result_dir,
+                "identical": self.identical,
+                "files": [dataclasses.asdict(f) for f in self.files]}
+
 
 def reproduce(study: Study, result: str, scratch: Path | None = None) -> ReproduceReport:
-    """Re-run the task behind ``result`` (a result folder or a task key, or its prefix).
+    """Re-run the task behind ``result`` and compare every output byte for byte.
+
+    ``result`` is any name a user sees for one per-wrist result: its folder (absolute,
+    relative to the working directory or to the study's output), the input-file folder
+    above it when that holds one result, or the task key (or a prefix of it).
 
     Raises
     ------
     WearflowError
-        The result is unknown, or its input no longer has the recorded bytes.
+        The result is unknown or ambiguous, its solution changed, or its input no
+        longer has the recorded bytes.
     """
-    state = State(study.state_url)
-    try:
-        spec, folder = state.task_for_result(result)
-    finally:
-        state.close()
+    with State(study.state_url) as state:
+        record, f = find_result(state, study, result)
     configs = {c.name: c for c in study.solutions}
-    if spec.solution not in configs:
+    if record.solution not in configs:
         raise WearflowError("its solution is no longer in the study file", subject=result)
-    current = load_solution(configs[spec.solution])
-    if current.fingerprint != spec.solution_fingerprint:
-        raise WearflowError(f"solution {spec.solution} is now {current.version}; the result "
-                            f"was made by {spec.solution_version}", subject=result)
+    current = load_solution(configs[record.solution])
+    if current.fingerprint != record.solution_fingerprint:
+        raise WearflowError(f"solution {record.solution} is now {current.version}; the result "
+                            f"was made by {record.solution_version}", subject=result)
+    folder = record.result_dir or ""
     out = Store(study.output, study.storage_options)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        task = TaskSpec(
-            key=spec.key, file_id=spec.file_id, uri=spec.uri, location=spec.location,
-            path=spec.path, sha256=spec.sha256, size_bytes=spec.size_bytes,
-            participant=spec.participant, side=spec.side, solution=configs[spec.solution],
-            solution_version=spec.solution_version,
-            solution_fingerprint=spec.solution_fingerprint, study=study.study,
-            study_fingerprint=study.fingerprint(), output=tmp,
-            device_time_zone=study.clock_time_zone, metadata=spec.inputs,
-            storage_options=study.storage_options,
-        )
+        task = dataclasses.replace(task_spec(study, f, record), output=tmp)
         outcome = execute(task, run_id="reproduce")
-        if outcome.state != "done" or outcome.result_dir is None:
+        if outcome.state != TaskState.DONE or outcome.result_dir is None:
             raise WearflowError(f"re-run failed: {outcome.message}", subject=result)
         fresh = Store(tmp)
         names = sorted(set(out.listdir(folder)) | set(fresh.listdir(folder)))
@@ -151,4 +155,31 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
                            == fresh.read_bytes(f"{folder}/{name}"))
             for name in names if name != "provenance.json"  # it holds run times
         )
-    return ReproduceReport(spec.key, folder, files)
+    return ReproduceReport(record.key, folder, files)
+
+
+def find_result(state: State, study: Study, result: str) -> tuple[TaskRecord, StoredFile]:
+    """The one done per-wrist task ``result`` names (see :func:`reproduce`)."""
+    folders = _output_relative(study, result)
+    key_prefix = result.strip() if all(c in "0123456789abcdef" for c in result.strip()) else ""
+    matches = state.results.done_tasks_under(folders, key_prefix)
+    if len({t.key for t, _ in matches}) != 1:
+        raise StateError("no single done task matches (give a task key or a per-wrist "
+                         f"result folder); {len(matches)} match", subject=result)
+    return matches[0]
+
+
+def _output_relative(study: Study, result: str) -> list[str]:
+    """The output-relative folders ``result`` may name: as given, and, for a local path
+    under the study's output (absolute or relative to the working directory), its part
+    below the output root."""
+    text = result.strip().rstrip("/")
+    candidates = [text, text.split("/", 1)[-1]]  # also without a leading output folder name
+    root = local_path(study.output)
+    if root is not None and text:
+        resolved = Path(os.path.abspath(Path(text).expanduser()))
+        for base in {Path(os.path.abspath(root)), Path(root).resolve()}:
+            for path in (resolved, resolved.resolve()):
+                if path.is_relative_to(base) and path != base:
+                    candidates.append(path.relative_to(base).as_posix())
+    return list(dict.fromkeys(candidates))

@@ -7,14 +7,11 @@
   connection's dialect, straight to the driver's executemany (0.7 s). The SQL is
   SQLAlchemy's; errors, events and the transaction are the connection's, as with
   ``conn.execute``.
-* :func:`gc_paused`: no cyclic garbage collection while such rows are built.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -79,23 +76,3 @@ def _compiled(table: Table | type[Any], keys: tuple[str, ...], n_rows: int,
     if not compiled.positional or compiled.escaped_bind_names or sorted(order) != sorted(keys):
         return None
     return compiled.string, tuple(order)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while bulk rows are built.
-
-    Reading, planning or writing 100,000 files makes several objects per file, none in
-    a reference cycle: reference counting frees them all, while the collector,
-    triggered by the sheer number of allocations, rescans the whole heap again and
-    again (1 to 2.5 s of CPU in the planning benchmark, of 10 to 13). Resumed on exit,
-    unless it was off already.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

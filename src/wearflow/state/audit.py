@@ -39,31 +39,18 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from wearflow._bulk import gc_paused, insert_many
+from wearflow._gc import gc_paused
+from wearflow.clock import utc_now
 from wearflow.errors import StateError
-from wearflow.provenance import current_user, utc_now
+from wearflow.state.bulk import insert_many
+from wearflow.state.tables import audit_table
 
 GENESIS_HASH = "0" * 64
 _RETRY_S = 60.0  # how long an append keeps retrying against concurrent writers
-
-_metadata = MetaData()
-audit_table = Table(
-    "audit_trail", _metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("entry_utc", String(32), nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("action", String(64), nullable=False),
-    Column("object", Text, nullable=False),
-    Column("before_json", Text),
-    Column("after_json", Text),
-    Column("reason", Text),
-    Column("prev_hash", String(64), nullable=False),
-    Column("entry_hash", String(64), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -158,7 +145,7 @@ class AuditTrail:
     Parameters
     ----------
     engine
-        An SQLAlchemy engine, e.g. ``State(url).engine``.
+        The state database's engine (``State(url).audit`` is the trail of a study).
     clock
         Returns the current UTC time as ISO 8601 with ``Z`` (injectable for tests).
     """
@@ -259,14 +246,6 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
 
     walk(before, after, "")
     return out
-
-
-def default_actor(configured: str | None = None) -> str:
-    """Who acts: ``configured``, else ``$WEARFLOW_USER``, else the OS user, else "unknown"."""
-    for candidate in (configured, os.environ.get("WEARFLOW_USER")):
-        if candidate and candidate.strip():
-            return candidate.strip()
-    return current_user() or "unknown"
 
 
 # The encoders of compute_hash and _draft, built once (json.dumps builds one per call).

@@ -1,42 +1,44 @@
-"""Read-only summaries of a study's state for `wearflow status`."""
+"""Read-only summaries of a study's state: ``status``, ``issues``, ``metadata``, ``qc``."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import pandas as pd
 
 from wearflow.config import Study
 from wearflow.qc import QC_TABLE, qc_rows
-from wearflow.results import read_tables
-from wearflow.state import TASK_STATES, State
+from wearflow.results import read_tables, write_qc_table
+from wearflow.state import State
 from wearflow.storage import Store
+from wearflow.task import TASK_STATES, TaskState
+
+QC_COLUMNS = ("solution", "participant", "side", "uri", "state", "date", "wear_hours",
+              "valid_day", "reason", "flags")
 
 
 def study_metadata(study: Study) -> dict[str, dict[str, dict[str, Any]]]:
     """Per participant and field: the value in force, its source file, row and time."""
-    state = State(study.state_url)
-    try:
+    with State(study.state_url) as state:
         return {p: {name: asdict(cell) for name, cell in sorted(cells.items())}
-                for p, cells in sorted(state.current_metadata().items())}
-    finally:
-        state.close()
+                for p, cells in sorted(state.metadata.current().items())}
 
 
 def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     """One JSON-ready object: files by state, participants processed, open issues."""
-    state = State(study.state_url)
-    try:
-        counts = state.file_state_counts()
-        files = state.current_files()
+    with State(study.state_url) as state:
+        counts = state.tasks.file_state_counts()
+        files = state.files.current()
         participants = {f.participant for f in files if f.participant and not f.parse_error}
         done: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for task in state.done_tasks():
-            done[(task.solution, task.participant)].add(task.key)
+        for task, f in state.tasks.done_for_current_files():
+            done[(task.solution, f.participant or "")].add(task.key)
         aggregated = {
             (r.solution, r.participant)
-            for r in state.latest_participant_results()
+            for r in state.results.latest_participants()
             if set(json.loads(r.task_keys_json)) == done.get((r.solution, r.participant))
         }
         solutions = [s.name for s in study.solutions]
@@ -44,13 +46,10 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
                            if all((s, p) in aggregated for s in solutions))
         issues = [
             {"id": i.id, "tag": i.tag, "uri": i.uri, "participant": i.participant,
-             "message": i.message,
-             "resolution": i.resolution, "first_seen_utc": i.first_seen_utc,
-             "last_seen_utc": i.last_seen_utc}
-            for i in state.open_issues(study.study, tag)
+             "message": i.message, "resolution": i.resolution,
+             "first_seen_utc": i.first_seen_utc, "last_seen_utc": i.last_seen_utc}
+            for i in state.issues.open(study.study, tag)
         ]
-    finally:
-        state.close()
     return {
         "study": study.study,
         "files": {"total": len(files), "by_state": {s: counts.get(s, 0) for s in TASK_STATES}},
@@ -62,18 +61,15 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
 
 def study_qc(study: Study) -> list[dict[str, Any]]:
     """Per current file and per day: valid or not, and why (failed files: their reason)."""
-    state = State(study.state_url)
-    try:
-        tasks = state.tasks_for_current_files()
-        held = [f for f in state.current_files()
+    with State(study.state_url) as state:
+        tasks = state.tasks.for_current_files()
+        held = [f for f in state.files.current()
                 if f.parse_error or f.duplicate_of or f.excluded_reason]
-    finally:
-        state.close()
     out = Store(study.output, study.storage_options)
     rows: list[dict[str, Any]] = []
     for task, f in tasks:
         qc = days = None
-        if task.state == "done" and task.result_dir:
+        if task.state == TaskState.DONE and task.result_dir:
             qc = json.loads(out.read_bytes(f"{task.result_dir}/qc.json"))
             days = read_tables(out, task.result_dir).get(QC_TABLE)
         for row in qc_rows(f.uri, task.state, task.tag, task.message, qc, days):
@@ -88,3 +84,23 @@ def study_qc(study: Study) -> list[dict[str, Any]]:
                      "flags": "", "date": None, "wear_hours": None, "valid_day": 0,
                      "reason": reason})
     return sorted(rows, key=lambda r: (r["uri"], r["solution"] or "", r["date"] or ""))
+
+
+@dataclass(frozen=True)
+class QcExport:
+    """The study's per-day QC rows, and where their CSV was written (output-relative)."""
+
+    rows: list[dict[str, Any]]
+    path: str
+    output: str
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return self.rows
+
+
+def export_qc(study: Study) -> QcExport:
+    """:func:`study_qc`, also written (write-once, named by content) under ``qc/``."""
+    rows = study_qc(study)
+    table = pd.DataFrame(rows, columns=list(QC_COLUMNS))
+    path = write_qc_table(Store(study.output, study.storage_options), table)
+    return QcExport(rows, path, study.output)

@@ -1,7 +1,7 @@
 """The state database's schema, brought to the current revision by Alembic migrations.
 
 Every coordinator and command upgrades the database it opens (SQLite or
-PostgreSQL) to the newest revision in ``wearflow/migrations/versions``. Two
+PostgreSQL) to the newest revision in ``wearflow/state/migrations/versions``. Two
 processes opening one new database at once are serialised: an advisory lock
 on PostgreSQL, a lock file beside the database on SQLite. A database made by
 wearflow before migrations existed (tables, no ``alembic_version``) is stamped
@@ -9,7 +9,7 @@ as the first revision and upgraded from there.
 
 A developer changing a table adds a revision::
 
-    alembic -c <ini with script_location = src/wearflow/migrations> \\
+    alembic -c <ini with script_location = src/wearflow/state/migrations> \\
         revision --autogenerate -m "what changed"
 """
 
@@ -28,6 +28,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from wearflow.errors import StateError
+from wearflow.state.tables import Base
+
 FIRST_REVISION = "0001"
 _PG_LOCK_ID = 0x77656172  # "wear": one advisory lock id for schema changes
 
@@ -42,19 +45,14 @@ def _config() -> Config:
 @functools.cache
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise StateError("the package's schema migrations are missing", subject="migrations")
     return head
 
 
 def target_metadata() -> MetaData:
     """Every table wearflow declares (state and audit trail), for autogenerate and checks."""
-    from wearflow.audit import audit_table
-    from wearflow.state import Base
-
-    combined = MetaData()
-    for table in (*Base.metadata.tables.values(), audit_table):
-        table.to_metadata(combined)
-    return combined
+    return Base.metadata
 
 
 def current_revision(conn: Connection) -> str | None:

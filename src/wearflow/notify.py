@@ -19,10 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wearflow.config import Study, strip_file_scheme
+from wearflow.clock import utc_now
+from wearflow.config import Study, local_path
+from wearflow.issue import IssueSpec
 from wearflow.logs import log_event
-from wearflow.provenance import utc_now
-from wearflow.state import IssueSpec
 
 ISSUES_FILE = "issues.jsonl"
 RETRIES = 4
@@ -43,8 +43,9 @@ def publish_issues(study: Study, issues: Sequence[IssueSpec]) -> None:
     if not issues:
         return
     records = [issue_record(study, i) for i in issues]
-    if "://" not in study.output or study.output.startswith("file://"):
-        path = Path(strip_file_scheme(study.output)) / ISSUES_FILE
+    folder = local_path(study.output)
+    if folder is not None:
+        path = Path(folder) / ISSUES_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             for record in records:

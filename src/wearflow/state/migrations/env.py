@@ -1,4 +1,4 @@
-"""Alembic environment: wearflow runs migrations itself (``wearflow.schema.upgrade``)
+"""Alembic environment: wearflow runs migrations itself (``wearflow.state.schema.upgrade``)
 on the connection it passes in ``config.attributes["connection"]``; with a
 ``sqlalchemy.url`` option instead (the ``alembic`` command line) it connects itself."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from wearflow.schema import target_metadata
+from wearflow.state.schema import target_metadata
 
 
 def run() -> None:

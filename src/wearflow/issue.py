@@ -1,0 +1,28 @@
+"""An issue: a problem people can read, with its tag and what resolves it.
+
+The planner holds files with one, the stages derive them, the state keeps them
+as the issues queue (opened, refreshed, closed when the cause is gone), and
+:mod:`wearflow.notify` tells the outside world about new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    """One problem as a run sees it: tag, message, the file and participant it is
+    about, and what resolves it."""
+
+    tag: str
+    message: str
+    uri: str | None = None
+    participant: str | None = None
+    resolution: str = ""
+
+    def dedupe_key(self, study: str) -> str:
+        """The same problem seen again by a later run has the same key."""
+        text = "\x1f".join((study, self.tag, self.uri or "", self.participant or "", self.message))
+        return hashlib.sha256(text.encode()).hexdigest()

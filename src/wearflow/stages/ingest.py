@@ -1,0 +1,52 @@
+"""Ingest: catalog the study's locations into the state, and add new metadata versions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from wearflow import catalog
+from wearflow.errors import StorageError, WearflowError
+from wearflow.metadata import MetadataTuple, parse_metadata
+from wearflow.stages.context import RunContext
+from wearflow.state.audit import AuditEvent
+from wearflow.storage import Store
+
+
+def catalog_files(ctx: RunContext, inputs: Sequence[Store]) -> list[StorageError]:
+    """Scan ``inputs`` and record the scan; return the files that could not be read now
+    (each is logged; it is read again at the next run)."""
+    known = ctx.state.files.known()
+    unreadable: list[StorageError] = []
+    files = catalog.scan(inputs, ctx.study.files, known=known, unreadable=unreadable)
+    for unread in unreadable:
+        ctx.log(unread.tag.value, f"{unread.message}; tried again at the next run",
+                level=logging.WARNING, uri=unread.subject)
+    ctx.state.files.sync(files, [s.root_uri for s in inputs])
+    ctx.audit.record_many([
+        AuditEvent(ctx.actor, "file.cataloged", f.uri,
+                   before=None if f.uri not in known else {"sha256": known[f.uri][2]},
+                   after={"sha256": f.sha256, "size_bytes": f.size_bytes, "kind": f.kind})
+        for f in files if f.uri not in known or known[f.uri][2] != f.sha256])
+    return unreadable
+
+
+def ingest_metadata(ctx: RunContext) -> None:
+    """Parse every metadata file version not seen before; values are appended, never
+    replaced. A file that cannot be read is recorded with its problem."""
+    parsed = ctx.state.metadata.parsed_file_ids()
+    for f in ctx.state.files.current(kind="metadata"):
+        if f.id in parsed:
+            continue
+        try:
+            data = Store(f.location, ctx.study.storage_options).read_bytes(f.path)
+            values = parse_metadata(data, f.uri, ctx.study.metadata.columns)
+            rows: list[MetadataTuple] = [(v.participant, v.field, v.value, v.raw, v.row,
+                                          v.problem) for v in values]
+        except WearflowError as exc:
+            rows = [(None, "__file__", None, "", 0, exc.message)]
+        ctx.state.metadata.add(f.id, rows or [(None, "__file__", None, "", 0, None)])
+        ctx.audit.record(ctx.actor, "metadata.added", f.uri, after={
+            "sha256": f.sha256, "values": sum(1 for r in rows if r[2] is not None),
+            "problems": sum(1 for r in rows if r[5] is not None)})
+        ctx.log("INFO", f"metadata file version added ({len(rows)} values)", uri=f.uri)

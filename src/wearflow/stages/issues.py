@@ -1,0 +1,98 @@
+"""Issues: what this run saw that people must act on, kept in the issues queue.
+
+:func:`derive_issues` is pure: the plan's held files and waiting tasks, failed tasks,
+two files for one wrist, metadata problems and participants missing on either side
+-> issues. :func:`sync_issues` opens new ones, refreshes those seen again, closes
+those whose cause is gone, and publishes the new ones (log, issues file, webhook).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from wearflow.catalog import StoredFile
+from wearflow.errors import Tag
+from wearflow.issue import IssueSpec
+from wearflow.notify import publish_issues
+from wearflow.stages.context import RunContext
+from wearflow.task import TaskRecord, TaskState
+
+
+def derive_issues(
+    held: Iterable[IssueSpec],
+    tasks: Iterable[tuple[TaskRecord, StoredFile]],
+    metadata_problems: Iterable[tuple[str, str | None, str]],
+    listed: set[str],
+    has_metadata_files: bool,
+) -> list[IssueSpec]:
+    """Every open problem of a study, from what one run saw.
+
+    Parameters
+    ----------
+    held
+        The plan's held files and waiting tasks.
+    tasks
+        The current tasks of the current files, with their file.
+    metadata_problems
+        (metadata file URI, participant, problem) of the current metadata files.
+    listed
+        The participants any metadata file lists.
+    has_metadata_files
+        Whether the study has metadata files at all (only then is a participant missing
+        from them an issue).
+    """
+    issues = list(held)
+    per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    sensor_participants: set[str] = set()
+    for task, f in tasks:
+        if task.state == TaskState.FAILED:
+            issues.append(IssueSpec(task.tag or Tag.ERROR.value, task.message or "failed",
+                                    uri=f.uri, participant=f.participant,
+                                    resolution="replace the file or fix the solution; "
+                                               "a new version is processed automatically"))
+        if f.participant and f.side:
+            sensor_participants.add(f.participant)
+            per_side[(task.solution, f.participant, f.side)].append(f.uri)
+    for (sol, pid, side), uris in sorted(per_side.items()):
+        if len(set(uris)) > 1:
+            issues.append(IssueSpec(
+                Tag.DATA_ISSUE.value,
+                f"{len(uris)} files for participant {pid} {side} wrist "
+                f"({', '.join(sorted(uris))}); not aggregated for solution {sol}",
+                participant=pid, resolution="remove or rename the wrong file"))
+    for meta_uri, participant, problem in metadata_problems:
+        issues.append(IssueSpec(Tag.METADATA_ISSUE.value, problem, uri=meta_uri,
+                                participant=participant,
+                                resolution="upload a corrected metadata file"))
+    if has_metadata_files:
+        issues.extend(_missing_on_either_side(sensor_participants, listed))
+    return issues
+
+
+def _missing_on_either_side(sensor: set[str], listed: set[str]) -> list[IssueSpec]:
+    missing = [IssueSpec(Tag.METADATA_ISSUE.value,
+                         f"participant {p} has sensor files but no metadata",
+                         participant=p, resolution=f"add {p} to the metadata")
+               for p in sorted(sensor - listed)]
+    missing += [IssueSpec(Tag.METADATA_ISSUE.value,
+                          f"participant {p} is in the metadata but has no sensor files",
+                          participant=p,
+                          resolution="upload the sensor files or correct the id")
+                for p in sorted(listed - sensor)]
+    return missing
+
+
+def sync_issues(ctx: RunContext, held: Sequence[IssueSpec], listed: set[str],
+                extra: Sequence[IssueSpec] = ()) -> None:
+    """Derive this run's issues, bring the queue up to date and publish the new ones."""
+    state = ctx.state
+    issues = derive_issues([*held, *extra], state.tasks.for_current_files(),
+                           state.metadata.problems(), listed,
+                           bool(state.files.current(kind="metadata")))
+    new = state.issues.sync(ctx.study.study, issues)
+    for issue in new:
+        ctx.log(issue.tag, issue.message, level=logging.WARNING, uri=issue.uri,
+                participant=issue.participant)
+    publish_issues(ctx.study, new)

@@ -1,0 +1,142 @@
+"""Participants: combine the wrists of each participant into ``processed/``, then write
+the study summary of each solution.
+
+A participant result is keyed by the hash of the aggregator version, the solution,
+the participant, the dominant hand and the task keys of the wrists combined: a new
+wrist, a corrected hand or a re-processed file writes a new result; the old one stays.
+A lone wrist waits ``single_wrist_grace_h`` for the other before it is written alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from wearflow import aggregate
+from wearflow.catalog import StoredFile
+from wearflow.clock import parse_iso, utc_now
+from wearflow.metadata import Metadata
+from wearflow.provenance import InputRef, Provenance, software
+from wearflow.results import participant_dir, read_tables, summary_dir, write_result
+from wearflow.solutions import Solution, solution_ref
+from wearflow.stages.context import RunContext
+from wearflow.state.tables import ParticipantResultRow
+from wearflow.storage import Store
+from wearflow.task import TaskRecord
+
+Wrist = tuple[TaskRecord, StoredFile]
+
+
+def aggregate_participants(ctx: RunContext, metadata: Metadata) -> None:
+    """Write every participant result that is due and not written yet, then the summaries."""
+    out = Store(ctx.study.output, ctx.study.storage_options)
+    existing = ctx.state.results.participant_keys()
+    for (sol_name, participant), wrists in sorted(_due_groups(ctx).items()):
+        hand_cell = metadata.get(participant, {}).get("dominant_hand")
+        hand = hand_cell.value if hand_cell else None
+        key = participant_key(sol_name, participant, hand, [t.key for t, _ in wrists])
+        if key not in existing:
+            _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, hand,
+                               wrists, key)
+    write_summaries(ctx, out)
+
+
+def participant_key(solution: str, participant: str, dominant_hand: str | None,
+                    task_keys: Sequence[str]) -> str:
+    """The key of the result combining ``task_keys`` (the wrists, by side)."""
+    text = "|".join([aggregate.AGGREGATOR_VERSION, solution, participant,
+                     f"dominant={dominant_hand}", *task_keys])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _due_groups(ctx: RunContext) -> dict[tuple[str, str], list[Wrist]]:
+    """Per (solution, participant): the wrists to combine, by side, when they are due.
+
+    Two files for one wrist are never combined silently (the issues stage reports them);
+    a lone wrist is due once its grace period is over."""
+    groups: dict[tuple[str, str], dict[str, list[Wrist]]] = defaultdict(
+        lambda: defaultdict(list))
+    for task, f in ctx.state.tasks.done_for_current_files():
+        if task.solution in ctx.solutions_by_name:
+            groups[(task.solution, f.participant or "")][f.side or ""].append((task, f))
+    due: dict[tuple[str, str], list[Wrist]] = {}
+    for group, sides in groups.items():
+        if any(len(v) > 1 for v in sides.values()):
+            continue
+        chosen = [sides[side][0] for side in sorted(sides)]
+        if len(chosen) == 1 and not _grace_over(chosen[0][0], ctx.study.single_wrist_grace_h):
+            continue  # the other wrist may still arrive
+        due[group] = chosen
+    return due
+
+
+def _grace_over(task: TaskRecord, grace_h: float) -> bool:
+    if grace_h <= 0:
+        return True
+    return datetime.now(UTC) - parse_iso(task.finished_utc or "") >= timedelta(hours=grace_h)
+
+
+def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: str,
+                       hand: str | None, wrists: Sequence[Wrist], key: str) -> None:
+    started = utc_now()
+    tables_by_side = {f.side: read_tables(out, t.result_dir or "") for t, f in wrists}
+    tables = aggregate.combine_wrists(tables_by_side.get("left"), tables_by_side.get("right"),
+                                      hand)
+    flags = [] if len(wrists) == 2 else [f"single_wrist:{wrists[0][1].side}"]
+    folder = participant_dir(sol.name, participant, key)
+    prov = Provenance(
+        kind="participant", study=ctx.study.study, study_fingerprint=ctx.study.fingerprint(),
+        task_key=key, run_id=ctx.run_id, user=ctx.actor,
+        input=[InputRef(uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes,
+                        participant=f.participant, side=f.side, task_key=t.key)
+               for t, f in wrists],
+        solution=solution_ref(sol), software=software(), started_utc=started,
+        finished_utc=utc_now(), flags=flags,
+    )
+    _, prov_sha = write_result(out, folder, tables, {}, prov)
+    ctx.audit.record(ctx.actor, "result.written", folder,
+                     after={"participant": participant, "provenance_sha256": prov_sha})
+    ctx.state.results.add_participant(key=key, solution=sol.name, participant=participant,
+                                      task_keys=[t.key for t, _ in wrists], result_dir=folder,
+                                      provenance_sha256=prov_sha, flags=flags,
+                                      run_id=ctx.run_id)
+    ctx.report.participants_aggregated += 1
+
+
+def write_summaries(ctx: RunContext, out: Store) -> None:
+    """One study summary per solution over the latest participant results (write-once:
+    an unchanged set of results keeps its summary)."""
+    latest = ctx.state.results.latest_participants()
+    for sol_name, sol in sorted(ctx.solutions_by_name.items()):
+        rows = [r for r in latest if r.solution == sol_name]
+        if rows:
+            _write_summary(ctx, out, sol, rows)
+
+
+def _write_summary(ctx: RunContext, out: Store, sol: Solution,
+                   rows: Sequence[ParticipantResultRow]) -> None:
+    key = hashlib.sha256("|".join(["summary", aggregate.AGGREGATOR_VERSION,
+                                   *(r.key for r in rows)]).encode()).hexdigest()
+    folder = summary_dir(sol.name, key)
+    ctx.report.summary_dirs.append(folder)
+    if out.exists(f"{folder}/provenance.json"):
+        return
+    started = utc_now()
+    summary = aggregate.study_summary(
+        {r.participant: read_tables(out, r.result_dir, aggregate.SUMMARY_INPUTS)
+         for r in rows})
+    prov = Provenance(
+        kind="study-summary", study=ctx.study.study, study_fingerprint=ctx.study.fingerprint(),
+        task_key=key, run_id=ctx.run_id, user=ctx.actor,
+        input=[InputRef(uri=out.uri(r.result_dir), sha256=r.key, size_bytes=0,
+                        participant=r.participant, task_key=r.key) for r in rows],
+        solution=solution_ref(sol), software=software(), started_utc=started,
+        finished_utc=utc_now(),
+    )
+    _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov)
+    ctx.state.results.add_summary(key=key, solution=sol.name, result_dir=folder,
+                                  provenance_sha256=prov_sha, run_id=ctx.run_id)
+    ctx.audit.record(ctx.actor, "result.written", folder, after={"provenance_sha256": prov_sha})
+

@@ -1,0 +1,98 @@
+"""Opening the state database, and the helpers every repository shares.
+
+SQLite (WAL) by default, or PostgreSQL (``postgresql+psycopg://...``). Opening
+brings the schema to the newest migration (:func:`wearflow.state.schema.upgrade`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+
+from wearflow.errors import StateError
+from wearflow.state import schema
+
+F = TypeVar("F", bound=Callable[..., Any])
+RETRIES = 6  # attempts of a write that conflicts with another coordinator's
+
+
+def open_engine(url: str) -> Engine:
+    """An engine on ``url`` whose schema is at the newest revision.
+
+    Raises
+    ------
+    StateError
+        The database cannot be opened or migrated (the URL's password is hidden).
+    """
+    try:
+        where = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        where = url
+    try:
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(engine, "connect", _sqlite_pragmas)
+        _open_with_retries(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StateError(f"cannot open the state database ({exc})", subject=where) from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")  # first: the pragmas below may have to wait
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _open_with_retries(engine: Engine) -> None:
+    """Migrate the schema, retrying while another process holds the new database.
+
+    Two coordinators opening a brand-new SQLite file at once can both try to turn
+    it to WAL mode; SQLite answers one of them "database is locked" at once
+    (a lock it cannot wait for), so the busy timeout does not help there.
+    """
+    for attempt in range(RETRIES):
+        try:
+            schema.upgrade(engine)
+            return
+        except OperationalError:
+            if attempt == RETRIES - 1:
+                raise
+            engine.dispose()  # a fresh connection sets its pragmas again
+            time.sleep(0.05 * 2**attempt)
+
+
+def retry_on_conflict(method: F) -> F:
+    """Re-run a write whose rows another coordinator inserted first (unique key) or
+    whose database was briefly locked; the method re-reads what is there."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(RETRIES):
+            try:
+                return method(*args, **kwargs)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == RETRIES - 1:
+                    raise StateError(f"conflicting writes did not settle ({exc.orig})",
+                                     subject=method.__name__) from None
+                time.sleep(0.05 * 2**attempt)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def chunks(values: Sequence[Any], size: int = 5000) -> list[Sequence[Any]]:
+    """Pieces small enough for an SQL IN list on every backend (SQLite and PostgreSQL cap
+    bound parameters per statement)."""
+    return [values[i:i + size] for i in range(0, len(values), size)]

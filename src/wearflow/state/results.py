@@ -1,0 +1,107 @@
+"""Results written: per-wrist (through their tasks), per participant, study summaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from wearflow.catalog import StoredFile
+from wearflow.clock import utc_now
+from wearflow.state.engine import retry_on_conflict
+from wearflow.state.files import FILE_COLUMNS
+from wearflow.state.tables import FileRow, ParticipantResultRow, SummaryRow, TaskRow
+from wearflow.state.tasks import TASK_COLUMNS, TaskRepository
+from wearflow.task import TaskRecord, TaskState
+
+
+class ResultRepository:
+    """The ``participant_results`` and ``study_summaries`` tables, and the result folders
+    of done tasks."""
+
+    def __init__(self, engine: Engine, tasks: TaskRepository) -> None:
+        self._engine = engine
+        self._tasks = tasks
+
+    def participant_keys(self) -> set[str]:
+        with self._engine.connect() as conn:
+            return set(conn.scalars(select(ParticipantResultRow.key)))
+
+    @retry_on_conflict
+    def add_participant(self, *, key: str, solution: str, participant: str,
+                        task_keys: Sequence[str], result_dir: str, provenance_sha256: str,
+                        flags: Sequence[str], run_id: str) -> None:
+        """Record a participant result (a no-op when another coordinator did first)."""
+        with Session(self._engine) as s, s.begin():
+            if s.get(ParticipantResultRow, key) is None:
+                s.add(ParticipantResultRow(
+                    key=key, solution=solution, participant=participant,
+                    task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
+                    provenance_sha256=provenance_sha256,
+                    flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
+
+    def latest_participants(self) -> list[ParticipantResultRow]:
+        """Per (solution, participant): the result made from exactly the current done
+        tasks when there is one (several coordinators may each have written one),
+        else the newest."""
+        current: dict[tuple[str, str], set[str]] = {}
+        for task, f in self._tasks.done_for_current_files():
+            current.setdefault((task.solution, f.participant or ""), set()).add(task.key)
+        with Session(self._engine, expire_on_commit=False) as s:
+            rows = list(s.scalars(select(ParticipantResultRow)
+                                  .order_by(ParticipantResultRow.created_utc,
+                                            ParticipantResultRow.key)))
+        chosen: dict[tuple[str, str], ParticipantResultRow] = {}
+        for row in rows:
+            group = (row.solution, row.participant)
+            matches = set(json.loads(row.task_keys_json)) == current.get(group)
+            previous = chosen.get(group)
+            previous_matches = previous is not None and set(
+                json.loads(previous.task_keys_json)) == current.get(group)
+            if matches or not previous_matches:
+                chosen[group] = row
+        return [chosen[k] for k in sorted(chosen)]
+
+    @retry_on_conflict
+    def add_summary(self, *, key: str, solution: str, result_dir: str,
+                    provenance_sha256: str, run_id: str) -> None:
+        with Session(self._engine) as s, s.begin():
+            if s.get(SummaryRow, key) is None:
+                s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
+                                 provenance_sha256=provenance_sha256, run_id=run_id,
+                                 created_utc=utc_now()))
+
+    def provenance_hashes(self) -> dict[str, str]:
+        """Every result folder ever written, with the sha256 of its provenance.json."""
+        with self._engine.connect() as conn:
+            rows = [*conn.execute(select(TaskRow.result_dir, TaskRow.provenance_sha256)
+                                  .where(TaskRow.state == TaskState.DONE)).all(),
+                    *conn.execute(select(ParticipantResultRow.result_dir,
+                                         ParticipantResultRow.provenance_sha256)).all(),
+                    *conn.execute(select(SummaryRow.result_dir,
+                                         SummaryRow.provenance_sha256)).all()]
+        return {d: h for d, h in rows if d and h}
+
+    def done_tasks_under(self, folders: Sequence[str], key_prefix: str = ""
+                         ) -> list[tuple[TaskRecord, StoredFile]]:
+        """The done tasks whose result folder is one of ``folders`` or lies under one of
+        them, or (``key_prefix``) whose key starts with it; sorted by key."""
+        wanted = [f.strip("/") for f in folders if f.strip("/")]
+        condition = TaskRow.key.startswith(key_prefix) if key_prefix else None
+        for folder in wanted:
+            under = (TaskRow.result_dir == folder) | TaskRow.result_dir.startswith(folder + "/")
+            condition = under if condition is None else condition | under
+        if condition is None:
+            return []
+        n_task = len(TASK_COLUMNS)
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(*TASK_COLUMNS, *FILE_COLUMNS)
+                .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                .where(TaskRow.state == TaskState.DONE, condition)
+                .order_by(TaskRow.key)).all()
+        return [(TaskRecord._make(r[:n_task]), StoredFile._make(r[n_task:])) for r in rows]
+

@@ -1,0 +1,59 @@
+"""Runs: who started which run of a study, with what configuration, and how it ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from wearflow.clock import utc_now
+from wearflow.state.engine import retry_on_conflict
+from wearflow.state.tables import RunRow
+
+
+class RunRepository:
+    """The ``runs`` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @retry_on_conflict
+    def begin(self, run_id: str, study: str, fingerprint: str, user: str,
+              config: Mapping[str, object]) -> dict[str, object] | None:
+        """Record a run; return the configuration of the previous run (None if first)."""
+        with self._engine.begin() as conn:
+            last = conn.scalars(select(RunRow.config_json).where(RunRow.study == study)
+                                .order_by(RunRow.started_utc.desc(), RunRow.id.desc())
+                                .limit(1)).first()
+            conn.execute(insert(RunRow).values(
+                id=run_id, study=study, study_fingerprint=fingerprint, user=user,
+                config_json=json.dumps(config, sort_keys=True), host=socket.gethostname(),
+                pid=os.getpid(), started_utc=utc_now(), counts_json="{}"))
+        return None if last is None else dict(json.loads(last))
+
+    def finish(self, run_id: str, counts: Mapping[str, int]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(update(RunRow).where(RunRow.id == run_id).values(
+                finished_utc=utc_now(), counts_json=json.dumps(dict(counts), sort_keys=True)))
+
+    def dead(self) -> set[str]:
+        """Unfinished runs whose coordinator process on this host no longer exists."""
+        host = socket.gethostname()
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(RunRow.id, RunRow.pid).where(
+                RunRow.finished_utc.is_(None), RunRow.host == host)).all()
+        return {run for run, pid in rows if pid and not _alive(pid)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,250 @@
+"""Tasks: the plan recorded, claims and leases, outcomes, retries."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine
+
+from wearflow._gc import gc_paused
+from wearflow.catalog import StoredFile
+from wearflow.clock import iso, utc_now
+from wearflow.errors import StateError
+from wearflow.state.bulk import insert_many
+from wearflow.state.engine import chunks, retry_on_conflict
+from wearflow.state.files import FILE_COLUMNS, FileRepository
+from wearflow.state.tables import FileRow, TaskRow
+from wearflow.task import SETTLED_STATES, TaskOutcome, TaskRecord, TaskState
+
+TASK_COLUMNS = tuple(TaskRow.__table__.c[name] for name in TaskRecord._fields)
+_SETTLED = tuple(s.value for s in SETTLED_STATES)
+# One state per file, the most pressing of its tasks' first.
+_FILE_STATE_ORDER = {"failed": 0, "waiting": 1, "running": 2, "pending": 3, "done": 4}
+
+TaskWithFile = tuple[TaskRecord, StoredFile]
+
+
+class TaskRepository:
+    """The ``tasks`` table: one row per task key, one current task per (file, solution)."""
+
+    def __init__(self, engine: Engine, files: FileRepository) -> None:
+        self._engine = engine
+        self._files = files
+
+    @gc_paused()
+    def states(self) -> dict[str, str]:
+        """Task key -> state, for every task ever planned."""
+        with self._engine.connect() as conn:
+            return dict(conn.execute(select(TaskRow.key, TaskRow.state)).all())
+
+    @gc_paused()
+    def created(self) -> dict[str, str]:
+        """Task key -> when it was first planned (UTC)."""
+        with self._engine.connect() as conn:
+            return dict(conn.execute(select(TaskRow.key, TaskRow.created_utc)).all())
+
+    @retry_on_conflict
+    @gc_paused()
+    def record_plan(self, tasks: Sequence[TaskRecord]) -> None:
+        """Make ``tasks`` the current task of their (file, solution).
+
+        New keys are inserted; ``waiting`` and ``pending`` are (re)set on keys
+        that are not finished; any other task of the same file and solution
+        stops being current (its results stay, listed in its row). Written in
+        bulk: one multi-row INSERT, UPDATEs of only the rows that change.
+        """
+        now = utc_now()
+        planned = {(t.file_id, t.solution): t.key for t in tasks}
+        file_ids = {t.file_id for t in tasks}
+        with self._engine.begin() as conn:
+            stored: dict[str, tuple[str, str | None, str | None]] = {}
+            flips: dict[bool, list[str]] = {True: [], False: []}  # new current flag: keys
+            # The tasks of the planned files: one range scan of the file_id index, not
+            # an IN list of 100,000 ids; rows of other files in the range are skipped.
+            rows = conn.execute(
+                select(TaskRow.key, TaskRow.file_id, TaskRow.solution, TaskRow.state,
+                       TaskRow.tag, TaskRow.message, TaskRow.current)
+                .where(TaskRow.file_id.between(min(file_ids), max(file_ids)))
+            ).all() if file_ids else []
+            for key, file_id, solution, state, tag, message, is_current in rows:
+                if file_id not in file_ids:
+                    continue
+                stored[key] = (state, tag, message)
+                keep = planned.get((file_id, solution))
+                if (keep is None or keep == key) != is_current:
+                    flips[not is_current].append(key)
+            new: list[dict[str, Any]] = []
+            restated: list[dict[str, Any]] = []
+            for t in tasks:
+                old = stored.get(t.key)
+                if old is None:
+                    new.append({
+                        "key": t.key, "file_id": t.file_id, "solution": t.solution,
+                        "solution_version": t.solution_version,
+                        "solution_fingerprint": t.solution_fingerprint,
+                        "participant": t.participant, "side": t.side, "state": str(t.state),
+                        "tag": t.tag, "message": t.message, "current": True, "attempts": 0,
+                        "inputs_json": t.inputs_json, "flags_json": "[]", "created_utc": now})
+                elif old[0] not in _SETTLED and old != (t.state, t.tag, t.message):
+                    restated.append({"b_key": t.key, "b_state": str(t.state), "b_tag": t.tag,
+                                     "b_message": t.message})
+            for flag, keys in flips.items():
+                for chunk in chunks(keys):
+                    conn.execute(update(TaskRow).where(TaskRow.key.in_(chunk))
+                                 .values(current=flag))
+            if restated:
+                # A running task belongs to whoever claimed it (see claim), also one
+                # claimed since the read above.
+                conn.execute(update(TaskRow)
+                             .where(TaskRow.key == bindparam("b_key"),
+                                    *(TaskRow.state != settled for settled in _SETTLED))
+                             .values(state=bindparam("b_state"), tag=bindparam("b_tag"),
+                                     message=bindparam("b_message")), restated)
+            new = _move_renamed(conn, new)
+            # in key order: the primary-key index grows at its end, not at random pages
+            insert_many(conn, TaskRow, sorted(new, key=itemgetter("key")))
+
+    def claim(self, key: str, run_id: str, lease_s: float,
+              dead_runs: Iterable[str] = ()) -> bool:
+        """Take a task for this run: True when it was pending (and its retry time, if
+        any, has come), or running under an expired lease or for a run whose process
+        died. One conditional UPDATE: on PostgreSQL the row lock makes a second
+        coordinator's UPDATE wait and then find the task taken; SQLite serialises
+        writers. Either way two coordinators never both get it."""
+        now = datetime.now(UTC)
+        stamp = iso(now)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(TaskRow)
+                .where(TaskRow.key == key,
+                       ((TaskRow.state == TaskState.PENDING)
+                        & (TaskRow.retry_after_utc.is_(None)
+                           | (TaskRow.retry_after_utc <= stamp)))
+                       | ((TaskRow.state == TaskState.RUNNING)
+                          & (TaskRow.lease_until_utc.is_(None)
+                             | (TaskRow.lease_until_utc < stamp)
+                             | TaskRow.run_id.in_(list(dead_runs)))))
+                .values(state=TaskState.RUNNING.value, run_id=run_id, started_utc=stamp,
+                        attempts=TaskRow.attempts + 1,
+                        lease_until_utc=iso(now + timedelta(seconds=lease_s))))
+        return bool(result.rowcount == 1)
+
+    def renew_leases(self, run_id: str, lease_s: float) -> None:
+        """Extend the leases of every task this run is running."""
+        until = iso(datetime.now(UTC) + timedelta(seconds=lease_s))
+        with self._engine.begin() as conn:
+            conn.execute(update(TaskRow).where(TaskRow.run_id == run_id,
+                                               TaskRow.state == TaskState.RUNNING)
+                         .values(lease_until_utc=until))
+
+    def finish(self, outcome: TaskOutcome) -> None:
+        """Record a task's final outcome (done with its result, or failed with why)."""
+        values: dict[str, Any] = {
+            "state": outcome.state, "tag": outcome.tag, "message": outcome.message,
+            "result_dir": outcome.result_dir, "provenance_sha256": outcome.provenance_sha256,
+            "flags_json": json.dumps(list(outcome.flags)),
+            "finished_utc": outcome.finished_utc or utc_now()}
+        if outcome.started_utc:
+            values["started_utc"] = outcome.started_utc
+        with self._engine.begin() as conn:
+            result = conn.execute(update(TaskRow).where(TaskRow.key == outcome.key)
+                                  .values(**values))
+            if result.rowcount != 1:
+                raise StateError("unknown task", subject=outcome.key)
+
+    def attempts(self, key: str) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.scalar(select(TaskRow.attempts).where(TaskRow.key == key)) or 0)
+
+    def requeue(self, key: str, *, retry_after_utc: str, tag: str | None,
+                message: str) -> None:
+        """A transient failure: back to pending, to be claimed again after
+        ``retry_after_utc`` (the attempt count stays; the next claim adds one)."""
+        with self._engine.begin() as conn:
+            conn.execute(update(TaskRow).where(TaskRow.key == key).values(
+                state=TaskState.PENDING.value, tag=tag, message=message,
+                retry_after_utc=retry_after_utc, lease_until_utc=None))
+
+    def retry_failed(self, file_id: int) -> list[str]:
+        """Failed current tasks of a file back to pending, with a fresh set of attempts;
+        returns their keys."""
+        with self._engine.begin() as conn:
+            keys = list(conn.scalars(select(TaskRow.key).where(
+                TaskRow.file_id == file_id, TaskRow.current,
+                TaskRow.state == TaskState.FAILED).order_by(TaskRow.key)))
+            if keys:
+                conn.execute(update(TaskRow).where(TaskRow.key.in_(keys)).values(
+                    state=TaskState.PENDING.value, tag=None, message=None, attempts=0,
+                    retry_after_utc=None))
+        return keys
+
+    @gc_paused()
+    def for_current_files(self) -> list[TaskWithFile]:
+        """The current tasks of the current, present, not excluded files, with their file,
+        sorted by URI and solution."""
+        n_task = len(TASK_COLUMNS)
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(*TASK_COLUMNS, *FILE_COLUMNS)
+                .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                .where(FileRow.current, FileRow.present, TaskRow.current,
+                       FileRow.excluded_reason.is_(None))
+                .order_by(FileRow.uri, TaskRow.solution)).all()
+        return [(TaskRecord._make(r[:n_task]), StoredFile._make(r[n_task:])) for r in rows]
+
+    def done_for_current_files(self) -> list[TaskWithFile]:
+        """The done current tasks of files whose name gave a participant and a side."""
+        return [(t, f) for t, f in self.for_current_files()
+                if t.state == TaskState.DONE and f.participant and f.side]
+
+    def file_state_counts(self) -> Counter[str]:
+        """One state per current file: failed > waiting > running > pending > done;
+        excluded files, and held ones (no task: name unparsed, duplicate) as failed."""
+        per_file: dict[int, str] = {}
+        for task, f in self.for_current_files():
+            prev = per_file.get(f.id)
+            if prev is None or _FILE_STATE_ORDER.get(task.state, 0) < _FILE_STATE_ORDER[prev]:
+                per_file[f.id] = task.state
+        counts: Counter[str] = Counter()
+        for f in self._files.current():
+            if f.excluded_reason:
+                counts[TaskState.EXCLUDED.value] += 1
+                continue
+            held = f.parse_error or f.duplicate_of
+            counts[per_file.get(f.id, "failed" if held else "pending")] += 1
+        return counts
+
+
+def _move_renamed(conn: Any, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the ``new`` task rows, move those whose key is already stored under another file
+    row and return the rest.
+
+    The same bytes under a new name (a renamed or moved file, or a copy left after its
+    original went) give the same key and the same result: the task moves to the new
+    file instead of running again.
+    """
+    moved: dict[str, str] = {
+        key: state for chunk in chunks([r["key"] for r in new])
+        for key, state in conn.execute(select(TaskRow.key, TaskRow.state)
+                                       .where(TaskRow.key.in_(chunk)))}
+    if not moved:
+        return new
+    conn.execute(update(TaskRow).where(TaskRow.key == bindparam("b_key")).values(
+        file_id=bindparam("b_file_id"), participant=bindparam("b_participant"),
+        side=bindparam("b_side"), current=True),
+        [{"b_key": r["key"], "b_file_id": r["file_id"], "b_participant": r["participant"],
+          "b_side": r["side"]} for r in new if r["key"] in moved])
+    unfinished = [{"b_key": r["key"], "b_state": r["state"], "b_tag": r["tag"],
+                   "b_message": r["message"]} for r in new
+                  if moved.get(r["key"], "done") not in _SETTLED]
+    if unfinished:
+        conn.execute(update(TaskRow).where(TaskRow.key == bindparam("b_key"))
+                     .values(state=bindparam("b_state"), tag=bindparam("b_tag"),
+                             message=bindparam("b_message")), unfinished)
+    return [r for r in new if r["key"] not in moved]
