@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wearflow.config import STUDY_FILE_NAME, Study, load_study, study_file_path
+from wearflow.config import Study, load_study, study_file_path
 from wearflow.errors import WearflowError
 from wearflow.executors import make_executor
 from wearflow.runner import EXIT_CANNOT_RUN, RunReport, run_study
@@ -31,23 +31,6 @@ out = Console()
 err = Console(stderr=True)
 
 StudyArg = Annotated[Path, typer.Argument(help="study file, or the folder holding study.yaml")]
-
-STUDY_TEMPLATE = """\
-# wearflow study file: see README.md for every key.
-study: {name}
-input: raw/                # folder (relative to this file), URI, or a list of them
-output: results/           # per-wrist and participant results, logs, state database
-time_zone: UTC             # participants' local time zone: days and nights are cut in it
-files:
-  sensor: ["{{participant}}_{{side}}.cwa", "{{participant}}_{{side}}.cwa.gz",
-           "{{participant}}_{{side}}.bin", "{{participant}}_{{side}}.csv"]
-  sides: {{left: [L, LW, left], right: [R, RW, right]}}
-solutions:
-  - name: wrist
-    pipeline: builtin:wrist   # or a path to a scikit-digital-health pipeline file (.skdh)
-# state: sqlite:///results/wearflow.db   # the default
-"""
-
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,14 +58,12 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 @reports_errors
+@reports_errors
 def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id")) -> None:
     """Create a new study folder with a commented study.yaml and an empty raw/ folder."""
-    target = directory / STUDY_FILE_NAME
-    if target.exists():
-        err.print(f"error: {target} already exists; not overwritten")
-        raise typer.Exit(EXIT_CANNOT_RUN)
-    (directory / "raw").mkdir(parents=True, exist_ok=True)
-    target.write_text(STUDY_TEMPLATE.format(name=name), encoding="utf-8")
+    from wearflow.services.new_study import create_study
+
+    target = create_study(directory, name)
     out.print(f"created {target}; put sensor files in {directory / 'raw'} and run "
               f"`wearflow run {directory}`")
 

@@ -1,0 +1,49 @@
+"""`wearflow init`: a new study folder with a commented study file and an empty raw/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wearflow.config import STUDY_FILE_NAME
+from wearflow.errors import ConfigError
+
+STUDY_TEMPLATE = """\
+# wearflow study file: see README.md for every key.
+study: {name}
+input: raw/                # folder (relative to this file), URI, or a list of them
+output: results/           # per-wrist and participant results, logs, state database
+time_zone: UTC             # participants' local time zone: days and nights are cut in it
+files:
+  sensor: ["{{participant}}_{{side}}.cwa", "{{participant}}_{{side}}.cwa.gz",
+           "{{participant}}_{{side}}.bin", "{{participant}}_{{side}}.csv"]
+  sides: {{left: [L, LW, left], right: [R, RW, right]}}
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist   # or a path to a scikit-digital-health pipeline file (.skdh)
+# state: sqlite:///results/wearflow.db   # the default
+"""
+
+
+def create_study(directory: Path, name: str) -> Path:
+    """Write ``directory/study.yaml`` from the template and make ``directory/raw``;
+    return the study file.
+
+    Raises
+    ------
+    ConfigError
+        A study file is already there (it is never overwritten), or the folder cannot
+        be written.
+    """
+    target = directory / STUDY_FILE_NAME
+    if target.exists():
+        raise ConfigError("already exists; not overwritten", subject=str(target))
+    try:
+        (directory / "raw").mkdir(parents=True, exist_ok=True)
+        with target.open("x", encoding="utf-8") as fh:
+            fh.write(STUDY_TEMPLATE.format(name=name))
+    except FileExistsError:
+        raise ConfigError("already exists; not overwritten", subject=str(target)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create the study ({exc.strerror})",
+                          subject=str(directory)) from None
+    return target
