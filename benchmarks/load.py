@@ -19,11 +19,11 @@ from pathlib import Path
 
 from wearflow import load_study
 from wearflow.audit import AuditTrail
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import generate_recording
 from wearflow.executors import LocalExecutor
-from wearflow.readers import write_cwa
 from wearflow.state import State
 from wearflow.status import study_status
-from wearflow.synthetic import generate_recording
 from wearflow.watch import watch_study
 
 STUDY = """\
