@@ -157,10 +157,13 @@ def watch(
             _print_report(report)
 
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
-    result = watch_study(s, executor=pool,
-                         poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
-                         on_notification=lambda uri: out.print(f"notification: {uri}",
-                                                               highlight=False))
+    try:
+        result = watch_study(s, executor=pool,
+                             poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
+                             on_notification=lambda uri: out.print(f"notification: {uri}",
+                                                                   highlight=False))
+    except WearflowError as exc:  # e.g. a trigger's optional dependency is not installed
+        raise _fail(exc) from None
     for problem in result.errors[-5:]:
         err.print(f"cycle error: {problem}")
     out.print(f"stopped after {result.cycles} cycles, {result.executed} tasks executed")
