@@ -16,10 +16,10 @@ $(UV):
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --all-extras
 
 install-dev: $(UV)
-	$(UV) sync --frozen --quiet --group dev
+	$(UV) sync --frozen --quiet --all-extras --group dev
 
 demo: install
 	$(VENV)/bin/wearflow demo demo-study/
@@ -27,6 +27,7 @@ demo: install
 lint: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The tests start their own throwaway PostgreSQL cluster (initdb + pg_ctl into a temporary
 # folder, tests/conftest.py) from Debian's server binaries; install them if missing.

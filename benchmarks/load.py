@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from wearflow import load_study
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import generate_recording
 from wearflow.executors import LocalExecutor
-from wearflow.readers import write_cwa
 from wearflow.services.status import study_status
 from wearflow.state import State
 from wearflow.state.audit import AuditTrail
-from wearflow.synthetic import generate_recording
 from wearflow.watch import watch_study
 
 STUDY = """\

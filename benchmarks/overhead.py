@@ -69,9 +69,9 @@ STUDY_FULL, STUDY_QUICK = (8, 1.0, 25.0), (2, 0.5, 25.0)  # participants, days, 
 def _study(participants: int, days: float, rate_hz: float) -> Figure:
     """The same in-run accounting over a study: what a run costs per task once its
     once-per-run work (state database, summary) is shared by many files."""
+    from wearflow.demo.synthetic import write_study
     from wearflow.executors import InlineExecutor
     from wearflow.runner import run_study
-    from wearflow.synthetic import write_study
 
     with tempfile.TemporaryDirectory(prefix="wearflow-bench-overhead-study-") as tmp:
         root = Path(tmp)
@@ -118,11 +118,12 @@ class _Full:
 
 def _run(days: float, rate_hz: float, repeats: int, *, breakdown: bool) -> Iterator[Figure]:
     from wearflow.config import SolutionConfig
+    from wearflow.demo.cwa_writer import write_cwa
+    from wearflow.demo.synthetic import generate_recording
     from wearflow.executors import InlineExecutor
-    from wearflow.readers import read_recording, write_cwa
+    from wearflow.readers import read_recording
     from wearflow.runner import run_study
     from wearflow.solutions import load_solution
-    from wearflow.synthetic import generate_recording
 
     with tempfile.TemporaryDirectory(prefix="wearflow-bench-overhead-") as tmp:
         root = Path(tmp)

@@ -1,6 +1,6 @@
 """Scaling with worker processes: the same small study on LocalExecutor(1) and (2).
 
-A synthetic study (``wearflow.synthetic.write_study``: 4 participants x 2 wrists
+A synthetic study (``wearflow.demo.synthetic.write_study``: 4 participants x 2 wrists
 of 1 day at 25 Hz, 8 .cwa files; quick: 2 participants x 2 wrists of 12 h) is
 processed by ``run_study`` with a fresh output folder and state database for
 each executor. Reported per executor:
@@ -56,10 +56,10 @@ def _epoch(iso_utc: str) -> float:
 
 
 def run(quick: bool) -> Iterator[Figure]:
+    from wearflow.demo.synthetic import write_study
     from wearflow.executors import LocalExecutor
     from wearflow.runner import run_study
     from wearflow.state import State
-    from wearflow.synthetic import write_study
 
     participants, days, rate_hz = QUICK if quick else FULL
     with tempfile.TemporaryDirectory(prefix="wearflow-bench-scaling-") as tmp:

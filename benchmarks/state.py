@@ -6,7 +6,7 @@ each task it runs, ``State.claim`` (a conditional UPDATE with a lease; older
 versions: ``State.mark_running``) and ``State.tasks.finish`` (state
 ``done`` with a result folder, provenance hash and times): two transitions,
 each its own transaction on a WAL-mode SQLite file (``synchronous=NORMAL``), then
-on a throwaway local PostgreSQL cluster (``wearflow.devservices``; fsync off, as
+on a throwaway local PostgreSQL cluster (``wearflow.testing``; fsync off, as
 for tests: a production server with fsync is bound by its disk's flush time).
 A second pass on fresh tasks adds the audit entries ``run_study`` appends per
 task (``task.started``; ``task.finished`` and ``result.written``), which are
@@ -28,7 +28,7 @@ LEASE_S = 600.0
 
 
 def run(quick: bool) -> Iterator[Figure]:
-    from wearflow.devservices import create_database, throwaway_postgres
+    from wearflow.testing import create_database, throwaway_postgres
 
     n = QUICK_TASKS if quick else FULL_TASKS
     with tempfile.TemporaryDirectory(prefix="wearflow-bench-state-") as tmp:

@@ -1,7 +1,7 @@
 """Throughput and peak memory of one task on a long recording, and of the reader alone.
 
 A 7-day 100 Hz recording (quick: 1 day at 50 Hz) is generated
-(``wearflow.synthetic.generate_recording``, seeded) and written as an AX3 .cwa
+(``wearflow.demo.synthetic.generate_recording``, seeded) and written as an AX3 .cwa
 by a first child process. Then, each in a fresh child process of its own so
 that its peak memory (``VmHWM``) is that work's and the CPU clock holds nothing else:
 
@@ -88,8 +88,8 @@ def run(quick: bool) -> Iterator[Figure]:
 
 
 def _generate(path: Path, days: float, rate_hz: float) -> None:
-    from wearflow.readers import write_cwa
-    from wearflow.synthetic import generate_recording
+    from wearflow.demo.cwa_writer import write_cwa
+    from wearflow.demo.synthetic import generate_recording
 
     began = time.perf_counter()
     rec, _ = generate_recording(seed=SEED, days=days, sampling_rate_hz=rate_hz)

@@ -68,7 +68,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster for the session (initdb + pg_ctl, free port)."""
-    from wearflow.devservices import throwaway_postgres
+    from wearflow.testing import throwaway_postgres
 
     with throwaway_postgres() as url:
         yield url
@@ -77,7 +77,7 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_server: str) -> str:
     """A fresh, empty PostgreSQL database for one test."""
-    from wearflow.devservices import create_database
+    from wearflow.testing import create_database
 
     return create_database(pg_server)
 

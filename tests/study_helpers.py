@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wearflow.synthetic import generate_recording
+from wearflow.demo.synthetic import generate_recording
 
 
 def write_csv(path: Path, seed: int, hours: float = 1.0, *, start_utc: datetime | None = None,

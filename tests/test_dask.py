@@ -31,13 +31,13 @@ from distributed import Client, LocalCluster
 from study_helpers import write_csv
 from wearflow import RunReport, load_study, run_study, study_status
 from wearflow.config import SolutionConfig
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import generate_recording
 from wearflow.errors import ConfigError, WearflowError
 from wearflow.executors import InlineExecutor, LocalExecutor, make_executor
 from wearflow.executors.dask import DaskExecutor, scheduler_address
 from wearflow.memory import estimate_peak_bytes, format_gb
-from wearflow.readers import write_cwa
 from wearflow.solutions import load_solution
-from wearflow.synthetic import generate_recording
 from wearflow.task import TaskOutcome, TaskSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

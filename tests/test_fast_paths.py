@@ -28,11 +28,13 @@ import pytest
 
 from wearflow import catalog, load_study, qc, run_study
 from wearflow.catalog import inspect_file
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import generate_recording
 from wearflow.errors import ReaderError, StorageError
 from wearflow.executors import InlineExecutor
 from wearflow.plan import make_plan
 from wearflow.qc import CLIP_MARGIN_G, recording_qc
-from wearflow.readers import read_recording, write_cwa
+from wearflow.readers import read_recording
 from wearflow.readers._common import finish
 from wearflow.readers.header import header_serial
 from wearflow.recording import DeviceInfo, Recording, accel_extremes, strictly_increasing
@@ -45,7 +47,6 @@ from wearflow.solutions.skdh_core import (
 )
 from wearflow.state import State
 from wearflow.storage import Store
-from wearflow.synthetic import generate_recording
 from wearflow.task import TaskSpec
 from wearflow.worker import execute
 

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 from study_helpers import write_csv
 from wearflow import load_study, run_study, study_status
 from wearflow.cli import app
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import generate_recording
 from wearflow.executors import InlineExecutor
 from wearflow.metadata import parse_metadata
-from wearflow.readers import write_cwa
-from wearflow.synthetic import generate_recording
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

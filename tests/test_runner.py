@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from wearflow import load_study, run_study, study_status
+from wearflow.demo.synthetic import write_study
 from wearflow.executors import InlineExecutor, LocalExecutor
-from wearflow.synthetic import write_study
 
 STUDY = """\
 study: E2E
@@ -122,7 +122,7 @@ def test_second_run_does_nothing_and_changes_no_byte(demo: Path, first_run) -> N
 def test_builtin_finds_planted_non_wear_and_sleep(demo: Path, first_run) -> None:  # type: ignore[no-untyped-def]
     """Planted truth vs wearflow's per-wrist tables: non-wear within 30 min per recording,
     each night's total sleep within 60 min of the planted night."""
-    from wearflow.synthetic import GroundTruth
+    from wearflow.demo.synthetic import GroundTruth
 
     for truth_file in sorted((demo / "truth").glob("*.truth.json")):
         truth = GroundTruth.from_json(truth_file.read_text())

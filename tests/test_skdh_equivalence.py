@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 
 from wearflow import load_study, run_study
+from wearflow.demo.synthetic import write_study
 from wearflow.executors import InlineExecutor
 from wearflow.readers import read_recording
 from wearflow.solutions.skdh import builtin_pipeline_path
 from wearflow.solutions.skdh_core import bouts_table, tidy_table
-from wearflow.synthetic import write_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

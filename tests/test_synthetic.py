@@ -13,16 +13,17 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from wearflow.errors import ConfigError
-from wearflow.readers.cwa import read_cwa, write_cwa
-from wearflow.recording import Recording
-from wearflow.synthetic import (
+from wearflow.demo.cwa_writer import write_cwa
+from wearflow.demo.synthetic import (
     DEFAULT_START_DATE,
     GroundTruth,
     Interval,
     generate_recording,
     write_study,
 )
+from wearflow.errors import ConfigError
+from wearflow.readers.cwa import read_cwa
+from wearflow.recording import Recording
 
 BUILTIN_WRIST = Path(__file__).parents[1] / "src/wearflow/solutions/builtin/wrist.skdh"
 

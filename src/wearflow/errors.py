@@ -5,7 +5,8 @@ object it is about (a file URI, a study file, a task key) and carries a
 problem tag, so that callers can report it without a traceback::
 
     WearflowError                      tag: ERROR
-    ├── ConfigError                    PIPELINE_ISSUE  study file missing, unreadable or invalid
+    ├── ConfigError                    PIPELINE_ISSUE  study file missing, unreadable or invalid,
+    │                                                  or an optional extra not installed
     ├── StorageError                   PIPELINE_ISSUE  a location cannot be listed, read or written
     ├── StateError                     PIPELINE_ISSUE  the state database cannot be used
     ├── SolutionError                  PIPELINE_ISSUE  a solution cannot be loaded or fingerprinted

@@ -19,11 +19,14 @@ import fsspec
 
 from wearflow.config import strip_file_scheme
 from wearflow.errors import OutputExistsError, StorageError
+from wearflow.extras import require
 
 _STREAM_CHUNK_BYTES = 16 << 20  # read size from storage (an object store's range request)
 _HASH_BUFFER_BYTES = 1 << 20  # hashed from a buffer this size that stays in the CPU cache
 # Files still being written by uploaders or by us: never cataloged.
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", ".uploading")
+# fsspec protocol -> (module, wearflow extra) of the backends wearflow ships as extras
+_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Store:
         self._root = strip_file_scheme(root).rstrip("/") if self.protocol == "file" else rest
         self._root = self._root.rstrip("/")
         self._conditional_puts = True  # until the server shows it has none
+        if self.protocol in _EXTRAS:
+            require(*_EXTRAS[self.protocol], f"{self.protocol}:// storage", subject=root)
         try:
             self.fs = fsspec.filesystem(self.protocol, **(storage_options or {}))
         except (ImportError, ValueError) as exc:

@@ -2,8 +2,9 @@
 
 Triggers: every input location is listed every ``poll_s`` seconds (works for
 local folders and object stores alike); local folders also wake the loop at
-once through filesystem events (watchdog), and buckets through S3 event
-notifications delivered to an SQS queue (``notifications: sqs_queue_url``).
+once through filesystem events (watchdog, the ``watch`` extra), and buckets
+through S3 event notifications delivered to an SQS queue
+(``notifications: sqs_queue_url``; boto3, the ``s3`` extra).
 A change starts a processing cycle (one :func:`~wearflow.runner.run_study`)
 once the listing has been quiet for ``settle_s`` seconds, so files still being
 uploaded are not read (temporary names such as ``*.part`` are never cataloged
@@ -36,6 +37,7 @@ from wearflow.catalog import NameParser
 from wearflow.config import Study, local_path
 from wearflow.errors import WearflowError
 from wearflow.executors import Executor
+from wearflow.extras import require
 from wearflow.logs import log_event
 from wearflow.runner import RunReport, run_study
 from wearflow.storage import Store
@@ -64,6 +66,7 @@ def _start_fs_events(study: Study, wake: threading.Event) -> Any:
     local = [folder for folder in map(local_path, study.input) if folder is not None]
     if not local:
         return None
+    require("watchdog", "watch", "`wearflow watch` on a local folder", subject=local[0])
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -103,6 +106,7 @@ def _start_sqs(study: Study, wake: threading.Event, stop: threading.Event,
     config = study.notifications
     if not config.sqs_queue_url:
         return None
+    require("boto3", "s3", "SQS notifications", subject=config.sqs_queue_url)
     import boto3
 
     client = boto3.client("sqs", endpoint_url=config.endpoint_url)
@@ -159,14 +163,15 @@ def watch_study(
 
         signal.signal(signal.SIGINT, _handle)
         signal.signal(signal.SIGTERM, _handle)
-    stores = [Store(loc, study.storage_options) for loc in study.input]
-    parser = NameParser(study.files)
-    observer = _start_fs_events(study, wake)
-    _start_sqs(study, wake, stop, on_notification)
     report = WatchReport()
     processed: Listing | None = None
     last_cycle = 0.0
-    try:
+    observer: Any = None
+    try:  # a location or trigger that cannot start (a missing extra) still closes the executor
+        stores = [Store(loc, study.storage_options) for loc in study.input]
+        parser = NameParser(study.files)
+        observer = _start_fs_events(study, wake)
+        _start_sqs(study, wake, stop, on_notification)
         while not stop.is_set():
             current = _quiet_listing(stores, parser, stop, settle_s, max_delay_s)
             if stop.is_set():

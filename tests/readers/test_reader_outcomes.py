@@ -26,8 +26,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from wearflow.demo.cwa_writer import write_cwa
 from wearflow.errors import ReaderError
-from wearflow.readers import _common, read_recording, write_cwa
+from wearflow.readers import _common, read_recording
 from wearflow.recording import DeviceInfo, Recording
 
 CWA = "cwa/ggirread_ax3_testfile.cwa"

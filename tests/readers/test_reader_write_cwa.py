@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from reader_helpers import synthetic_signal
+from wearflow.demo.cwa_writer import write_cwa
 from wearflow.readers import _cwa_format as fmt
-from wearflow.readers import read_recording, write_cwa
+from wearflow.readers import read_recording
 
 FS = 50.0
 

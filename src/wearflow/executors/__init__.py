@@ -23,10 +23,18 @@ EXECUTOR_CHOICES = ("inline", "local", "dask", "dask://host:port", "tcp://host:p
 def __getattr__(name: str) -> object:
     # Dask is imported only when asked for: `import wearflow` stays fast without it.
     if name == "DaskExecutor":
-        from wearflow.executors.dask import DaskExecutor
-
-        return DaskExecutor
+        return _dask_executor()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _dask_executor() -> type[DaskExecutor]:
+    """The Dask executor class; a ConfigError naming the extra when Dask is not installed."""
+    from wearflow.extras import require
+
+    require("distributed", "dask", "the dask executor", subject="executor")
+    from wearflow.executors.dask import DaskExecutor
+
+    return DaskExecutor
 
 
 def make_executor(name: str, workers: int | None = None, *, persistent: bool = False,
@@ -39,17 +47,17 @@ def make_executor(name: str, workers: int | None = None, *, persistent: bool = F
     Raises
     ------
     ConfigError
-        Unknown name, not a scheduler address, or the scheduler cannot be reached.
+        Unknown name, not a scheduler address, the scheduler cannot be reached, or
+        Dask is not installed (the ``dask`` extra).
     """
     if name == "inline":
         return InlineExecutor()
     if name == "local":
         return LocalExecutor(workers, persistent=persistent, memory_limit_gb=memory_limit_gb)
     if name == "dask" or name.startswith(("dask://", "tcp://", "tls://")):
-        from wearflow.executors.dask import DaskExecutor
-
-        return DaskExecutor(None if name == "dask" else name, workers,
-                            memory_limit_gb=memory_limit_gb, persistent=persistent)
+        dask_executor = _dask_executor()
+        return dask_executor(None if name == "dask" else name, workers,
+                             memory_limit_gb=memory_limit_gb, persistent=persistent)
     from wearflow.errors import ConfigError
 
     raise ConfigError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTOR_CHOICES)}",

@@ -54,11 +54,11 @@ import numpy as np
 from wearflow.errors import ReaderError, one_line
 from wearflow.readers.actigraph import is_agdc, is_gt3x, read_actigraph
 from wearflow.readers.csv_reader import read_csv
-from wearflow.readers.cwa import read_cwa, write_cwa
+from wearflow.readers.cwa import read_cwa
 from wearflow.readers.geneactiv import read_geneactiv
 from wearflow.recording import Recording
 
-__all__ = ["read_csv", "read_cwa", "read_geneactiv", "read_recording", "write_cwa"]
+__all__ = ["read_csv", "read_cwa", "read_geneactiv", "read_recording"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_LAYERS = 2

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from wearflow.errors import StateError
+from wearflow.extras import require_state_driver
 from wearflow.state import schema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +36,7 @@ def open_engine(url: str) -> Engine:
         where = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         where = url
+    require_state_driver(url)
     try:
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Throwaway services for tests, benchmarks and trying wearflow on PostgreSQL.
+"""A throwaway PostgreSQL cluster for tests, benchmarks and trying wearflow on PostgreSQL.
 
 :func:`throwaway_postgres` starts a private PostgreSQL cluster (``initdb`` +
 ``pg_ctl`` into a temporary folder, on a free loopback port, no fsync) and

@@ -1,15 +1,27 @@
-"""`wearflow demo`: a synthetic study written in a real device format, run end to end."""
+"""`wearflow demo`: a synthetic study written in a real device format, run end to end.
+
+Demo data live here, outside the product: the seeded generator with its ground
+truth (:mod:`wearflow.demo.synthetic`) and an AX3 .cwa writer
+(:mod:`wearflow.demo.cwa_writer`). This package may import the product; the
+product never imports it (only the ``wearflow demo`` command does, lazily).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from wearflow.config import STUDY_FILE_NAME, Study, strip_file_scheme
-from wearflow.runner import RunReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wearflow.runner import RunReport
+
+__all__ = ["DEMO_STUDY", "print_summary", "write_demo_study"]
 
 DEMO_STUDY = """\
 # A synthetic demo study written by `wearflow demo` (seeded; ground truth in truth/).
@@ -28,7 +40,7 @@ solutions:
 
 def write_demo_study(directory: Path, *, participants: int, days: float, seed: int) -> Path:
     """Write (or reuse) the synthetic recordings and the study file; return the study file."""
-    from wearflow.synthetic import write_study
+    from wearflow.demo.synthetic import write_study
 
     directory.mkdir(parents=True, exist_ok=True)
     study_file = directory / STUDY_FILE_NAME
