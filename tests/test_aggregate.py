@@ -52,13 +52,24 @@ def test_study_summary_one_row_per_participant_and_date() -> None:
                         "n_wear_hours": [21.5], "wake_mvpa_5s_epoch_min": [42.0]})
     sleep = pd.DataFrame({"date": pd.array(["2026-03-02"], dtype="string"),
                           "total_sleep_time_min": [450.0]})
-    summary = study_summary({"P2": {"activity_level_classification": alc},
-                             "P1": {"activity_level_classification": alc, "sleep": sleep}})
-    assert list(summary.columns) == ["participant", "date", "wear_hours", "active_minutes",
-                                     "sleep_minutes", "valid_day"]
+    summary = study_summary({("P2", ""): {"activity_level_classification": alc},
+                             ("P1", ""): {"activity_level_classification": alc,
+                                          "sleep": sleep}})
+    assert list(summary.columns) == ["participant", "visit", "date", "wear_hours",
+                                     "active_minutes", "sleep_minutes", "valid_day"]
     assert list(summary["participant"]) == ["P1", "P2"]
+    assert list(summary["visit"]) == ["", ""]
     assert summary["sleep_minutes"].iloc[0] == 450.0
     assert np.isnan(summary["sleep_minutes"].iloc[1])
+
+
+def test_study_summary_one_row_per_participant_visit_and_date() -> None:
+    alc = pd.DataFrame({"date": pd.array(["2026-03-02"], dtype="string"),
+                        "n_wear_hours": [21.5], "wake_mvpa_5s_epoch_min": [42.0]})
+    summary = study_summary({("P1", "V2"): {"activity_level_classification": alc},
+                             ("P1", "V1"): {"activity_level_classification": alc}})
+    assert list(zip(summary["participant"], summary["visit"], strict=True)) == [
+        ("P1", "V1"), ("P1", "V2")]
 
 
 def test_day_valid_when_either_wrist_is_valid() -> None:

@@ -22,7 +22,7 @@ def test_a_new_database_is_at_the_newest_revision_and_matches_the_tables(
     State(state_url).close()
     engine = create_engine(state_url)
     with engine.connect() as conn:
-        assert schema.current_revision(conn) == schema.head_revision() == "0002"
+        assert schema.current_revision(conn) == schema.head_revision() == "0003"
         # the tables the code declares are exactly what the migrations built
         assert compare_metadata(MigrationContext.configure(conn), schema.target_metadata()) == []
     engine.dispose()
@@ -94,3 +94,22 @@ def test_a_database_briefly_locked_at_first_open_is_opened_after_a_retry(
     monkeypatch.setattr(schema, "upgrade", always_locked)
     with pytest.raises(StateError, match="cannot open the state database"):
         State(f"sqlite:///{tmp_path}/other.sqlite")
+
+
+def test_revision_0003_fills_the_visit_of_files_already_cataloged(state_url: str) -> None:
+    engine = create_engine(state_url)
+    cfg = schema._config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(text(
+            "INSERT INTO files (uri, sha256, size_bytes, mtime, location, path, kind, "
+            "participant, side, fields_json, first_seen_utc, last_seen_utc, current, present) "
+            "VALUES ('file:///raw/P1_V2_L.csv', 'a', 1, '0', 'file:///raw', 'P1_V2_L.csv', "
+            "'sensor', 'P1', 'left', :fields, 't', 't', :yes, :yes)"),
+            {"fields": '{"participant": "P1", "side": "left", "visit": "V2", '
+                       '"location": "wrist"}', "yes": True})
+    with State(state_url) as state:
+        (f,) = state.files.current()
+    assert (f.visit, f.body_location, f.participant) == ("V2", "wrist", "P1")
+    engine.dispose()

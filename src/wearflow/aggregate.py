@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 AGGREGATOR_VERSION = "1"
+SUMMARY_VERSION = ("summary=2",)  # 2: a visit column
 KEY = "date"
 Tables = Mapping[str, pd.DataFrame]
 
@@ -135,15 +136,17 @@ def _rules(left: pd.DataFrame, right: pd.DataFrame, preferred: str | None, n: in
     return [f"non_dominant_{preferred}" if preferred else "mean"] * n
 
 
-def study_summary(participants: Mapping[str, Tables]) -> pd.DataFrame:
-    """One row per participant and date: wear hours, active minutes, sleep minutes.
+def study_summary(participants: Mapping[tuple[str, str], Tables]) -> pd.DataFrame:
+    """One row per participant, visit and date: wear hours, active minutes, sleep minutes.
 
-    Values are the participants' combined values from the builtin wrist
-    solution's columns; a night is listed under the date it starts.
+    ``participants`` maps (participant, visit) to that participant-visit's combined
+    tables (visit ``""`` when the study's names give none). Values are the
+    participants' combined values from the builtin wrist solution's columns; a night
+    is listed under the date it starts.
     """
     rows: list[pd.DataFrame] = []
-    for participant in sorted(participants):
-        tables = participants[participant]
+    for participant, visit in sorted(participants):
+        tables = participants[(participant, visit)]
         merged: pd.DataFrame | None = None
         for table_name, cols in SUMMARY_COLUMNS.items():
             table = tables.get(table_name)
@@ -153,16 +156,18 @@ def study_summary(participants: Mapping[str, Tables]) -> pd.DataFrame:
             part = table[[KEY, *present]].rename(columns=present)
             merged = part if merged is None else merged.merge(part, on=KEY, how="outer")
         if merged is not None:
+            merged.insert(0, "visit", visit)
             merged.insert(0, "participant", participant)
             rows.append(merged)
-    names = ["participant", KEY, *[n for cols in SUMMARY_COLUMNS.values() for n in cols.values()]]
+    ids = ["participant", "visit", KEY]
+    names = [*ids, *[n for cols in SUMMARY_COLUMNS.values() for n in cols.values()]]
     if not rows:
-        return pd.DataFrame({n: pd.Series(dtype="string" if n in ("participant", KEY) else
-                                          "float64") for n in names})
+        return pd.DataFrame({n: pd.Series(dtype="string" if n in ids else "float64")
+                             for n in names})
     summary = pd.concat(rows, ignore_index=True)
     for n in names:
         if n not in summary.columns:
             summary[n] = np.nan
-    summary["participant"] = summary["participant"].astype("string")
-    summary[KEY] = summary[KEY].astype("string")
-    return summary[names].sort_values(["participant", KEY], kind="stable").reset_index(drop=True)
+    for n in ids:
+        summary[n] = summary[n].astype("string")
+    return summary[names].sort_values(ids, kind="stable").reset_index(drop=True)

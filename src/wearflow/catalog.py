@@ -50,6 +50,14 @@ class SensorFile:
     def side(self) -> str | None:
         return self.fields.get("side")
 
+    @property
+    def visit(self) -> str | None:
+        return self.fields.get("visit")
+
+    @property
+    def body_location(self) -> str | None:
+        return self.fields.get("location")
+
 
 class StoredFile(NamedTuple):
     """One cataloged file version as the state database keeps it (its ``files`` row).
@@ -77,6 +85,8 @@ class StoredFile(NamedTuple):
     last_seen_utc: str
     current: bool
     present: bool
+    visit: str | None = None
+    body_location: str | None = None  # the name's {location} field (wrist, lower_back, ...)
 
     @property
     def name(self) -> str:
@@ -118,26 +128,39 @@ class NameParser:
         return path.lower().endswith(self._extensions)
 
     def parse(self, path: str) -> dict[str, str]:
-        """Return the name's fields (side normalised to left/right) or raise NameParseError."""
+        """Return the name's fields (side normalised to left/right) or raise NameParseError.
+
+        The first pattern whose fields are all valid wins; when patterns match but a
+        field is not (a side label not listed), the first such reason is raised.
+        """
+        first_error: NameParseError | None = None
         for _pattern, regex in self._patterns:
             m = regex.match(path)
             if not m:
                 continue
-            fields = {k: v.strip() for k, v in m.groupdict().items()}
-            if "side" in fields:
-                side = self._sides.get(fields["side"].lower())
-                if side is None:
-                    raise NameParseError(
-                        f"side label {fields['side']!r} is not one of {self._labels}",
-                        subject=path,
-                    )
-                fields["side"] = side
-            if not fields.get("participant"):
-                raise NameParseError("empty participant id", subject=path)
-            return fields
+            try:
+                return self._fields(m.groupdict(), path)
+            except NameParseError as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
         patterns = ", ".join(p for p, _ in self._patterns)
         raise NameParseError(f"name matches none of the sensor patterns ({patterns})",
                              subject=path)
+
+    def _fields(self, groups: Mapping[str, str], path: str) -> dict[str, str]:
+        fields = {k: v.strip() for k, v in groups.items()}
+        if "side" in fields:
+            side = self._sides.get(fields["side"].lower())
+            if side is None:
+                raise NameParseError(
+                    f"side label {fields['side']!r} is not one of {self._labels}",
+                    subject=path,
+                )
+            fields["side"] = side
+        if not fields.get("participant"):
+            raise NameParseError("empty participant id", subject=path)
+        return fields
 
 
 def _extension(pattern: str) -> str:

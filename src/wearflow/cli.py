@@ -70,18 +70,41 @@ def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id"))
 
 @app.command()
 @reports_errors
-def validate(study: StudyArg) -> None:
-    """Check a study file: keys, patterns, time zones, solutions, storage."""
-    from wearflow.solutions import load_solution
-    from wearflow.storage import Store
+def validate(study: StudyArg, as_json: JsonOption = False) -> None:
+    """Check a study and say what a run would do with every file (a dry run: nothing is
+    written)."""
+    from wearflow.services.validate import validate_study
 
-    s = load_study(study)
-    sols = [load_solution(c) for c in s.solutions]
-    for loc in s.input:
-        Store(loc, s.storage_options).check_reachable()
-    out.print(f"{study_file_path(study)}: valid (study {s.study}; "
-              f"{len(s.input)} input location(s); solutions: "
-              + ", ".join(f"{x.name} {x.version}" for x in sols) + ")")
+    report = validate_study(load_study(study))
+    if as_json:
+        _print_json(report.to_json())
+        return
+    counts = ", ".join(f"{n} {what}" for what, n in report.counts().items()) or "no files"
+    out.print(f"{study_file_path(study)}: valid (study {report.study}); a run would: "
+              f"{counts}", highlight=False, soft_wrap=True)
+    for loc in report.locations:
+        out.print(f"  {loc.uri}: {loc.sensor} sensor, {loc.metadata} metadata, "
+                  f"{loc.ignored} other files", highlight=False, soft_wrap=True)
+    for sol in report.solutions:
+        needs = f"; requires {', '.join(sol.requires)}" if sol.requires else ""
+        out.print(f"  solution {sol.name} ({sol.version}): {sol.applies_to}; "
+                  f"{sol.files} files{needs}", highlight=False, soft_wrap=True)
+    table = Table("file", "participant", "side", "visit", "solutions", "a run would",
+                  title="files")
+    for column in (table.columns[0], table.columns[-1]):
+        column.overflow = "fold"  # never cut a file name or a reason
+    for f in report.files:
+        note = f"{f.what}: {f.reason}" if f.reason else f.what
+        if f.combined_with:
+            note += f" (combined with {', '.join(u.rsplit('/', 1)[-1] for u in f.combined_with)})"
+        table.add_row(f.name, f.participant or "", f.side or "", f.visit or "",
+                      ", ".join(f.solutions), note)
+    out.print(table)
+    for uri, why in report.ignored:
+        out.print(f"  not cataloged: {uri}: {why}", highlight=False, soft_wrap=True)
+    if not report.sensor_files:
+        err.print("no sensor file in the input locations: a run would process nothing")
+        raise typer.Exit(1)
 
 
 EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 STUDY_FILE_NAME = "study.yaml"
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device"})
+KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device", "location"})
 SIDES = ("left", "right")
 
 
@@ -123,6 +124,37 @@ class RetryConfig(_Frozen):
     backoff_s: float = Field(default=5.0, ge=0, le=3600)
 
 
+class AppliesTo(_Frozen):
+    """Which sensor files a solution runs on, by the fields their names parse into.
+
+    Each key lists the values accepted (a file whose field has another value, or no
+    value, is not run by the solution); a key left out accepts every file. Values
+    are compared as the names give them, ``side`` after mapping to left/right.
+    """
+
+    side: tuple[Literal["left", "right"], ...] | None = Field(default=None, min_length=1)
+    visit: tuple[str, ...] | None = Field(default=None, min_length=1)
+    location: tuple[str, ...] | None = Field(default=None, min_length=1)
+    device: tuple[str, ...] | None = Field(default=None, min_length=1)
+
+    def accepts(self, fields: Mapping[str, str | None]) -> bool:
+        """Whether a file whose name parsed into ``fields`` is one of the solution's."""
+        for name in APPLIES_TO_FIELDS:
+            allowed = getattr(self, name)
+            if allowed is not None and fields.get(name) not in allowed:
+                return False
+        return True
+
+    def describe(self) -> str:
+        """``visit in (V1, V2), side in (left)``, or ``every file``."""
+        parts = [f"{name} in ({', '.join(getattr(self, name))})" for name in APPLIES_TO_FIELDS
+                 if getattr(self, name) is not None]
+        return ", ".join(parts) or "every file"
+
+
+APPLIES_TO_FIELDS = ("side", "visit", "location", "device")
+
+
 class SolutionConfig(_Frozen):
     """One biomarker solution: a scikit-digital-health pipeline file or a built-in."""
 
@@ -135,6 +167,10 @@ class SolutionConfig(_Frozen):
     # peak memory per sample of the recording, for memory-aware scheduling (measured on the
     # builtin wrist solution: ~157 bytes per sample)
     bytes_per_sample: float = Field(default=DEFAULT_BYTES_PER_SAMPLE, gt=0)
+    # which files it runs on (default: every sensor file; then left out of the dump, so
+    # that the fingerprint of a study that does not scope its solutions stays as it was)
+    applies_to: AppliesTo = Field(default_factory=AppliesTo,
+                                  exclude_if=lambda value: value == AppliesTo())
 
     @field_validator("requires")
     @classmethod
@@ -199,6 +235,18 @@ class Study(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"solution names must be unique; repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _applies_to_fields_exist(self) -> Study:
+        """A solution scoped by a field no sensor pattern gives would run on no file."""
+        given = {f for pattern in self.files.sensor for f in _FIELD_RE.findall(pattern)}
+        for sol in self.solutions:
+            for name in APPLIES_TO_FIELDS:
+                if getattr(sol.applies_to, name) is not None and name not in given:
+                    raise ValueError(
+                        f"solution {sol.name!r}: applies_to.{name} needs a {{{name}}} field in "
+                        f"a sensor pattern (patterns give: {sorted(given)})")
         return self
 
     @property

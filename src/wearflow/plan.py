@@ -30,11 +30,11 @@ from wearflow.clock import parse_iso
 from wearflow.config import Study
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
-from wearflow.memory import estimate_peak_bytes
+from wearflow.memory import WORKER_BASE_BYTES, estimate_peak_bytes
 from wearflow.metadata import MetaCell, Metadata
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
-from wearflow.task import TaskRecord, TaskSpec, TaskState
+from wearflow.task import InputFile, TaskRecord, TaskSpec, TaskState
 
 
 def task_key(input_sha256: str, solution_fingerprint: str,
@@ -61,6 +61,7 @@ class Plan:
     to_run: tuple[TaskSpec, ...]
     records: tuple[TaskRecord, ...]
     held: tuple[IssueSpec, ...]
+    unassigned: tuple[str, ...] = ()  # URIs of files no solution applies to
 
 
 @gc_paused()
@@ -83,14 +84,36 @@ def make_plan(
     metadata = metadata or {}
     planner = _Planner(study, solutions, task_states, metadata, task_created_utc or {},
                        set(metadata) if listed is None else listed, now or datetime.now(UTC))
+    for group in recording_groups(files):
+        planner.add(group)
+    return Plan(tuple(planner.to_run), tuple(planner.records), tuple(planner.held),
+                tuple(planner.unassigned))
+
+
+def recording_groups(files: Sequence[StoredFile]) -> list[tuple[StoredFile, ...]]:
+    """The files to plan, as groups whose recordings one task combines.
+
+    Several recordings of one participant's wrist (or other body location) in one
+    visit (a device restart, a battery swap, a second download) are one group, in
+    URI order; every other file is a group of its own. Files excluded by hand are left
+    out (no task, no issue); files whose name gave no participant, or whose bytes copy
+    another file's, stay alone (they are held, see :func:`_logistics`).
+    """
+    groups: dict[tuple[str, str | None, str | None, str | None], list[StoredFile]] = {}
+    alone: list[tuple[StoredFile, ...]] = []
     for f in files:
-        if not f.excluded_reason:  # excluded by hand (audited): no task, no issue
-            planner.add(f)
-    return Plan(tuple(planner.to_run), tuple(planner.records), tuple(planner.held))
+        if f.excluded_reason:
+            continue
+        if f.parse_error or not f.participant or f.duplicate_of:
+            alone.append((f,))
+            continue
+        groups.setdefault((f.participant, f.visit, f.body_location, f.side), []).append(f)
+    every = [*alone, *(tuple(g) for g in groups.values())]
+    return sorted(every, key=lambda g: g[0].uri)
 
 
 class _Planner:
-    """Plans the files of one study, one at a time (see :func:`make_plan`)."""
+    """Plans the files of one study, one recording group at a time (see :func:`make_plan`)."""
 
     def __init__(self, study: Study, solutions: Sequence[Solution],
                  task_states: Mapping[str, str], metadata: Metadata,
@@ -100,27 +123,44 @@ class _Planner:
         self.serials = _serial_owners(metadata)
         self.fingerprint = study.fingerprint()
         self.user = default_actor(study.identity)
+        self.scopes = {c.name: c.applies_to for c in study.solutions}
         self.to_run: list[TaskSpec] = []
         self.records: list[TaskRecord] = []
         self.held: list[IssueSpec] = []
+        self.unassigned: list[str] = []
         # A task's inputs depend on its participant's metadata and the solution only:
         # built once per (participant, or None for all without metadata; solution) and
         # shared, read-only, by the tasks of every file of the participant.
         self._inputs: dict[tuple[str | None, int], tuple[dict[str, str], list[str], str]] = {}
 
-    def add(self, f: StoredFile) -> None:
-        hold = _logistics(self.study, f, self.metadata, self.serials, self.listed)
+    def add(self, group: tuple[StoredFile, ...]) -> None:
+        f = group[0]
+        holds = [h for h in (_logistics(self.study, m, self.metadata, self.serials,
+                                        self.listed) for m in group) if h is not None]
+        hold = holds[0] if holds else None
         if hold is not None and (f.parse_error or not f.participant or f.duplicate_of):
             self.held.append(hold)  # no task at all: there is nothing to run it under
             return
-        for n_sol, sol in enumerate(self.solutions):
+        if len(group) > 1:
+            self.held.extend(_devices_differ(group))
+        fields = {"side": f.side, "visit": f.visit, "location": f.body_location,
+                  "device": _field(f, "device")}
+        applicable = [(n, sol) for n, sol in enumerate(self.solutions)
+                      if self.scopes[sol.name].accepts(fields)]
+        if not applicable:
+            self.unassigned.extend(m.uri for m in group)
+            self.held.append(_unassigned(f, fields))
+            return
+        sha256 = group_sha256(group)
+        parts_json = json.dumps([m.id for m in group[1:]]) if len(group) > 1 else None
+        for n_sol, sol in applicable:
             inputs, missing, inputs_text = self._task_inputs(f.participant or "", n_sol)
-            key = _task_key(f.sha256, sol.fingerprint, inputs_text)
+            key = _task_key(sha256, sol.fingerprint, inputs_text)
             waiting = hold if hold is not None or not missing else _waiting(
                 self.study, f, sol.name, missing, self.created.get(key), self.now)
             record = TaskRecord(key, f.id, sol.name, sol.version, sol.fingerprint,
                                 f.participant, f.side, TaskState.PENDING,
-                                inputs_json=inputs_text)
+                                inputs_json=inputs_text, parts_json=parts_json)
             state = self.task_states.get(key)
             if state in (TaskState.DONE, TaskState.FAILED):
                 self.records.append(record._replace(state=state))
@@ -130,7 +170,7 @@ class _Planner:
                 self.held.append(waiting)
             else:
                 self.records.append(record)
-                self.to_run.append(task_spec(self.study, f, record, inputs,
+                self.to_run.append(task_spec(self.study, group, record, inputs,
                                              study_fingerprint=self.fingerprint,
                                              user=self.user))
 
@@ -153,15 +193,19 @@ class _Planner:
         return shared
 
 
-def task_spec(study: Study, f: StoredFile, record: TaskRecord,
+def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
               inputs: Mapping[str, str] | None = None, *, study_fingerprint: str | None = None,
               user: str | None = None) -> TaskSpec:
-    """What a worker needs to run ``record`` on file ``f`` of ``study``.
+    """What a worker needs to run ``record`` on the files of ``group`` (its own file
+    first, then the other recordings it combines) of ``study``.
 
     ``inputs`` (default: the record's), ``study_fingerprint`` and ``user`` are given by
     a caller that builds many specs and has them at hand.
     """
+    f = group[0]
     config = next(c for c in study.solutions if c.name == record.solution)
+    parts = tuple(InputFile(m.id, m.uri, m.location, m.path, m.sha256, m.size_bytes)
+                  for m in group[1:])
     return TaskSpec(
         key=record.key, file_id=f.id, uri=f.uri, location=f.location, path=f.path,
         sha256=f.sha256, size_bytes=f.size_bytes, participant=f.participant or "",
@@ -172,7 +216,59 @@ def task_spec(study: Study, f: StoredFile, record: TaskRecord,
         user=default_actor(study.identity) if user is None else user,
         metadata=record.inputs if inputs is None else inputs,
         storage_options=study.storage_options,
-        memory_bytes=estimate_peak_bytes(f.path, f.size_bytes, config.bytes_per_sample))
+        memory_bytes=sum(estimate_peak_bytes(m.path, m.size_bytes, config.bytes_per_sample)
+                         for m in group) - WORKER_BASE_BYTES * (len(group) - 1),
+        visit=f.visit or "", parts=parts)
+
+
+def group_sha256(group: Sequence[StoredFile]) -> str:
+    """What a task's key takes from its input: the file's sha256, or for several
+    recordings combined, the sha256 of their sorted sha256s."""
+    if len(group) == 1:
+        return group[0].sha256
+    return hashlib.sha256("+".join(sorted(m.sha256 for m in group)).encode()).hexdigest()
+
+
+def _field(f: StoredFile, name: str) -> str | None:
+    value = json.loads(f.fields_json or "{}").get(name) if name in f.fields_json else None
+    return None if value is None else str(value)
+
+
+def _devices_differ(group: Sequence[StoredFile]) -> list[IssueSpec]:
+    """Recordings of one wrist in one visit from two devices: combined (a device swapped
+    mid-period), and said, since a mislabeled file looks the same."""
+    serials = sorted({m.device_serial for m in group if m.device_serial})
+    if len(serials) < 2:
+        return []
+    f = group[0]
+    where = _where(f)
+    return [IssueSpec(Tag.DATA_ISSUE.value,
+                      f"the {len(group)} recordings of {where} come from {len(serials)} devices "
+                      f"({', '.join(serials)}): combined in time order as one wrist; check "
+                      "that none belongs to another participant "
+                      f"({', '.join(m.name for m in group)})",
+                      uri=f.uri, participant=f.participant,
+                      resolution="exclude or rename a file that is not this participant's")]
+
+
+def _unassigned(f: StoredFile, fields: Mapping[str, str | None]) -> IssueSpec:
+    shown = ", ".join(f"{k} {v}" for k, v in fields.items() if v is not None) or "no fields"
+    return IssueSpec(Tag.DATA_ISSUE.value,
+                     f"no solution of the study applies to this file of {_where(f)} ({shown}); "
+                     "it is not processed", uri=f.uri, participant=f.participant,
+                     resolution="rename the file, or widen a solution's applies_to")
+
+
+def _where(f: StoredFile) -> str:
+    """``participant P1 visit V1 left wrist`` for messages."""
+    parts = [f"participant {f.participant}"]
+    if f.visit:
+        parts.append(f"visit {f.visit}")
+    if f.side:
+        parts.append(f"{f.side} {f.body_location or 'wrist'}")
+    elif f.body_location:
+        parts.append(f.body_location)
+    return " ".join(parts)
 
 
 def _serial_owners(metadata: Metadata) -> dict[str, tuple[str, str]]:

@@ -3,7 +3,7 @@
 Layout under the study's output location::
 
     single-wrist-processed/<solution>/<participant>/<input file name>/<task key>/
-    processed/<solution>/<participant>/<aggregate key>/
+    processed/<solution>/<participant>/[<visit>/]<aggregate key>/
     processed/<solution>/study-summary/<summary key>/
     qc/<content hash>/qc.csv
 
@@ -48,8 +48,12 @@ def single_wrist_dir(solution: str, participant: str, file_name: str, task_key: 
 SUMMARY_FOLDER = "study-summary"
 
 
-def participant_dir(solution: str, participant: str, key: str) -> str:
-    return "/".join((PROCESSED, _safe(solution), _participant_folder(participant), key[:16]))
+def participant_dir(solution: str, participant: str, key: str, visit: str = "") -> str:
+    """``processed/<solution>/<participant>/[<visit>/]<key>``: a study whose names give no
+    visit keeps the layout it had before visits existed."""
+    visit_part = (_safe(visit),) if visit else ()
+    return "/".join((PROCESSED, _safe(solution), _participant_folder(participant), *visit_part,
+                     key[:16]))
 
 
 def summary_dir(solution: str, key: str) -> str:

@@ -103,7 +103,8 @@ def _run(study: Study, state: State, run_id: str, report: RunReport,
                      state.tasks.created(), listed)
     state.tasks.record_plan(plan.records)
     report.files_total = len(current)
-    report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of)
+    report.unparsable = sum(1 for f in current if f.parse_error or f.duplicate_of) + len(
+        plan.unassigned)
     own = executor is None
     pool = executor or make_executor(study.executor, study.workers,
                                      memory_limit_gb=study.memory_limit_gb)

@@ -39,6 +39,18 @@ SETTLED_STATES = (TaskState.DONE, TaskState.FAILED, TaskState.RUNNING)
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """One more recording a task combines with its own file (same wrist, same visit)."""
+
+    file_id: int
+    uri: str
+    location: str
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything a worker needs for one task; small and picklable."""
 
@@ -62,10 +74,21 @@ class TaskSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     memory_bytes: int = 0  # estimated peak memory (see wearflow.memory)
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    visit: str = ""
+    # the other recordings of the same wrist and visit, combined with this file's in
+    # time order (a device restart, a battery swap); empty for one file
+    parts: tuple[InputFile, ...] = ()
 
     @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def inputs(self) -> tuple[InputFile, ...]:
+        """Every file the task reads: its own, then its parts."""
+        own = InputFile(self.file_id, self.uri, self.location, self.path, self.sha256,
+                        self.size_bytes)
+        return (own, *self.parts)
 
 
 class TaskRecord(NamedTuple):
@@ -98,6 +121,12 @@ class TaskRecord(NamedTuple):
     created_utc: str = ""
     started_utc: str | None = None
     finished_utc: str | None = None
+    parts_json: str | None = None  # the other files combined with this one (JSON file ids)
+
+    @property
+    def parts(self) -> list[int]:
+        """The ids of the other files whose recordings this task combines with its own."""
+        return list(json.loads(self.parts_json)) if self.parts_json else []
 
     @property
     def inputs(self) -> dict[str, str]:

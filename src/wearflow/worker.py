@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
 
 from wearflow.clock import iso_utc, utc_now
+from wearflow.combine import Part, combine_recordings
 from wearflow.errors import AlgorithmError, SolutionError, WearflowError
 from wearflow.provenance import InputRef, Provenance, current_user, software
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
@@ -25,7 +27,7 @@ from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import FileResult, Solution, load_solution, solution_ref
 from wearflow.storage import Store, sha256_bytes
-from wearflow.task import TaskOutcome, TaskSpec, TaskState
+from wearflow.task import InputFile, TaskOutcome, TaskSpec, TaskState
 
 
 def warm_up(*, ignore_sigint: bool) -> None:
@@ -88,36 +90,26 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
 def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
          ) -> tuple[str, tuple[str, ...], str]:
     solution = _planned_solution(task)
-    source = Store(task.location, dict(task.storage_options))
-    with watch.stage("fetch"):
-        data = source.read_bytes(task.path)
-    # The bytes are hashed on a second thread while they are decoded (hashlib releases
-    # the GIL): the check costs CPU, not time on the task's path. A file whose bytes
-    # are not the cataloged ones is never processed, whatever its decoder said.
-    digest = _Digest(data)
-    try:
+    recordings = [_read(task, part, watch) for part in task.inputs]
+    parts: list[Part] = []
+    if len(recordings) == 1:
+        recording = recordings[0]
+    else:
         with watch.stage("decode"):
-            recording = read_recording(data, task.uri, device_time_zone=task.device_time_zone)
-    finally:
-        with watch.stage("verify"):
-            changed = digest.hexdigest() != task.sha256
-        if changed:
-            raise WearflowError("file changed since it was cataloged; it will be re-planned",
-                                subject=task.uri) from None
-    del data, digest  # the decoded arrays are what the solution needs; free the bytes
+            recording, parts = combine_recordings(recordings, [p.uri for p in task.inputs])
+    del recordings
     with watch.stage("solution"):
         try:
             result = solution.run(recording, dict(task.metadata))
         except AlgorithmError as exc:
             raise AlgorithmError(exc.message, subject=task.uri) from exc
     with watch.stage("qc"):
-        qc, flags, tables = _quality(task, recording, result)
+        qc, flags, tables = _quality(task, recording, result, parts)
     folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
     provenance = Provenance(
         kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
         task_key=task.key, run_id=run_id, user=task.user or current_user(),
-        input=InputRef(uri=task.uri, sha256=task.sha256, size_bytes=task.size_bytes,
-                       participant=task.participant, side=task.side),
+        input=_input_refs(task),
         solution=solution_ref(solution), software=software(), started_utc=started,
         finished_utc=utc_now(), flags=list(flags), task_inputs=dict(task.metadata),
     )
@@ -125,6 +117,34 @@ def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
     with watch.stage("write"):
         _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
     return folder, flags, prov_sha
+
+
+def _read(task: TaskSpec, part: InputFile, watch: Stopwatch) -> Recording:
+    """Fetch and decode one input file, checking that its bytes are the cataloged ones."""
+    source = Store(part.location, dict(task.storage_options))
+    with watch.stage("fetch"):
+        data = source.read_bytes(part.path)
+    # The bytes are hashed on a second thread while they are decoded (hashlib releases
+    # the GIL): the check costs CPU, not time on the task's path. A file whose bytes
+    # are not the cataloged ones is never processed, whatever its decoder said.
+    digest = _Digest(data)
+    try:
+        with watch.stage("decode"):
+            recording = read_recording(data, part.uri, device_time_zone=task.device_time_zone)
+    finally:
+        with watch.stage("verify"):
+            changed = digest.hexdigest() != part.sha256
+        if changed:
+            raise WearflowError("file changed since it was cataloged; it will be re-planned",
+                                subject=part.uri) from None
+    return recording
+
+
+def _input_refs(task: TaskSpec) -> InputRef | list[InputRef]:
+    """The provenance of the input: one file, or every recording combined."""
+    refs = [InputRef(uri=p.uri, sha256=p.sha256, size_bytes=p.size_bytes,
+                     participant=task.participant, side=task.side) for p in task.inputs]
+    return refs[0] if len(refs) == 1 else refs
 
 
 def _planned_solution(task: TaskSpec) -> Solution:
@@ -164,7 +184,8 @@ class _Digest:
         return self._value
 
 
-def _quality(task: TaskSpec, recording: Recording, result: FileResult
+def _quality(task: TaskSpec, recording: Recording, result: FileResult,
+             parts: Sequence[Part] = ()
              ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, pd.DataFrame]]:
     """The file's qc.json figures, every flag, and the tables with the per-day QC table."""
     flags = (*recording.flags, *result.flags, *window_flags(recording, task.metadata))
@@ -183,4 +204,6 @@ def _quality(task: TaskSpec, recording: Recording, result: FileResult
         "flags": list(flags),
         **dict(result.qc),
     }
+    if parts:  # several recordings combined: each one's span and what of it was used
+        qc["recordings"] = [dataclasses.asdict(p) for p in parts]
     return qc, flags, tables

@@ -15,7 +15,9 @@ output: results/           # per-wrist and participant results, logs, state data
 time_zone: UTC             # participants' local time zone: days and nights are cut in it
 files:
   sensor: ["{{participant}}_{{side}}.cwa", "{{participant}}_{{side}}.cwa.gz",
-           "{{participant}}_{{side}}.bin", "{{participant}}_{{side}}.csv"]
+           "{{participant}}_{{side}}.bin", "{{participant}}_{{side}}.csv",
+           "{{participant}}_{{side}}.csv.gz", "{{participant}}_{{side}}.gt3x",
+           "{{participant}}_{{side}}.agdc"]
   sides: {{left: [L, LW, left], right: [R, RW, right]}}
 solutions:
   - name: wrist

@@ -33,17 +33,7 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
         counts = state.tasks.file_state_counts()
         files = state.files.current()
         participants = {f.participant for f in files if f.participant and not f.parse_error}
-        done: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for task, f in state.tasks.done_for_current_files():
-            done[(task.solution, f.participant or "")].add(task.key)
-        aggregated = {
-            (r.solution, r.participant)
-            for r in state.results.latest_participants()
-            if set(json.loads(r.task_keys_json)) == done.get((r.solution, r.participant))
-        }
-        solutions = [s.name for s in study.solutions]
-        processed = sorted(p for p in participants
-                           if all((s, p) in aggregated for s in solutions))
+        visits = _participant_visits(state)
         issues = [
             {"id": i.id, "tag": i.tag, "uri": i.uri, "participant": i.participant,
              "message": i.message, "resolution": i.resolution,
@@ -53,10 +43,35 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     return {
         "study": study.study,
         "files": {"total": len(files), "by_state": {s: counts.get(s, 0) for s in TASK_STATES}},
-        "participants": {"total": len(participants), "processed": len(processed)},
+        "participants": {"total": len(participants),
+                         "processed": len({p for (p, _v), done in visits.items() if done}
+                                          - {p for (p, _v), done in visits.items()
+                                             if not done})},
+        "participant_visits": {"total": len(visits), "processed": sum(visits.values())},
         "issues": issues,
         "output": study.output,
     }
+
+
+def _participant_visits(state: State) -> dict[tuple[str, str], bool]:
+    """Every (participant, visit) with a task, and whether each of its solutions has a
+    participant result made from exactly its current done tasks (a failed wrist does
+    not keep the other from being the participant's result)."""
+    expected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for task, f in state.tasks.for_current_files():
+        if f.participant and f.side:
+            done = expected[(task.solution, f.participant, f.visit or "")]
+            if task.state == TaskState.DONE:
+                done.add(task.key)
+    aggregated = {(r.solution, r.participant, r.visit or "")
+                  for r in state.results.latest_participants()
+                  if set(json.loads(r.task_keys_json)) == expected.get(
+                      (r.solution, r.participant, r.visit or ""))}
+    visits: dict[tuple[str, str], bool] = {}
+    for group in expected:
+        pv = (group[1], group[2])
+        visits[pv] = visits.get(pv, True) and group in aggregated
+    return visits
 
 
 def study_qc(study: Study) -> list[dict[str, Any]]:

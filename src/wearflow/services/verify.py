@@ -132,6 +132,7 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
     """
     with State(study.state_url) as state:
         record, f = find_result(state, study, result)
+        group = (f, *state.files.by_ids(record.parts))
     configs = {c.name: c for c in study.solutions}
     if record.solution not in configs:
         raise WearflowError("its solution is no longer in the study file", subject=result)
@@ -142,7 +143,7 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
     folder = record.result_dir or ""
     out = Store(study.output, study.storage_options)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        task = dataclasses.replace(task_spec(study, f, record), output=tmp)
+        task = dataclasses.replace(task_spec(study, group, record), output=tmp)
         outcome = execute(task, run_id="reproduce")
         if outcome.state != TaskState.DONE or outcome.result_dir is None:
             raise WearflowError(f"re-run failed: {outcome.message}", subject=result)

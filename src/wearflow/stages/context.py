@@ -28,7 +28,8 @@ class RunReport:
     executed: int = 0
     done: int = 0
     failed: int = 0  # files failed, including those held before processing
-    unparsable: int = 0  # files held: name does not parse, or duplicate bytes
+    # files held before any task: name does not parse, duplicate bytes, no solution applies
+    unparsable: int = 0
     participants_aggregated: int = 0
     summary_dirs: list[str] = field(default_factory=list)
     output: str = ""

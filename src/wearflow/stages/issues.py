@@ -44,7 +44,7 @@ def derive_issues(
         from them an issue).
     """
     issues = list(held)
-    per_side: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    per_side: dict[tuple[str, str, str, str, str], list[str]] = defaultdict(list)
     sensor_participants: set[str] = set()
     for task, f in tasks:
         if task.state == TaskState.FAILED:
@@ -54,12 +54,14 @@ def derive_issues(
                                                "a new version is processed automatically"))
         if f.participant and f.side:
             sensor_participants.add(f.participant)
-            per_side[(task.solution, f.participant, f.side)].append(f.uri)
-    for (sol, pid, side), uris in sorted(per_side.items()):
+            per_side[(task.solution, f.participant, f.visit or "", f.body_location or "wrist",
+                      f.side)].append(f.uri)
+    for (sol, pid, visit, where, side), uris in sorted(per_side.items()):
         if len(set(uris)) > 1:
+            at = f" visit {visit}" if visit else ""
             issues.append(IssueSpec(
                 Tag.DATA_ISSUE.value,
-                f"{len(uris)} files for participant {pid} {side} wrist "
+                f"{len(uris)} tasks for participant {pid}{at} {side} {where} "
                 f"({', '.join(sorted(uris))}); not aggregated for solution {sol}",
                 participant=pid, resolution="remove or rename the wrong file"))
     for meta_uri, participant, problem in metadata_problems:

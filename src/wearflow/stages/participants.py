@@ -1,10 +1,11 @@
-"""Participants: combine the wrists of each participant into ``processed/``, then write
-the study summary of each solution.
+"""Participants: combine the wrists of each participant and visit into ``processed/``,
+then write the study summary of each solution.
 
 A participant result is keyed by the hash of the aggregator version, the solution,
-the participant, the dominant hand and the task keys of the wrists combined: a new
-wrist, a corrected hand or a re-processed file writes a new result; the old one stays.
-A lone wrist waits ``single_wrist_grace_h`` for the other before it is written alone.
+the participant, the visit (when the names give one), the dominant hand and the task
+keys of the wrists combined: a new wrist, a corrected hand or a re-processed file
+writes a new result; the old one stays. A lone wrist waits ``single_wrist_grace_h``
+for the other before it is written alone.
 """
 
 from __future__ import annotations
@@ -33,35 +34,40 @@ def aggregate_participants(ctx: RunContext, metadata: Metadata) -> None:
     """Write every participant result that is due and not written yet, then the summaries."""
     out = Store(ctx.study.output, ctx.study.storage_options)
     existing = ctx.state.results.participant_keys()
-    for (sol_name, participant), wrists in sorted(_due_groups(ctx).items()):
+    for (sol_name, participant, visit), wrists in sorted(_due_groups(ctx).items()):
         hand_cell = metadata.get(participant, {}).get("dominant_hand")
         hand = hand_cell.value if hand_cell else None
-        key = participant_key(sol_name, participant, hand, [t.key for t, _ in wrists])
+        key = participant_key(sol_name, participant, visit, hand, [t.key for t, _ in wrists])
         if key not in existing:
-            _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, hand,
-                               wrists, key)
+            _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, visit,
+                               hand, wrists, key)
     write_summaries(ctx, out)
 
 
-def participant_key(solution: str, participant: str, dominant_hand: str | None,
+def participant_key(solution: str, participant: str, visit: str, dominant_hand: str | None,
                     task_keys: Sequence[str]) -> str:
-    """The key of the result combining ``task_keys`` (the wrists, by side)."""
+    """The key of the result combining ``task_keys`` (the wrists, by side). Without a
+    visit it is the key results had before visits existed."""
     text = "|".join([aggregate.AGGREGATOR_VERSION, solution, participant,
-                     f"dominant={dominant_hand}", *task_keys])
+                     *([f"visit={visit}"] if visit else []), f"dominant={dominant_hand}",
+                     *task_keys])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _due_groups(ctx: RunContext) -> dict[tuple[str, str], list[Wrist]]:
-    """Per (solution, participant): the wrists to combine, by side, when they are due.
+Group = tuple[str, str, str]  # solution, participant, visit ("" when the names give none)
 
-    Two files for one wrist are never combined silently (the issues stage reports them);
+
+def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
+    """Per (solution, participant, visit): the wrists to combine, by side, when due.
+
+    Two tasks for one wrist are never combined silently (the issues stage reports them);
     a lone wrist is due once its grace period is over."""
-    groups: dict[tuple[str, str], dict[str, list[Wrist]]] = defaultdict(
-        lambda: defaultdict(list))
+    groups: dict[Group, dict[str, list[Wrist]]] = defaultdict(lambda: defaultdict(list))
     for task, f in ctx.state.tasks.done_for_current_files():
         if task.solution in ctx.solutions_by_name:
-            groups[(task.solution, f.participant or "")][f.side or ""].append((task, f))
-    due: dict[tuple[str, str], list[Wrist]] = {}
+            group = (task.solution, f.participant or "", f.visit or "")
+            groups[group][f.side or ""].append((task, f))
+    due: dict[Group, list[Wrist]] = {}
     for group, sides in groups.items():
         if any(len(v) > 1 for v in sides.values()):
             continue
@@ -79,29 +85,32 @@ def _grace_over(task: TaskRecord, grace_h: float) -> bool:
 
 
 def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: str,
-                       hand: str | None, wrists: Sequence[Wrist], key: str) -> None:
+                       visit: str, hand: str | None, wrists: Sequence[Wrist], key: str
+                       ) -> None:
     started = utc_now()
     tables_by_side = {f.side: read_tables(out, t.result_dir or "") for t, f in wrists}
     tables = aggregate.combine_wrists(tables_by_side.get("left"), tables_by_side.get("right"),
                                       hand)
     flags = [] if len(wrists) == 2 else [f"single_wrist:{wrists[0][1].side}"]
-    folder = participant_dir(sol.name, participant, key)
+    folder = participant_dir(sol.name, participant, key, visit)
     prov = Provenance(
         kind="participant", study=ctx.study.study, study_fingerprint=ctx.study.fingerprint(),
         task_key=key, run_id=ctx.run_id, user=ctx.actor,
         input=[InputRef(uri=f.uri, sha256=f.sha256, size_bytes=f.size_bytes,
                         participant=f.participant, side=f.side, task_key=t.key)
                for t, f in wrists],
+        task_inputs={"visit": visit} if visit else {},
         solution=solution_ref(sol), software=software(), started_utc=started,
         finished_utc=utc_now(), flags=flags,
     )
     _, prov_sha = write_result(out, folder, tables, {}, prov)
     ctx.audit.record(ctx.actor, "result.written", folder,
-                     after={"participant": participant, "provenance_sha256": prov_sha})
+                     after={"participant": participant, "provenance_sha256": prov_sha,
+                            **({"visit": visit} if visit else {})})
     ctx.state.results.add_participant(key=key, solution=sol.name, participant=participant,
-                                      task_keys=[t.key for t, _ in wrists], result_dir=folder,
-                                      provenance_sha256=prov_sha, flags=flags,
-                                      run_id=ctx.run_id)
+                                      visit=visit, task_keys=[t.key for t, _ in wrists],
+                                      result_dir=folder, provenance_sha256=prov_sha,
+                                      flags=flags, run_id=ctx.run_id)
     ctx.report.participants_aggregated += 1
 
 
@@ -118,14 +127,15 @@ def write_summaries(ctx: RunContext, out: Store) -> None:
 def _write_summary(ctx: RunContext, out: Store, sol: Solution,
                    rows: Sequence[ParticipantResultRow]) -> None:
     key = hashlib.sha256("|".join(["summary", aggregate.AGGREGATOR_VERSION,
-                                   *(r.key for r in rows)]).encode()).hexdigest()
+                                   *aggregate.SUMMARY_VERSION, *(r.key for r in rows)])
+                         .encode()).hexdigest()
     folder = summary_dir(sol.name, key)
     ctx.report.summary_dirs.append(folder)
     if out.exists(f"{folder}/provenance.json"):
         return
     started = utc_now()
     summary = aggregate.study_summary(
-        {r.participant: read_tables(out, r.result_dir, aggregate.SUMMARY_INPUTS)
+        {(r.participant, r.visit): read_tables(out, r.result_dir, aggregate.SUMMARY_INPUTS)
          for r in rows})
     prov = Provenance(
         kind="study-summary", study=ctx.study.study, study_fingerprint=ctx.study.fingerprint(),

@@ -105,6 +105,15 @@ class FileRepository:
                                 .order_by(FileRow.uri)).all()
         return list(map(StoredFile._make, rows))
 
+    def by_ids(self, ids: Sequence[int]) -> list[StoredFile]:
+        """The file versions ``ids``, in that order (unknown ids left out)."""
+        if not ids:
+            return []
+        with self._engine.connect() as conn:
+            rows = {r[0]: StoredFile._make(r) for chunk in chunks(ids) for r in conn.execute(
+                select(*FILE_COLUMNS).where(FileRow.id.in_(chunk))).all()}
+        return [rows[i] for i in ids if i in rows]
+
     def find_current(self, target: str) -> StoredFile:
         """The current file whose URI, path or name is ``target`` (exactly one)."""
         rows = [f for kind in ("sensor", "metadata") for f in self.current(kind)
@@ -132,7 +141,8 @@ def _new_row(f: SensorFile, now: str) -> dict[str, Any]:
             "participant": f.participant, "side": f.side,
             "fields_json": _json_sorted(dict(f.fields)), "parse_error": f.parse_error,
             "device_serial": f.device_serial, "first_seen_utc": now, "last_seen_utc": now,
-            "current": True, "present": True}
+            "current": True, "present": True, "visit": f.visit,
+            "body_location": f.body_location}
 
 
 def _update_files(conn: Connection, ids: Sequence[int], **values: Any) -> None:

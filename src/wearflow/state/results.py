@@ -33,30 +33,31 @@ class ResultRepository:
     @retry_on_conflict
     def add_participant(self, *, key: str, solution: str, participant: str,
                         task_keys: Sequence[str], result_dir: str, provenance_sha256: str,
-                        flags: Sequence[str], run_id: str) -> None:
+                        flags: Sequence[str], run_id: str, visit: str = "") -> None:
         """Record a participant result (a no-op when another coordinator did first)."""
         with Session(self._engine) as s, s.begin():
             if s.get(ParticipantResultRow, key) is None:
                 s.add(ParticipantResultRow(
-                    key=key, solution=solution, participant=participant,
+                    key=key, solution=solution, participant=participant, visit=visit,
                     task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
                     provenance_sha256=provenance_sha256,
                     flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
 
     def latest_participants(self) -> list[ParticipantResultRow]:
-        """Per (solution, participant): the result made from exactly the current done
-        tasks when there is one (several coordinators may each have written one),
+        """Per (solution, participant, visit): the result made from exactly the current
+        done tasks when there is one (several coordinators may each have written one),
         else the newest."""
-        current: dict[tuple[str, str], set[str]] = {}
+        current: dict[tuple[str, str, str], set[str]] = {}
         for task, f in self._tasks.done_for_current_files():
-            current.setdefault((task.solution, f.participant or ""), set()).add(task.key)
+            current.setdefault((task.solution, f.participant or "", f.visit or ""),
+                               set()).add(task.key)
         with Session(self._engine, expire_on_commit=False) as s:
             rows = list(s.scalars(select(ParticipantResultRow)
                                   .order_by(ParticipantResultRow.created_utc,
                                             ParticipantResultRow.key)))
-        chosen: dict[tuple[str, str], ParticipantResultRow] = {}
+        chosen: dict[tuple[str, str, str], ParticipantResultRow] = {}
         for row in rows:
-            group = (row.solution, row.participant)
+            group = (row.solution, row.participant, row.visit or "")
             matches = set(json.loads(row.task_keys_json)) == current.get(group)
             previous = chosen.get(group)
             previous_matches = previous is not None and set(

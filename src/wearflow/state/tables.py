@@ -48,6 +48,9 @@ class FileRow(Base):
     last_seen_utc: Mapped[str] = mapped_column(String(32))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
     present: Mapped[bool] = mapped_column(Boolean, default=True)
+    # schema revision 0003: the visit and body location ({location}) the name gives
+    visit: Mapped[str | None] = mapped_column(String(256))
+    body_location: Mapped[str | None] = mapped_column(String(256))
 
 
 class TaskRow(Base):
@@ -76,6 +79,9 @@ class TaskRow(Base):
     created_utc: Mapped[str] = mapped_column(String(32))
     started_utc: Mapped[str | None] = mapped_column(String(32))
     finished_utc: Mapped[str | None] = mapped_column(String(32))
+    # schema revision 0003: the other files combined with this task's own (JSON list of
+    # file ids), when one wrist has several recordings in one visit
+    parts_json: Mapped[str | None] = mapped_column(Text)
 
 
 class MetadataRow(Base):
@@ -107,6 +113,7 @@ class ParticipantResultRow(Base):
     flags_json: Mapped[str] = mapped_column(Text, default="[]")
     run_id: Mapped[str] = mapped_column(String(64))
     created_utc: Mapped[str] = mapped_column(String(32))
+    visit: Mapped[str] = mapped_column(String(256), default="", server_default="")
 
 
 class SummaryRow(Base):

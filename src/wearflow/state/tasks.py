@@ -90,7 +90,8 @@ class TaskRepository:
                         "solution_fingerprint": t.solution_fingerprint,
                         "participant": t.participant, "side": t.side, "state": str(t.state),
                         "tag": t.tag, "message": t.message, "current": True, "attempts": 0,
-                        "inputs_json": t.inputs_json, "flags_json": "[]", "created_utc": now})
+                        "inputs_json": t.inputs_json, "flags_json": "[]", "created_utc": now,
+                        "parts_json": t.parts_json})
                 elif old[0] not in _SETTLED and old != (t.state, t.tag, t.message):
                     restated.append({"b_key": t.key, "b_state": str(t.state), "b_tag": t.tag,
                                      "b_message": t.message})
@@ -208,9 +209,11 @@ class TaskRepository:
         excluded files, and held ones (no task: name unparsed, duplicate) as failed."""
         per_file: dict[int, str] = {}
         for task, f in self.for_current_files():
-            prev = per_file.get(f.id)
-            if prev is None or _FILE_STATE_ORDER.get(task.state, 0) < _FILE_STATE_ORDER[prev]:
-                per_file[f.id] = task.state
+            for file_id in (f.id, *task.parts):  # recordings combined share their task's
+                prev = per_file.get(file_id)
+                if prev is None or (_FILE_STATE_ORDER.get(task.state, 0)
+                                    < _FILE_STATE_ORDER[prev]):
+                    per_file[file_id] = task.state
         counts: Counter[str] = Counter()
         for f in self._files.current():
             if f.excluded_reason:
@@ -237,9 +240,9 @@ def _move_renamed(conn: Any, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return new
     conn.execute(update(TaskRow).where(TaskRow.key == bindparam("b_key")).values(
         file_id=bindparam("b_file_id"), participant=bindparam("b_participant"),
-        side=bindparam("b_side"), current=True),
+        side=bindparam("b_side"), parts_json=bindparam("b_parts"), current=True),
         [{"b_key": r["key"], "b_file_id": r["file_id"], "b_participant": r["participant"],
-          "b_side": r["side"]} for r in new if r["key"] in moved])
+          "b_side": r["side"], "b_parts": r["parts_json"]} for r in new if r["key"] in moved])
     unfinished = [{"b_key": r["key"], "b_state": r["state"], "b_tag": r["tag"],
                    "b_message": r["message"]} for r in new
                   if moved.get(r["key"], "done") not in _SETTLED]
