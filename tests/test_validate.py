@@ -79,5 +79,5 @@ def test_validate_with_no_sensor_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     (tmp_path / "study.yaml").write_text(STUDY)
     result = runner.invoke(app, ["validate", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "no sensor file in the input locations" in result.output
+    assert result.exit_code == 0  # the study file is valid, its locations are empty
+    assert "no sensor file in the input locations yet" in result.output

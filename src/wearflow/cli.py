@@ -102,9 +102,8 @@ def validate(study: StudyArg, as_json: JsonOption = False) -> None:
     out.print(table)
     for uri, why in report.ignored:
         out.print(f"  not cataloged: {uri}: {why}", highlight=False, soft_wrap=True)
-    if not report.sensor_files:
-        err.print("no sensor file in the input locations: a run would process nothing")
-        raise typer.Exit(1)
+    if not report.sensor_files:  # the study file is valid; the locations are empty
+        err.print("no sensor file in the input locations yet: a run would process nothing")
 
 
 EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "
