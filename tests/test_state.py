@@ -185,3 +185,9 @@ def test_a_renamed_file_keeps_its_result_instead_of_blocking_the_plan(
         state.close()
     assert done == {("P1", "left", "P1_L.csv"), ("P2", "right", "P2_R.csv")}
     assert latest == {("P1", '["single_wrist:left"]'), ("P2", '["single_wrist:right"]')}
+
+
+def test_the_same_issue_twice_in_one_run_is_one_issue(state: State) -> None:
+    twice = [IssueSpec("DATA_ISSUE", "bad", uri="file:///raw/a.csv", participant="P1")] * 2
+    assert len(state.issues.sync("S", twice)) == 1
+    assert [i.message for i in state.issues.open("S")] == ["bad"]

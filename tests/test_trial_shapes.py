@@ -192,3 +192,46 @@ def test_bad_trial_shapes_are_issues_and_the_rest_is_processed(tmp_path: Path) -
     rates = [i for i in issues if "different sampling rates" in str(i["message"])]
     assert len(rates) == 1 and rates[0]["tag"] == "DATA_ISSUE"
     assert "50 Hz in P2_L_a.cwa" in str(rates[0]["message"])
+
+
+PROTOCOL = """\
+study: PROTOCOL
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.cwa"]
+  metadata: ["participants.csv"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+    short_recording_h: 12
+"""
+
+
+def test_days_outside_a_participants_protocol_window_are_excluded(tmp_path: Path) -> None:
+    root = _study(tmp_path, PROTOCOL)
+    rec, _ = generate_recording(seed=8, days=2.0, sampling_rate_hz=RATE_HZ)  # from 03-02
+    everything = np.ones(rec.time_s.shape, dtype=bool)
+    _write(root / "raw/P1_L.cwa", rec.time_s, rec, everything, serial=1)
+    _write(root / "raw/P2_L.cwa", rec.time_s, rec, everything, serial=2)
+    (root / "raw/participants.csv").write_text(
+        "participant,protocol_start,protocol_end\n"
+        "P1,2026-03-03,2026-03-10\n"
+        "P2,2026-03-05,2026-03-01\n")  # ends before it starts
+    report = run_study(load_study(root), executor=LocalExecutor(2))
+    assert (report.executed, report.done) == (2, 2)
+    days1 = pd.read_parquet(next((root / "results/single-wrist-processed/wrist/P1")
+                                 .glob("*/*/qc_days.parquet")))
+    before = days1[days1["date"] < "2026-03-03"]
+    assert len(before) >= 1 and (before["valid_day"] == 0).all()
+    assert set(before["exclusion_reason"]) == {
+        "outside the protocol window 2026-03-03..2026-03-10"}
+    inside = days1[days1["date"] >= "2026-03-03"]
+    assert not inside["exclusion_reason"].fillna("").str.startswith("outside").any()
+    days2 = pd.read_parquet(next((root / "results/single-wrist-processed/wrist/P2")
+                                 .glob("*/*/qc_days.parquet")))
+    assert not days2["exclusion_reason"].fillna("").str.startswith("outside").any()
+    bad = [i for i in _issues(root) if "ends (2026-03-01) before it starts" in str(i["message"])]
+    assert len(bad) == 2 and {i["participant"] for i in bad} == {"P2"}
+    assert all(str(i["uri"]).endswith("participants.csv") and i["tag"] == "METADATA_ISSUE"
+               for i in bad)

@@ -76,7 +76,7 @@ class FilesConfig(_Frozen):
 
 METADATA_FIELDS = frozenset({"participant", "height_m", "height_cm", "weight_kg", "age_years",
                              "sex", "dominant_hand", "time_zone", "device_left", "device_right",
-                             "visit"})
+                             "visit", "protocol_start", "protocol_end"})
 REQUIRABLE = METADATA_FIELDS - {"participant", "height_cm"}
 
 

@@ -11,10 +11,12 @@ never as a valid value.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -22,7 +24,11 @@ import pandas as pd
 from wearflow.errors import DataError
 
 CANONICAL_FIELDS = ("participant", "height_m", "weight_kg", "age_years", "sex",
-                    "dominant_hand", "time_zone", "device_left", "device_right", "visit")
+                    "dominant_hand", "time_zone", "device_left", "device_right", "visit",
+                    "protocol_start", "protocol_end")
+# the participant's monitoring period (local dates, both included): days outside it are
+# not valid days, with that reason
+PROTOCOL_FIELDS = ("protocol_start", "protocol_end")
 _ALIASES = {"height_cm": "height_m", "height": "height_m", "weight": "weight_kg",
             "age": "age_years", "handedness": "dominant_hand", "timezone": "time_zone",
             "tz": "time_zone", "subject": "participant", "participant_id": "participant",
@@ -101,6 +107,11 @@ def clean_value(field: str, raw: str, unit: str | None = None) -> tuple[str | No
         return text, None
     if field in ("device_left", "device_right", "visit"):
         return (_clean_id(text), None) if text else (None, f"{field}: empty")
+    if field in PROTOCOL_FIELDS:
+        try:
+            return date.fromisoformat(text[:10]).isoformat(), None
+        except ValueError:
+            return None, f"{field}: {raw!r} is not a date (YYYY-MM-DD)"
     return text, None
 
 
@@ -153,10 +164,24 @@ def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[Me
         pid = _clean_id(str(row[pid_cols[0]]))
         if not pid:
             continue
+        row_values: list[MetadataValue] = []
         for column, (field, unit) in columns.items():
             raw = str(row[column])
             if field is None or field == "participant" or not raw.strip():
                 continue
             value, problem = clean_value(field, raw, unit)
-            values.append(MetadataValue(pid, field, value, raw, i, problem))
+            row_values.append(MetadataValue(pid, field, value, raw, i, problem))
+        values.extend(_window_checked(row_values))
     return sorted(values, key=lambda v: (v.participant, v.field, v.row))
+
+
+def _window_checked(row: list[MetadataValue]) -> list[MetadataValue]:
+    """A protocol window that ends before it starts is a problem of both its values."""
+    window = {v.field: v for v in row if v.field in PROTOCOL_FIELDS and v.value is not None}
+    start, end = window.get("protocol_start"), window.get("protocol_end")
+    if start is None or end is None or (start.value or "") <= (end.value or ""):
+        return row
+    problem = (f"protocol window of participant {start.participant} ends ({end.value}) "
+               f"before it starts ({start.value})")
+    return [dataclasses.replace(v, value=None, problem=f"{v.field}: {problem}")
+            if v.field in PROTOCOL_FIELDS else v for v in row]

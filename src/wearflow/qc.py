@@ -76,8 +76,13 @@ def window_flags(recording: Recording, inputs: Mapping[str, str]) -> list[str]:
     return [f"outside_study_window:{start or '-'}..{end or '-'}"] if outside else []
 
 
-def day_validity(tables: Mapping[str, pd.DataFrame], min_wear_hours: float) -> pd.DataFrame:
-    """One row per local day: wear hours, ``valid_day`` (1/0) and the reason when 0."""
+def day_validity(tables: Mapping[str, pd.DataFrame], min_wear_hours: float,
+                 protocol: tuple[str | None, str | None] = (None, None)) -> pd.DataFrame:
+    """One row per local day: wear hours, ``valid_day`` (1/0) and the reason when 0.
+
+    ``protocol``: the participant's monitoring period (first and last local date, ISO;
+    either may be open); a day outside it is not valid, whatever its wear.
+    """
     days = tables.get(DAY_TABLE)
     if days is None or "date" not in days.columns or "n_wear_hours" not in days.columns:
         return pd.DataFrame({"date": pd.array([], dtype="string"),
@@ -91,6 +96,13 @@ def day_validity(tables: Mapping[str, pd.DataFrame], min_wear_hours: float) -> p
         else (f"worn {w:g} h < {min_wear_hours:g} h" if w < min_wear_hours else None)
         for w in wear
     ]
+    first, last = protocol
+    if first is not None or last is not None:
+        for i, day in enumerate(days["date"].astype("string")):
+            if (first is not None and str(day) < first) or (last is not None
+                                                            and str(day) > last):
+                valid[i] = 0
+                reasons[i] = f"outside the protocol window {first or '-'}..{last or '-'}"
     return pd.DataFrame({
         "date": days["date"].astype("string").to_numpy(),
         "wear_hours": wear,

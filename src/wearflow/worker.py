@@ -190,7 +190,8 @@ def _quality(task: TaskSpec, recording: Recording, result: FileResult,
     """The file's qc.json figures, every flag, and the tables with the per-day QC table."""
     flags = (*recording.flags, *result.flags, *window_flags(recording, task.metadata))
     tables = {**result.tables, QC_TABLE: day_validity(
-        result.tables, float(task.metadata.get("min_wear_hours", 16)))}
+        result.tables, float(task.metadata.get("min_wear_hours", 16)),
+        (task.metadata.get("protocol_start"), task.metadata.get("protocol_end")))}
     qc = {
         "n_samples": recording.n_samples,
         "sampling_rate_hz": recording.sampling_rate_hz,

@@ -33,6 +33,8 @@ class IssueRepository:
             keys = set()
             for spec in issues:
                 key = spec.dedupe_key(study)
+                if key in keys:
+                    continue  # the same problem seen twice in one run is one issue
                 keys.add(key)
                 row = rows.get(key)
                 if row is None:
