@@ -235,3 +235,31 @@ def test_days_outside_a_participants_protocol_window_are_excluded(tmp_path: Path
     assert len(bad) == 2 and {i["participant"] for i in bad} == {"P2"}
     assert all(str(i["uri"]).endswith("participants.csv") and i["tag"] == "METADATA_ISSUE"
                for i in bad)
+
+
+def test_a_sleep_diary_night_replaces_the_algorithms_window(tmp_path: Path) -> None:
+    root = _study(tmp_path, PROTOCOL.replace('"participants.csv"', '"diary.csv"'))
+    rec, _ = generate_recording(seed=9, days=2.0, sampling_rate_hz=RATE_HZ)  # from 03-02
+    _write(root / "raw/P1_L.cwa", rec.time_s, rec, np.ones(rec.time_s.shape, dtype=bool))
+    (root / "raw/diary.csv").write_text(
+        "participant,bed_time,wake_time\n"
+        "P1,2026-03-02 21:40,2026-03-03 06:50\n"
+        "P1,2026-03-03 23:00,2026-03-03 22:00\n")  # wake before bed: a problem, not used
+    report = run_study(load_study(root), executor=InlineExecutor())
+    assert (report.executed, report.done) == (1, 1)
+    sleep = pd.read_parquet(next((root / "results/single-wrist-processed/wrist/P1")
+                                 .glob("*/*/sleep.parquet")))
+    nights = sleep.dropna(subset=["tso_start"])
+    assert len(nights) >= 2
+    by_source = dict(zip(nights["tso_start"].astype(str).str[:16], nights["tso_source"],
+                         strict=True))
+    assert by_source.get("2026-03-02 21:40") == "diary", by_source
+    assert set(by_source.values()) == {"diary", "algorithm"}
+    prov = json.loads(next((root / "results/single-wrist-processed/wrist/P1")
+                           .glob("*/*/provenance.json")).read_text())
+    assert json.loads(prov["task_inputs"]["sleep_diary"]) == [
+        ["2026-03-02T21:40", "2026-03-03T06:50"]]
+    (bad,) = [i for i in _issues(root) if i["tag"] == "METADATA_ISSUE"]
+    assert bad["participant"] == "P1" and str(bad["uri"]).endswith("diary.csv")
+    assert "wake time 2026-03-03 22:00 is not after the bed time 2026-03-03 23:00" in str(
+        bad["message"])

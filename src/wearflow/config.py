@@ -76,8 +76,9 @@ class FilesConfig(_Frozen):
 
 METADATA_FIELDS = frozenset({"participant", "height_m", "height_cm", "weight_kg", "age_years",
                              "sex", "dominant_hand", "time_zone", "device_left", "device_right",
-                             "visit", "protocol_start", "protocol_end"})
-REQUIRABLE = METADATA_FIELDS - {"participant", "height_cm"}
+                             "visit", "protocol_start", "protocol_end", "bed_time",
+                             "wake_time"})
+REQUIRABLE = METADATA_FIELDS - {"participant", "height_cm", "bed_time", "wake_time"}
 
 
 class MetadataConfig(_Frozen):

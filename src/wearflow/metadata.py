@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -25,11 +26,21 @@ from wearflow.errors import DataError
 
 CANONICAL_FIELDS = ("participant", "height_m", "weight_kg", "age_years", "sex",
                     "dominant_hand", "time_zone", "device_left", "device_right", "visit",
-                    "protocol_start", "protocol_end")
+                    "protocol_start", "protocol_end", "bed_time", "wake_time")
 # the participant's monitoring period (local dates, both included): days outside it are
 # not valid days, with that reason
 PROTOCOL_FIELDS = ("protocol_start", "protocol_end")
-_ALIASES = {"height_cm": "height_m", "height": "height_m", "weight": "weight_kg",
+# A sleep diary: a metadata file with a row per night (participant, bed_time, wake_time,
+# local times) gives each participant one value, ``sleep_diary``: the nights as a JSON
+# list of [bed, wake] ISO local times, sorted. The sleep step uses a night's diary window
+# instead of its own guess.
+DIARY_FIELDS = ("bed_time", "wake_time")
+DIARY = "sleep_diary"
+MAX_NIGHT_H = 24.0
+_ALIASES = {"bedtime": "bed_time", "bed": "bed_time", "lights_off": "bed_time",
+            "in_bed": "bed_time", "wake": "wake_time", "waketime": "wake_time",
+            "rise_time": "wake_time", "out_of_bed": "wake_time", "lights_on": "wake_time",
+            "height_cm": "height_m", "height": "height_m", "weight": "weight_kg",
             "age": "age_years", "handedness": "dominant_hand", "timezone": "time_zone",
             "tz": "time_zone", "subject": "participant", "participant_id": "participant",
             "subject_id": "participant", "id": "participant"}
@@ -159,6 +170,8 @@ def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[Me
     if not pid_cols:
         raise DataError("metadata file has no participant column (map one in the study "
                         "file under metadata: columns:)", subject=uri)
+    if all(any(f == name for f, _ in columns.values()) for name in DIARY_FIELDS):
+        return parse_diary(table, columns, pid_cols[0], uri)
     values: list[MetadataValue] = []
     for i, row in enumerate(table.to_dict("records"), start=1):
         pid = _clean_id(str(row[pid_cols[0]]))
@@ -185,3 +198,42 @@ def _window_checked(row: list[MetadataValue]) -> list[MetadataValue]:
                f"before it starts ({start.value})")
     return [dataclasses.replace(v, value=None, problem=f"{v.field}: {problem}")
             if v.field in PROTOCOL_FIELDS else v for v in row]
+
+
+def parse_diary(table: pd.DataFrame, columns: Mapping[str, tuple[str | None, str | None]],
+                pid_col: str, uri: str) -> list[MetadataValue]:
+    """A sleep diary (one row per night) -> one ``sleep_diary`` value per participant,
+    and a problem value per night that cannot be used (unreadable time, a wake time not
+    after the bed time, a night longer than 24 h)."""
+    bed_col = next(c for c, (f, _) in columns.items() if f == "bed_time")
+    wake_col = next(c for c, (f, _) in columns.items() if f == "wake_time")
+    nights: dict[str, list[tuple[str, str]]] = {}
+    first_row: dict[str, int] = {}
+    values: list[MetadataValue] = []
+    for i, row in enumerate(table.to_dict("records"), start=1):
+        pid = _clean_id(str(row[pid_col]))
+        if not pid:
+            continue
+        raw = f"{row[bed_col]} -> {row[wake_col]}"
+        try:
+            bed = datetime.fromisoformat(str(row[bed_col]).strip())
+            wake = datetime.fromisoformat(str(row[wake_col]).strip())
+        except ValueError:
+            values.append(MetadataValue(pid, DIARY, None, raw, i,
+                                        f"sleep diary row {i}: {raw!r} are not date-times "
+                                        "(YYYY-MM-DD HH:MM)"))
+            continue
+        hours = (wake - bed).total_seconds() / 3600.0
+        if not 0 < hours <= MAX_NIGHT_H:
+            what = "is not after" if hours <= 0 else f"is {hours:.0f} h after"
+            values.append(MetadataValue(pid, DIARY, None, raw, i,
+                                        f"sleep diary row {i}: wake time {wake:%Y-%m-%d %H:%M} "
+                                        f"{what} the bed time {bed:%Y-%m-%d %H:%M}"))
+            continue
+        nights.setdefault(pid, []).append((bed.replace(tzinfo=None).isoformat(timespec="minutes"),
+                                           wake.replace(tzinfo=None).isoformat(timespec="minutes")))
+        first_row.setdefault(pid, i)
+    for pid, got in nights.items():
+        values.append(MetadataValue(pid, DIARY, json.dumps(sorted(got)), f"{len(got)} nights",
+                                    first_row[pid]))
+    return sorted(values, key=lambda v: (v.participant, v.field, v.row))

@@ -31,7 +31,7 @@ from wearflow.config import Study
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
 from wearflow.memory import WORKER_BASE_BYTES, estimate_peak_bytes
-from wearflow.metadata import PROTOCOL_FIELDS, MetaCell, Metadata
+from wearflow.metadata import DIARY, PROTOCOL_FIELDS, MetaCell, Metadata
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
 from wearflow.task import InputFile, TaskRecord, TaskSpec, TaskState
@@ -187,7 +187,7 @@ class _Planner:
                       **{k: str(v) for k, v in (("study_start", study.qc.study_start),
                                                 ("study_end", study.qc.study_end))
                          if v is not None}}
-            inputs.update({r: meta[r].value for r in (*sol.requires, *PROTOCOL_FIELDS)
+            inputs.update({r: meta[r].value for r in (*sol.requires, *PROTOCOL_FIELDS, DIARY)
                            if r in meta})
             missing = [r for r in sol.requires if r not in meta]
             shared = self._inputs[(owner, n_sol)] = (inputs, missing, _inputs_text(inputs))

@@ -21,11 +21,13 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,8 @@ from wearflow.recording import Recording
 from wearflow.solutions import skdh_core
 from wearflow.solutions.base import FileResult
 from wearflow.solutions.environments import SolutionEnvironment, ensure_environment
+
+DIARY_INPUT = "sleep_diary"  # the task input wearflow.metadata.DIARY names
 
 ADAPTER_VERSION = "1"
 SKDH_DISTRIBUTION = "scikit-digital-health"
@@ -151,6 +155,8 @@ class SkdhSolution:
             inputs["temperature"] = recording.temperature_c
         if metadata.get("height_m") is not None:
             inputs["height"] = float(metadata["height_m"])
+        if metadata.get(DIARY_INPUT):
+            inputs[DIARY_INPUT] = diary_utc(str(metadata[DIARY_INPUT]), inputs["tz_name"])
         duration_h = recording.duration_s / 3600.0
         short = duration_h < self.short_recording_h
         if self.environment is not None:
@@ -189,6 +195,14 @@ class SkdhSolution:
             tables = {name: pd.read_parquet(folder / "out" / f"{name}.parquet")
                       for name in result["tables"]}
         return FileResult(tables=tables, flags=tuple(result["flags"]), qc=result.get("qc", {}))
+
+
+def diary_utc(diary_json: str, time_zone: str) -> list[tuple[float, float]]:
+    """A participant's diary nights ([bed, wake] local ISO times) as UTC seconds."""
+    zone = ZoneInfo(time_zone)
+    return [(datetime.fromisoformat(bed).replace(tzinfo=zone).timestamp(),
+             datetime.fromisoformat(wake).replace(tzinfo=zone).timestamp())
+            for bed, wake in json.loads(diary_json)]
 
 
 def _parse_steps(text: str, source: str) -> list[str]:
