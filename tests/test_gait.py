@@ -146,6 +146,9 @@ def test_walkway_tables_are_tidy_typed_with_units(
     # spatial parameters are there (height given) and plausible for walking
     assert 0.5 < np.nanmedian(steps["gait_speed_m_s"]) < 2.0
     assert 80 < np.nanmedian(steps["cadence_steps_min"]) < 130
+    again = run_gait(walkway[0])  # deterministic: the same tables, value for value
+    for name, table in result.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], table, check_exact=True)
 
 
 def test_without_height_the_spatial_parameters_are_nan_with_a_flag(
