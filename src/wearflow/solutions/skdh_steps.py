@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 from skdh.activity import ActivityLevelClassification
 from skdh.base import BaseProcess, handle_process_returns
-from skdh.context import PredictGaitLumbarLgbm
-from skdh.utility.internal import apply_resample
 
 
 class ActivityLevels(ActivityLevelClassification):  # type: ignore[misc]
@@ -78,6 +76,11 @@ class LumbarGaitBouts(BaseProcess):  # type: ignore[misc]
     def predict(self, *, time: np.ndarray[Any, Any], accel: np.ndarray[Any, Any],
                 fs: float | None = None, tz_name: str | None = None, **kwargs: Any
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # imported here: a solution environment with another SKDH version loads this module
+        # for the wrist's step too, and needs these only when it runs this one
+        from skdh.context import PredictGaitLumbarLgbm
+        from skdh.utility.internal import apply_resample
+
         super().predict(expect_days=False, expect_wear=False, time=time, accel=accel, fs=fs,
                         tz_name=tz_name, **kwargs)
         fs = float(1.0 / np.mean(np.diff(time))) if fs is None else float(fs)
