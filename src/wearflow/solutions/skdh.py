@@ -26,6 +26,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,14 @@ DIARY_INPUT = "sleep_diary"  # the task input wearflow.metadata.DIARY names
 
 ADAPTER_VERSION = "1"
 SKDH_DISTRIBUTION = "scikit-digital-health"
-BUILTINS = ("wrist",)
+# Built-in pipelines and the metadata each needs whatever the study says: GaitLumbar's step
+# length, stride length and gait speed need the participant's height (without it SKDH leaves
+# them NaN with a warning), so a builtin:gait file waits for height_m instead.
+BUILTIN_REQUIRES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "wrist": (),
+    "gait": ("height_m",),
+})
+BUILTINS = tuple(BUILTIN_REQUIRES)
 
 
 class _TupleLoader(yaml.SafeLoader):
@@ -88,8 +96,8 @@ class SkdhSolution:
     @classmethod
     def from_config(cls, config: SolutionConfig) -> SkdhSolution:
         source = config.pipeline
-        path = (builtin_pipeline_path(source.removeprefix("builtin:"))
-                if source.startswith("builtin:") else Path(source))
+        builtin = source.removeprefix("builtin:") if source.startswith("builtin:") else None
+        path = builtin_pipeline_path(builtin) if builtin is not None else Path(source)
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -139,7 +147,9 @@ class SkdhSolution:
             pipeline_sha256=digest,
             pipeline_text=text,
             parameters=parameters,
-            requires=config.requires,
+            # the study's requirements, then the built-in's own (a study may forget them)
+            requires=tuple(dict.fromkeys(
+                (*config.requires, *BUILTIN_REQUIRES.get(builtin or "", ())))),
             short_recording_h=config.short_recording_h,
             environment=env,
         )

@@ -10,6 +10,9 @@ only the solution's packages are installed)::
 Step by step, so that every warning becomes a QC flag, a step that fails on a
 recording shorter than ``short_h`` hours is skipped with a flag, and DETACH
 is replaced by acceleration-only wear detection when there is no temperature.
+A step's result becomes tidy tables: columns of equal length one table
+(``tidy_table``), (n, 2) index pairs a bouts table (``bouts_table``), and
+GaitLumbar's per-step result a steps and a bouts table (``gait_tables``).
 """
 
 from __future__ import annotations
@@ -96,6 +99,118 @@ def bouts_table(index_pairs: np.ndarray[Any, Any], time_s: np.ndarray[Any, Any])
 def _iso(seconds: np.ndarray[Any, Any]) -> list[str]:
     stamps = pd.to_datetime(np.round(seconds, 3), unit="s", utc=True)
     return [t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for t in stamps]
+
+
+def _with_asymmetry(*endpoints: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(e for name, unit in endpoints for e in ((name, unit),
+                                                          (f"{name} asymmetry", unit)))
+
+
+# GaitLumbar's per-step endpoints in its own order, with the units SKDH states only in
+# prose ("" for ratios and indices); an asymmetry (difference between sequential steps of
+# opposite feet) has its endpoint's unit. m1/m2: inverted-pendulum model 1 or 2 (SKDH's
+# "step length", "stride length" and "gait speed" are model 2); delta h: vertical travel of
+# the centre of mass during the step.
+GAIT_STEP_ENDPOINTS: tuple[tuple[str, str], ...] = (
+    *_with_asymmetry(("stride time", "s"), ("stance time", "s"), ("swing time", "s"),
+                     ("step time", "s"), ("initial double support", "s"),
+                     ("terminal double support", "s"), ("double support", "s"),
+                     ("single support", "s")),
+    ("m2 delta h", "m"), ("m2 delta h prime", "m"),
+    *_with_asymmetry(("step length", "m"), ("stride length", "m"), ("gait speed", "m_s")),
+    ("cadence", "steps_min"), ("m1 delta h", "m"),
+    *_with_asymmetry(("step length m1", "m"), ("stride length m1", "m"),
+                     ("gait speed m1", "m_s")),
+    ("intra-step covariance - V", ""), ("intra-stride covariance - V", ""),
+    ("harmonic ratio - V", ""), ("stride SPARC", ""),
+)
+# Per-bout endpoints (SKDH repeats them on every step of the bout).
+GAIT_BOUT_ENDPOINTS: tuple[tuple[str, str], ...] = (
+    ("bout:phase coordination index", "pct"), ("bout:gait symmetry index", ""),
+    ("bout:step regularity - V", ""), ("bout:stride regularity - V", ""),
+    ("bout:autocovariance symmetry - V", ""), ("bout:regularity index - V", ""),
+)
+# Per-step endpoints also averaged per bout (NaN steps left out).
+GAIT_BOUT_MEANS = ("cadence", "step time", "stride time", "gait speed", "step length",
+                   "stride length")
+# Bookkeeping GaitLumbar adds that the tables express otherwise (bout_n, start_utc, ic_utc)
+# or that carries nothing here: day columns (the built-in has no day windows; the local date
+# of a step follows from ic_utc and the participant's time zone), relative and local copies
+# of the contact time, its internal axis estimates, and "Turn" (always -1: wearflow passes no
+# gyroscope).
+_GAIT_BOOKKEEPING = frozenset({
+    "Day N", "Date", "Processing Start Hour", "Processing End Hour", "Day Start Datetime",
+    "Day End Datetime", "Bout N", "Bout Starts", "Bout Duration", "Bout Steps", "Gait Cycles",
+    "IC Timestamp", "IC Rel Timestamp", "IC Datetime", "debug:mean step freq",
+    "debug:v axis est", "debug:ap axis est", "Turn",
+})
+
+
+def _gait_column(name: str, unit: str) -> str:
+    text = tidy_column(name.removeprefix("bout:"))
+    return f"{text}_{unit}" if unit else text
+
+
+def gait_tables(label: str, result: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """SKDH GaitLumbar's result -> ``<label>_steps`` and ``<label>_bouts`` (tidy, typed).
+
+    Steps: one row per initial contact kept by GaitLumbar's stride checks, with its bout,
+    its time (``ic_utc``) and every per-step endpoint (NaN where a step has no value, e.g.
+    the last steps of a bout, or lengths and speed without a height). Bouts: one row per
+    bout with steps: start, end, duration, initial contacts, complete gait cycles, the
+    per-bout endpoints and the bout means of the main per-step endpoints. The columns are
+    the same whether or not any gait was found; an endpoint this SKDH version does not
+    know is NaN, one this table does not know is kept after the known ones.
+    """
+    base = tidy_column(label)
+    ic_s = np.asarray(result.get("IC Timestamp", ()), dtype=np.float64)
+    n = ic_s.size
+    starts_s, bout_i = np.unique(np.asarray(result.get("Bout Starts", ()), dtype=np.float64),
+                                 return_inverse=True)  # bouts in time order, bout_n from 1
+    bout_i = bout_i.reshape(-1).astype(np.int64)
+    first = np.unique(bout_i, return_index=True)[1]  # each bout's first step
+
+    def column(name: str) -> np.ndarray[Any, Any]:
+        values = result.get(name)
+        return (np.full(n, np.nan) if values is None
+                else np.asarray(values, dtype=np.float64).reshape(-1))
+
+    known = {name for name, _ in (*GAIT_STEP_ENDPOINTS, *GAIT_BOUT_ENDPOINTS)}
+    unknown = [k for k in result if k not in known and k not in _GAIT_BOOKKEEPING]
+    steps: dict[str, Any] = {"bout_n": bout_i + 1, "ic_utc": pd.array(_iso(ic_s), dtype="string")}
+    for name, unit in GAIT_STEP_ENDPOINTS:
+        steps[_gait_column(name, unit)] = column(name)
+    steps.update({tidy_column(k): column(k) for k in unknown if not k.startswith("bout:")})
+
+    duration_s = column("Bout Duration")[first]
+    bouts: dict[str, Any] = {
+        "bout_n": np.arange(1, starts_s.size + 1, dtype=np.int64),
+        "start_utc": pd.array(_iso(starts_s), dtype="string"),
+        "end_utc": pd.array(_iso(starts_s + duration_s), dtype="string"),
+        "duration_s": duration_s,
+        "n_initial_contacts": np.bincount(bout_i, minlength=starts_s.size).astype(np.int64),
+        "n_gait_cycles": column("Gait Cycles")[first].astype(np.int64),
+    }
+    for name, unit in GAIT_BOUT_ENDPOINTS:
+        bouts[_gait_column(name, unit)] = column(name)[first]
+    bouts.update({tidy_column(k.removeprefix("bout:")): column(k)[first]
+                  for k in unknown if k.startswith("bout:")})
+    for name in GAIT_BOUT_MEANS:
+        unit = dict(GAIT_STEP_ENDPOINTS)[name]
+        bouts[f"mean_{_gait_column(name, unit)}"] = _bout_means(column(name), bout_i,
+                                                                starts_s.size)
+    return {f"{base}_steps": pd.DataFrame(steps), f"{base}_bouts": pd.DataFrame(bouts)}
+
+
+def _bout_means(values: np.ndarray[Any, Any], bout_i: np.ndarray[Any, Any], n_bouts: int
+                ) -> np.ndarray[Any, Any]:
+    """Mean of ``values`` per bout, NaN left out (NaN for a bout without a value)."""
+    ok = ~np.isnan(values)
+    total = np.bincount(bout_i[ok], weights=values[ok], minlength=n_bouts)
+    count = np.bincount(bout_i[ok], minlength=n_bouts)
+    out = np.full(n_bouts, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
 
 
 def load_steps(pipeline_text: str, step_modules: Sequence[str] = ()) -> list[Any]:
@@ -192,7 +307,8 @@ def run_steps(steps: Sequence[Any], inputs: dict[str, Any], short: bool, duratio
                              f"{reason}")
                 continue
         flags.extend(_warning_flags(label, caught))
-        tables.update(_step_tables(label, result, inputs["time"]))
+        tables.update(gait_tables(label, result) if _is_gait_step(step)
+                      else _step_tables(label, result, inputs["time"]))
         if type(step).__name__.startswith("Calibrate"):
             fs = float(inputs["fs"])
             qc["calibration_error_before_g"] = calibration_error_g(inputs["accel"], fs)
@@ -207,6 +323,10 @@ STILL_SD_G = 0.013  # SKDH's own bench-test threshold for a motionless device
 
 def _is_wear_step(step: Any) -> bool:
     return type(step).__name__ in WEAR_STEPS
+
+
+def _is_gait_step(step: Any) -> bool:
+    return type(step).__name__ == "GaitLumbar"
 
 
 def never_moved(accel: np.ndarray[Any, Any], fs: float) -> bool:
