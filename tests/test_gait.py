@@ -323,7 +323,12 @@ def test_a_study_waits_for_height_then_writes_gait_tables(tmp_path: Path, real_d
     assert '"height_m": "1.75"' in (folder / "provenance.json").read_text()
     assert not any(i["tag"] in ("WAITING", "ALGORITHM_ISSUE") for i in open_issues(tmp_path))
 
-    # A file whose name gives no side is not aggregated (the participants stage combines
-    # only files with a side): its result stays under single-wrist-processed/ only.
-    assert report.participants_aggregated == 0
-    assert not (tmp_path / "results" / "processed").exists()
+    # A file whose name gives no side is the participant's result by itself: its tables
+    # under processed/, flagged as one recording; no issue says the participant has no
+    # sensor files.
+    assert report.participants_aggregated == 1
+    [result] = (tmp_path / "results" / "processed" / "gait" / "P01").iterdir()
+    assert pd.read_parquet(result / "gait_steps.parquet").equals(steps)
+    assert '"single_recording"' in (result / "provenance.json").read_text()
+    assert not open_issues(tmp_path)
+    assert study_status(load_study(tmp_path))["participants"] == {"total": 1, "processed": 1}

@@ -59,7 +59,7 @@ def _participant_visits(state: State) -> dict[tuple[str, str], bool]:
     not keep the other from being the participant's result)."""
     expected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for task, f in state.tasks.for_current_files():
-        if f.participant and f.side:
+        if f.participant:
             done = expected[(task.solution, f.participant, f.visit or "")]
             if task.state == TaskState.DONE:
                 done.add(task.key)

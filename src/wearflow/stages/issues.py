@@ -52,8 +52,9 @@ def derive_issues(
                                     uri=f.uri, participant=f.participant,
                                     resolution="replace the file or fix the solution; "
                                                "a new version is processed automatically"))
-        if f.participant and f.side:
+        if f.participant:
             sensor_participants.add(f.participant)
+        if f.participant and f.side:
             per_side[(task.solution, f.participant, f.visit or "", f.body_location or "wrist",
                       f.side)].append(f.uri)
     for (sol, pid, visit, where, side), uris in sorted(per_side.items()):

@@ -61,7 +61,9 @@ def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
     """Per (solution, participant, visit): the wrists to combine, by side, when due.
 
     Two tasks for one wrist are never combined silently (the issues stage reports them);
-    a lone wrist is due once its grace period is over."""
+    a lone wrist is due once its grace period is over. A recording whose name gives no
+    side (a lower-back sensor) is the participant-visit's result by itself; where the
+    same solution also has sided files for the group, the sided ones are combined."""
     groups: dict[Group, dict[str, list[Wrist]]] = defaultdict(lambda: defaultdict(list))
     for task, f in ctx.state.tasks.done_for_current_files():
         if task.solution in ctx.solutions_by_name:
@@ -69,6 +71,8 @@ def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
             groups[group][f.side or ""].append((task, f))
     due: dict[Group, list[Wrist]] = {}
     for group, sides in groups.items():
+        if "" in sides and len(sides) > 1:
+            del sides[""]
         if any(len(v) > 1 for v in sides.values()):
             continue
         chosen = [sides[side][0] for side in sorted(sides)]
@@ -89,9 +93,12 @@ def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: 
                        ) -> None:
     started = utc_now()
     tables_by_side = {f.side: read_tables(out, t.result_dir or "") for t, f in wrists}
-    tables = aggregate.combine_wrists(tables_by_side.get("left"), tables_by_side.get("right"),
-                                      hand)
-    flags = [] if len(wrists) == 2 else [f"single_wrist:{wrists[0][1].side}"]
+    if None in tables_by_side:  # no side (e.g. lower back): the recording's own tables
+        tables, flags = tables_by_side[None], ["single_recording"]
+    else:
+        tables = aggregate.combine_wrists(tables_by_side.get("left"),
+                                          tables_by_side.get("right"), hand)
+        flags = [] if len(wrists) == 2 else [f"single_wrist:{wrists[0][1].side}"]
     folder = participant_dir(sol.name, participant, key, visit)
     prov = Provenance(
         kind="participant", study=ctx.study.study, study_fingerprint=ctx.study.fingerprint(),

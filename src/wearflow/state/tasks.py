@@ -200,9 +200,9 @@ class TaskRepository:
         return [(TaskRecord._make(r[:n_task]), StoredFile._make(r[n_task:])) for r in rows]
 
     def done_for_current_files(self) -> list[TaskWithFile]:
-        """The done current tasks of files whose name gave a participant and a side."""
+        """The done current tasks of files whose name gave a participant."""
         return [(t, f) for t, f in self.for_current_files()
-                if t.state == TaskState.DONE and f.participant and f.side]
+                if t.state == TaskState.DONE and f.participant]
 
     def file_state_counts(self) -> Counter[str]:
         """One state per current file: failed > waiting > running > pending > done;
