@@ -102,7 +102,11 @@ def test_study_completes_and_aggregates_every_participant_with_a_good_file(
     assert status["files"]["total"] == len(CASES)
     assert status["files"]["by_state"]["done"] == 12
     assert status["files"]["by_state"]["failed"] == 3
-    assert status["participants"] == {"total": 7, "processed": 7}
+    # these real recordings were paired by us, not recorded together: a pair that shares no
+    # moment is not combined (a DATA_ISSUE says so); every other participant is processed
+    apart = {i["participant"] for i in status["issues"]
+             if "do not overlap in time" in i["message"]}
+    assert apart and status["participants"] == {"total": 7, "processed": 7 - len(apart)}
     single = json.loads(next((real_study / "results/processed/wrist/P05").iterdir())
                         .joinpath("provenance.json").read_text())
     assert single["flags"] == ["single_wrist:left"]

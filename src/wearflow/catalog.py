@@ -1,9 +1,10 @@
 """Scan the study's storage into a deterministic, sorted list of SensorFiles.
 
 A file is a *sensor* file when its extension is one of the sensor patterns'
-extensions. Its name is then parsed by the first pattern that matches; a
-sensor-like file whose name parses under no pattern is still cataloged, with
-the reason, so that it is reported instead of silently ignored.
+extensions or one of the formats wearflow reads. Its name is then parsed by the
+first pattern that matches; a sensor-like file whose name parses under no pattern
+is still cataloged, with the reason, so that it is reported instead of silently
+ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from wearflow.readers.header import HEADER_BYTES, header_serial
 from wearflow.storage import Entry, Store
 
 Kind = Literal["sensor", "metadata"]
+# every file ending a reader decodes (see wearflow.readers)
+READABLE_EXTENSIONS = (".cwa", ".cwa.gz", ".bin", ".bin.gz", ".csv", ".csv.gz", ".gt3x",
+                       ".agdc")
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -125,7 +129,9 @@ class NameParser:
         return any(m.match(path) for m in self._metadata)
 
     def is_sensor_like(self, path: str) -> bool:
-        return path.lower().endswith(self._extensions)
+        """A file of a study pattern's extension, or of any format wearflow reads: it is
+        cataloged (and, when no pattern parses its name, reported), never skipped."""
+        return path.lower().endswith(self._extensions + READABLE_EXTENSIONS)
 
     def parse(self, path: str) -> dict[str, str]:
         """Return the name's fields (side normalised to left/right) or raise NameParseError.

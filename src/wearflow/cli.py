@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wearflow import __version__
 from wearflow.config import Study, load_study, study_file_path
-from wearflow.errors import WearflowError
+from wearflow.errors import Tag, WearflowError
 from wearflow.executors import make_executor
 from wearflow.runner import EXIT_CANNOT_RUN, RunReport, run_study
 from wearflow.services.status import study_status
@@ -50,6 +51,32 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_CANNOT_RUN) from None
 
     return wrapper
+
+
+def _name(uri: str | None) -> str:
+    """The file name of a URI: the one part of it a table must never cut."""
+    return (uri or "").rsplit("/", 1)[-1]
+
+
+def _folding_table(*columns: str, title: str) -> Table:
+    """A table whose cells wrap (fold) instead of being cut with an ellipsis."""
+    table = Table(*columns, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wearflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """Process wearable-sensor studies into digital biomarkers."""
 
 
 def _print_json(value: Any) -> None:
@@ -114,7 +141,8 @@ EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786
 @reports_errors
 def run(
     study: StudyArg,
-    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)",
+                                                min=1)] = None,
     executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -149,6 +177,11 @@ def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunRepor
 
 
 def _print_report(report: RunReport) -> None:
+    if not report.files_total:
+        out.print(f"run {report.run_id}: no sensor file in the input locations (see "
+                  "`wearflow validate` for what is there and why it is not cataloged)",
+                  highlight=False, soft_wrap=True)
+        return
     held = f" ({report.unparsable} held before processing)" if report.unparsable else ""
     out.print(f"run {report.run_id}: {report.files_total} files: {report.done} done, "
               f"{report.failed} failed{held}; {report.executed} tasks executed this run; "
@@ -164,7 +197,8 @@ def _print_report(report: RunReport) -> None:
 @reports_errors
 def watch(
     study: StudyArg,
-    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: cores)",
+                                                min=1)] = None,
     executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
     poll_s: Annotated[float, typer.Option(help="seconds between listings")] = 5.0,
     settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
@@ -201,12 +235,14 @@ def status(study: StudyArg, as_json: JsonOption = False) -> None:
     files = info["files"]
     out.print(f"study {info['study']}: {files['total']} files; " + ", ".join(
         f"{k} {v}" for k, v in files["by_state"].items()))
+    visits = info["participant_visits"]
     out.print(f"participants: {info['participants']['processed']} of "
-              f"{info['participants']['total']} processed")
+              f"{info['participants']['total']} processed; participant-visits: "
+              f"{visits['processed']} of {visits['total']}")
     if info["issues"]:
-        table = Table("tag", "file", "message", title="open issues")
+        table = _folding_table("tag", "file", "message", title="open issues")
         for i in info["issues"]:
-            table.add_row(i["tag"], i["uri"] or i["participant"] or "", i["message"])
+            table.add_row(i["tag"], _name(i["uri"]) or i["participant"] or "", i["message"])
         out.print(table)
 
 
@@ -215,17 +251,18 @@ def status(study: StudyArg, as_json: JsonOption = False) -> None:
 def issues(
     study: StudyArg,
     as_json: JsonOption = False,
-    tag: Annotated[str | None, typer.Option(help="only this tag, e.g. WAITING")] = None,
+    tag: Annotated[Tag | None, typer.Option(help="only this tag (any case)",
+                                            case_sensitive=False)] = None,
 ) -> None:
     """Open issues: what is wrong, with which file or participant, and what resolves it."""
-    info = study_status(load_study(study), tag=tag)
+    info = study_status(load_study(study), tag=tag.value if tag else None)
     if as_json:
         _print_json(info["issues"])
         return
-    table = Table("id", "tag", "participant", "file", "message", "resolves it",
-                  title="open issues")
+    table = _folding_table("id", "tag", "participant", "file", "message", "resolves it",
+                           title="open issues")
     for i in info["issues"]:
-        table.add_row(str(i["id"]), i["tag"], i["participant"] or "", i["uri"] or "",
+        table.add_row(str(i["id"]), i["tag"], i["participant"] or "", _name(i["uri"]),
                       i["message"], i["resolution"])
     out.print(table if info["issues"] else "no open issues")
 
@@ -309,6 +346,7 @@ def reproduce(
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
 app.add_typer(audit_app, name="audit")
 Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
+FileArg = Annotated[str, typer.Argument(help="the file: its URI, path in the location, or name")]
 
 
 @audit_app.command("verify")
@@ -349,7 +387,7 @@ def audit_export(
 
 @app.command()
 @reports_errors
-def retry(study: StudyArg, file: str, reason: Reason) -> None:
+def retry(study: StudyArg, file: FileArg, reason: Reason) -> None:
     """Queue a file's failed tasks again (the next run processes them)."""
     from wearflow.services import manual
 
@@ -359,7 +397,7 @@ def retry(study: StudyArg, file: str, reason: Reason) -> None:
 
 @app.command()
 @reports_errors
-def exclude(study: StudyArg, file: str, reason: Reason,
+def exclude(study: StudyArg, file: FileArg, reason: Reason,
             undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False
             ) -> None:
     """Keep a file out of processing and aggregation (or, with --undo, bring it back)."""
@@ -371,7 +409,8 @@ def exclude(study: StudyArg, file: str, reason: Reason,
 
 @app.command()
 @reports_errors
-def resolve(study: StudyArg, issue: int, reason: Reason) -> None:
+def resolve(study: StudyArg, issue: Annotated[int, typer.Argument(
+        help="the issue's id (the first column of `wearflow issues`)")], reason: Reason) -> None:
     """Close an issue by hand (its id is in `wearflow issues`)."""
     from wearflow.services import manual
 
@@ -386,7 +425,7 @@ def demo(
     participants: int = 4,
     days: float = 2.0,
     seed: int = 0,
-    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes", min=1)] = None,
 ) -> None:
     """Write a synthetic study (Axivity .cwa with temperature), run it, print the summary."""
     from wearflow.demo import print_summary, write_demo_study

@@ -113,11 +113,12 @@ def _run(study: Study, state: State, run_id: str, report: RunReport,
     finally:
         if own:
             pool.close()
-    aggregate_participants(ctx, metadata)
+    not_combined = aggregate_participants(ctx, metadata)
     sync_issues(ctx, plan.held, listed, [
-        IssueSpec(p.tag.value, f"cannot be read now: {p.message}", uri=p.subject,
-                  resolution="check the storage; the file is read again at the next run")
-        for p in unreadable])
+        *not_combined,
+        *(IssueSpec(p.tag.value, f"cannot be read now: {p.message}", uri=p.subject,
+                    resolution="check the storage; the file is read again at the next run")
+          for p in unreadable)])
     flush_notifications()
     state.runs.finish(run_id, {"executed": report.executed, "done": report.done,
                                "failed": report.failed})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,12 +114,27 @@ class Store:
         for full in sorted(found):
             info = found[full]
             if info.get("type") != "file":
-                continue
+                info = self._linked_file(full, info)
+                if info is None:
+                    continue
             rel = full[len(prefix):] if full.startswith(prefix) else full
             if any(is_temporary(part) for part in rel.split("/")):
                 continue
             stamp = info.get("mtime") or info.get("ETag") or info.get("LastModified") or ""
             yield Entry(rel, int(info.get("size") or 0), str(stamp))
+
+    def _linked_file(self, full: str, info: dict[str, Any]) -> dict[str, Any] | None:
+        """A local symbolic link to a file, as the file it points to (a study folder that
+        links into a shared archive); None for anything else (a broken link, a folder)."""
+        if self.protocol != "file" or not info.get("islink"):
+            return None
+        try:
+            target = os.stat(full)  # follows the link
+        except OSError:
+            return None
+        if not stat.S_ISREG(target.st_mode):
+            return None
+        return {"size": target.st_size, "mtime": target.st_mtime}
 
     def read_bytes(self, path: str) -> bytes:
         try:

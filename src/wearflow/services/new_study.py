@@ -8,7 +8,8 @@ from wearflow.config import STUDY_FILE_NAME
 from wearflow.errors import ConfigError
 
 STUDY_TEMPLATE = """\
-# wearflow study file: see README.md for every key.
+# wearflow study file. Every key: `wearflow --help` and the README of wearflow's
+# repository; check it with `wearflow validate <this folder>`.
 study: {name}
 input: raw/                # folder (relative to this file), URI, or a list of them
 output: results/           # per-wrist and participant results, logs, state database

@@ -40,8 +40,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 every current file is done; 1 some failed or were held (the rest completed)."""
-        return EXIT_SOME_FAILED if (self.failed or self.unparsable) else EXIT_OK
+        """0 every current file is done; 1 some failed or were held (the rest completed),
+        or the input locations hold no sensor file at all."""
+        return EXIT_SOME_FAILED if (self.failed or self.unparsable
+                                    or not self.files_total) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready values (``wearflow run --json``)."""

@@ -47,6 +47,8 @@ def derive_issues(
     per_side: dict[tuple[str, str, str, str, str], list[str]] = defaultdict(list)
     sensor_participants: set[str] = set()
     for task, f in tasks:
+        if task.state == TaskState.DONE:
+            issues.extend(_degraded(task, f))
         if task.state == TaskState.FAILED:
             issues.append(IssueSpec(task.tag or Tag.ERROR.value, task.message or "failed",
                                     uri=f.uri, participant=f.participant,
@@ -72,6 +74,38 @@ def derive_issues(
     if has_metadata_files:
         issues.extend(_missing_on_either_side(sensor_participants, listed))
     return issues
+
+
+# What a done task's flags say that a person must know: a step that did not run, or
+# ran on an assumption instead of data (the result is there, and weaker).
+_DEGRADED = (("skipped:", Tag.ALGORITHM_ISSUE, "a step of the solution was skipped"),
+             ("never_worn:", Tag.DATA_ISSUE, "the device was never worn"))
+# warnings that mean a step ran on an assumption instead of data (SKDH's own words). A
+# calibration not done on a short recording stays a QC flag: it is what short means.
+_ASSUMED = {"assuming 100% wear": "assumed the device was worn the whole time (no wear "
+                                  "detection reached it)"}
+
+
+def _degraded(task: TaskRecord, f: StoredFile) -> list[IssueSpec]:
+    out = []
+    for flag in task.flags:
+        step = flag.split(":", 2)
+        for prefix, tag, what in _DEGRADED:
+            if flag.startswith(prefix) and len(step) == 3:
+                out.append(IssueSpec(tag.value, f"{what} ({step[1]}): {step[2]}", uri=f.uri,
+                                     participant=f.participant,
+                                     resolution="check the recording; the result is kept, "
+                                                "with this flag"))
+        if not flag.startswith("warning:") or len(step) != 3:
+            continue
+        for words, what in _ASSUMED.items():
+            if words in step[2].lower():
+                out.append(IssueSpec(Tag.ALGORITHM_ISSUE.value,
+                                     f"step {step[1]} {what}: {step[2]}", uri=f.uri,
+                                     participant=f.participant,
+                                     resolution="check the file (how long, how worn); the "
+                                                "result is kept, with this flag"))
+    return out
 
 
 def _missing_on_either_side(sensor: set[str], listed: set[str]) -> list[IssueSpec]:

@@ -11,6 +11,7 @@ for the other before it is written alone.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from wearflow import aggregate
 from wearflow.catalog import StoredFile
 from wearflow.clock import parse_iso, utc_now
+from wearflow.errors import Tag
+from wearflow.issue import IssueSpec
 from wearflow.metadata import Metadata
 from wearflow.provenance import InputRef, Provenance, software
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
@@ -30,18 +33,49 @@ from wearflow.task import TaskRecord
 Wrist = tuple[TaskRecord, StoredFile]
 
 
-def aggregate_participants(ctx: RunContext, metadata: Metadata) -> None:
-    """Write every participant result that is due and not written yet, then the summaries."""
+def aggregate_participants(ctx: RunContext, metadata: Metadata) -> list[IssueSpec]:
+    """Write every participant result that is due and not written yet, then the summaries;
+    return the problems that kept a participant-visit from being combined."""
     out = Store(ctx.study.output, ctx.study.storage_options)
     existing = ctx.state.results.participant_keys()
+    problems: list[IssueSpec] = []
     for (sol_name, participant, visit), wrists in sorted(_due_groups(ctx).items()):
         hand_cell = metadata.get(participant, {}).get("dominant_hand")
         hand = hand_cell.value if hand_cell else None
         key = participant_key(sol_name, participant, visit, hand, [t.key for t, _ in wrists])
-        if key not in existing:
-            _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, visit,
-                               hand, wrists, key)
+        if key in existing:
+            continue
+        apart = _apart_in_time(out, wrists)
+        if apart is not None:
+            problems.append(apart)
+            continue
+        _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, visit,
+                           hand, wrists, key)
     write_summaries(ctx, out)
+    return problems
+
+
+def _apart_in_time(out: Store, wrists: Sequence[Wrist]) -> IssueSpec | None:
+    """Left and right recordings that share no moment are not one participant-visit's
+    wrists (a file of another visit or participant): not combined, and said."""
+    if len(wrists) != 2:
+        return None
+    spans = []
+    for task, _f in wrists:
+        qc = json.loads(out.read_bytes(f"{task.result_dir}/qc.json"))
+        spans.append((str(qc.get("start_utc", "")), str(qc.get("end_utc", ""))))
+    (start_a, end_a), (start_b, end_b) = spans
+    if not all((start_a, end_a, start_b, end_b)) or (start_a <= end_b and start_b <= end_a):
+        return None
+    (_, left), (_, right) = wrists
+    return IssueSpec(
+        Tag.DATA_ISSUE.value,
+        f"the {left.side} and {right.side} recordings of participant {left.participant}"
+        + (f" visit {left.visit}" if left.visit else "")
+        + f" do not overlap in time ({left.name}: {start_a[:10]}..{end_a[:10]}, "
+        f"{right.name}: {start_b[:10]}..{end_b[:10]}); not combined",
+        uri=left.uri, participant=left.participant,
+        resolution="rename or exclude the file that belongs to another visit or participant")
 
 
 def participant_key(solution: str, participant: str, visit: str, dominant_hand: str | None,

@@ -1,0 +1,120 @@
+"""A new user's first hour: every file accounted for, output that fits a terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wearflow import load_study, run_study, study_status
+from wearflow.cli import app
+from wearflow.executors import InlineExecutor
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+runner = CliRunner()
+
+STUDY = """\
+study: FIRST
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.cwa"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+
+
+def _study(root: Path) -> Path:
+    (root / "raw").mkdir(parents=True)
+    (root / "study.yaml").write_text(STUDY)
+    return root
+
+
+def test_a_symlinked_recording_is_processed(tmp_path: Path, real_dir: Path) -> None:
+    root = _study(tmp_path)
+    os.symlink(real_dir / "cwa/casson_example.cwa", root / "raw/P1_L.cwa")
+    report = run_study(load_study(root), executor=InlineExecutor())
+    assert (report.files_total, report.done, report.exit_code) == (1, 1, 0)
+
+
+def test_a_readable_file_outside_the_patterns_is_reported(tmp_path: Path,
+                                                          real_dir: Path) -> None:
+    root = _study(tmp_path)
+    shutil.copy(real_dir / "cwa/casson_example.cwa", root / "raw/P1_L.cwa")
+    shutil.copy(real_dir / "gt3x/agread_example.gt3x", root / "raw/P2_L.gt3x")
+    report = run_study(load_study(root), executor=InlineExecutor())
+    assert (report.files_total, report.done, report.unparsable) == (2, 1, 1)
+    assert report.exit_code == 1
+    (issue,) = [i for i in study_status(load_study(root))["issues"]
+                if i["tag"] == "DATA_ISSUE"]
+    assert str(issue["uri"]).endswith("P2_L.gt3x")
+    assert "matches none of the sensor patterns" in str(issue["message"])
+
+
+def test_a_run_that_finds_no_sensor_file_says_so(tmp_path: Path) -> None:
+    root = _study(tmp_path)
+    (root / "raw/notes.txt").write_text("nothing here")
+    result = runner.invoke(app, ["run", str(root), "--executor", "inline"])
+    assert result.exit_code == 1
+    assert "no sensor file in the input locations" in result.output
+
+
+def test_small_cli_things(tmp_path: Path, real_dir: Path) -> None:
+    assert runner.invoke(app, ["--version"]).output.startswith("wearflow ")
+    root = _study(tmp_path)
+    for bad in ("0", "-3"):
+        result = runner.invoke(app, ["run", str(root), "--workers", bad])
+        assert result.exit_code == 2 and "--workers" in result.output
+    long_name = "P1_L_" + "x" * 60 + ".cwa"  # parses into no pattern: a DATA_ISSUE
+    shutil.copy(real_dir / "cwa/casson_example.cwa", root / f"raw/{long_name}")
+    run_study(load_study(root), executor=InlineExecutor())
+    lower = runner.invoke(app, ["issues", str(root), "--tag", "data_issue", "--json"])
+    assert lower.exit_code == 0 and long_name in lower.stdout
+    assert runner.invoke(app, ["issues", str(root), "--tag", "NOPE"]).exit_code == 2
+    for command, column in ((["status", str(root)], 2), (["issues", str(root)], 4)):
+        shown = runner.invoke(app, command, env={"COLUMNS": "80"})
+        assert shown.exit_code == 0
+        assert max(len(line) for line in shown.output.splitlines()) <= 80
+        # the file name is never cut: folded over lines, every character is there
+        cells = [line.split("│")[column].strip() for line in shown.output.splitlines()
+                 if line.count("│") > column]
+        assert long_name in "".join(cells), cells
+
+
+def test_a_skipped_step_is_an_issue_naming_the_file_and_step(tmp_path: Path,
+                                                              real_dir: Path) -> None:
+    root = _study(tmp_path)
+    shutil.copy(real_dir / "cwa/skdh_ax3_sample.cwa", root / "raw/P1_L.cwa")  # 5 minutes
+    report = run_study(load_study(root), executor=InlineExecutor())
+    assert report.done == 1
+    skipped = [i for i in study_status(load_study(root))["issues"]
+               if i["tag"] == "ALGORITHM_ISSUE"]
+    assert skipped and all(str(i["uri"]).endswith("P1_L.cwa") for i in skipped)
+    messages = " | ".join(str(i["message"]) for i in skipped)
+    assert "a step of the solution was skipped (DETACH)" in messages, messages
+    assert "Calibrate" not in messages  # too short to calibrate: a QC flag, not an issue
+
+
+def test_wrists_that_do_not_overlap_in_time_are_not_combined(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from study_helpers import write_csv
+
+    root = tmp_path
+    (root / "raw").mkdir()
+    (root / "study.yaml").write_text(STUDY.replace(".cwa", ".csv"))
+    write_csv(root / "raw/P1_L.csv", seed=1, hours=0.5)
+    write_csv(root / "raw/P1_R.csv", seed=2, hours=0.5,
+              start_utc=datetime(2025, 3, 2, 8, tzinfo=UTC))
+    report = run_study(load_study(root), executor=InlineExecutor())
+    assert (report.done, report.participants_aggregated) == (2, 0)
+    assert not (root / "results/processed").exists()
+    (apart,) = [i for i in study_status(load_study(root))["issues"]
+                if "do not overlap in time" in str(i["message"])]
+    assert apart["tag"] == "DATA_ISSUE" and apart["participant"] == "P1"
+    assert "P1_L.csv: 2026-03-02..2026-03-02, P1_R.csv: 2025-03-02..2025-03-02" in str(
+        apart["message"])
