@@ -109,7 +109,8 @@ DAY_COLUMNS = (
     Column("wear_hours", "float64", "h",
            "Hours the device was worn this local day (the first and last day of a recording "
            "are partial)." + _COMBINED, QC_TABLE, "wear_hours",
-           "skdh.preprocessing.DETACH wear detection; wearflow.qc.day_validity",
+           "skdh.preprocessing.DETACH wear detection, per day window as "
+           "activity_level_classification.n_wear_hours; wearflow.qc.day_validity",
            mean_over_valid=True),
     Column("valid_day", "int64", "",
            "1 when at least one wrist was worn at least the study's qc: min_wear_hours "
@@ -310,6 +311,8 @@ def source_columns() -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- building
 
 def _typed(values: Any, dtype: Dtype, n: int) -> pd.Series:
+    """``values`` (a column, a list, or one value for all ``n`` rows) as ``dtype``; a
+    missing int64 (a 0/1 flag no wrist has) is 0."""
     series = values if isinstance(values, pd.Series) else pd.Series(
         [values] * n if np.ndim(values) == 0 else list(values))
     series = series.reset_index(drop=True)
