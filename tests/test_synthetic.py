@@ -190,6 +190,37 @@ def test_write_study_layout_and_determinism(tmp_path: Path) -> None:
     assert truth.seed == 3001 and truth.side == "left"
 
 
+def test_write_study_with_second_visits(tmp_path: Path) -> None:
+    kwargs = {"participants": 2, "days": 0.2, "sampling_rate_hz": 25.0, "seed": 3}
+    written = write_study(tmp_path / "a", **kwargs, second_visit_participants=1)  # type: ignore[arg-type]
+    again = write_study(tmp_path / "b", **kwargs, second_visit_participants=1)  # type: ignore[arg-type]
+    plain = write_study(tmp_path / "c", **kwargs)  # type: ignore[arg-type]
+    names = [p.name for p in written]
+    assert names == ["P001_V1_L.cwa", "P001_V1_R.cwa", "P001_V2_L.cwa", "P001_V2_R.cwa",
+                     "P002_V1_L.cwa", "P002_V1_R.cwa"]
+    truth_files = sorted(p.name for p in (tmp_path / "a" / "truth").iterdir())
+    assert truth_files == [n.replace(".cwa", ".truth.json") for n in names]
+
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    assert [digest(p) for p in written] == [digest(p) for p in again]
+    # a first visit is the recording the study without visits has; a second one differs
+    by_name = {p.name: digest(p) for p in written}
+    for p in plain:
+        assert by_name[p.name.replace("_", "_V1_")] == digest(p)
+    assert by_name["P001_V2_L.cwa"] != by_name["P001_V1_L.cwa"]
+
+    def truth(name: str) -> GroundTruth:
+        return GroundTruth.from_json((tmp_path / "a" / "truth" / name).read_text())
+
+    v1, v2 = truth("P001_V1_L.truth.json"), truth("P001_V2_L.truth.json")
+    assert v2.start_utc_s - v1.start_utc_s == 28 * 86400
+    assert (v1.seed, v2.seed) == (3001, 503001)
+    with pytest.raises(ConfigError, match="second_visit_participants"):
+        write_study(tmp_path / "d", participants=1, days=0.01, second_visit_participants=2)
+
+
 def test_write_study_rejects_a_rate_the_device_cannot_record(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"P001_L\.cwa"):
         write_study(tmp_path, participants=1, days=0.01, sampling_rate_hz=30.0)

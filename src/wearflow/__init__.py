@@ -6,6 +6,7 @@ from wearflow.config import Study, load_study
 from wearflow.errors import WearflowError
 from wearflow.recording import DeviceInfo, Recording
 from wearflow.runner import RunReport, run_study
+from wearflow.services.export import load_results
 from wearflow.services.status import study_status
 
 __version__ = _version("wearflow")
@@ -17,6 +18,7 @@ __all__ = [
     "Study",
     "WearflowError",
     "__version__",
+    "load_results",
     "load_study",
     "run_study",
     "study_status",

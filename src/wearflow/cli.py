@@ -307,6 +307,41 @@ def qc(study: StudyArg, as_json: JsonOption = False) -> None:
 
 @app.command()
 @reports_errors
+def export(
+    study: StudyArg,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    to: Annotated[str | None, typer.Option(
+        "--to", help="folder or URI to write into (default: <output>/export/<content hash>/)")
+    ] = None,
+    solution: Annotated[str | None, typer.Option(help="only this solution")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write analysis-ready tables (per day, night and participant-visit) and their data
+    dictionary from the current participant results (exit 1 when there is none)."""
+    from wearflow.services.export import export_results, parse_format
+
+    report = export_results(load_study(study), parse_format(fmt), to, solution)
+    if as_json:
+        _print_json(report.to_json())
+    elif report.written:
+        out.print(f"{report.participant_visits} participant-visits exported to "
+                  f"{report.location}/", highlight=False, soft_wrap=True)
+        for f in report.files:
+            rows = "" if f.rows is None else f"{f.rows} rows"
+            out.print(f"  {f.path:34} {rows}", highlight=False)
+    for x in report.left_out:
+        visit = f" visit {x.visit}" if x.visit else ""
+        err.print(f"left out: {x.solution} {x.participant}{visit}: {x.reason}",
+                  highlight=False, soft_wrap=True)
+    if not report.written:
+        err.print(f"study {report.study}: no current participant result yet, nothing "
+                  f"exported (run `wearflow run {study}` first)", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
 def verify(study: StudyArg, as_json: JsonOption = False) -> None:
     """Check every output on storage against its recorded sha256 (exit 1 on any problem)."""
     from wearflow.services.verify import verify_outputs

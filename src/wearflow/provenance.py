@@ -69,6 +69,42 @@ class Provenance(_Record):
         return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
 
 
+class ExportSource(_Record):
+    """One participant result an export was built from."""
+
+    solution: str
+    solution_version: str
+    participant: str
+    visit: str
+    result_dir: str  # relative to the study's output location
+    result_key: str
+    provenance_sha256: str  # of the result's provenance.json, as the state recorded it
+
+
+class ExportProvenance(_Record):
+    """What an export of analysis-ready tables was built from (``wearflow export``)."""
+
+    kind: str = "export"
+    study: str
+    study_fingerprint: str
+    format: str
+    solution: str | None = None  # the one solution exported; None: every solution
+    user: str
+    software: Software
+    created_utc: str
+    sources: list[ExportSource]
+    outputs: list[OutputRef] = Field(default_factory=list)
+
+    def to_json_bytes(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+
+    def same_export(self, other: ExportProvenance) -> bool:
+        """Whether ``other`` records the same export (who made it, when and with which
+        software aside)."""
+        keep = {"user", "software", "created_utc"}
+        return self.model_dump(exclude=keep) == other.model_dump(exclude=keep)
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()

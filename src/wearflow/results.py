@@ -6,6 +6,7 @@ Layout under the study's output location::
     processed/<solution>/<participant>/[<visit>/]<aggregate key>/
     processed/<solution>/study-summary/<summary key>/
     qc/<content hash>/qc.csv
+    export/<content hash>/   (``wearflow export``: analysis-ready tables, provenance.json)
 
 (a participant named ``study-summary`` is written under ``~study-summary``)
 
@@ -20,19 +21,23 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from wearflow.errors import OutputExistsError
-from wearflow.provenance import OutputRef, Provenance
+from wearflow.provenance import ExportProvenance, OutputRef, Provenance
 from wearflow.storage import Store, sha256_bytes
 
 SINGLE_WRIST = "single-wrist-processed"
 PROCESSED = "processed"
 QC = "qc"
+EXPORT = "export"
+ExportFormat = Literal["csv", "parquet"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
 FLOAT_FORMAT = "%.10g"
 
 
@@ -130,6 +135,62 @@ def write_qc_table(store: Store, table: pd.DataFrame) -> str:
     path = f"{QC}/{sha256_bytes(data)[:16]}/qc.csv"
     store.write_once(path, data)
     return path
+
+
+def table_bytes(table: pd.DataFrame, fmt: ExportFormat) -> bytes:
+    return csv_bytes(table) if fmt == "csv" else parquet_bytes(table)
+
+
+def write_export(store: Store, tables: Mapping[str, pd.DataFrame], fmt: ExportFormat,
+                 provenance: ExportProvenance, folder: str | None = None
+                 ) -> tuple[str, ExportProvenance]:
+    """Write analysis-ready tables as ``<name>.<fmt>`` with a provenance.json beside them.
+
+    ``folder`` is relative to the store's root (``""``: the root itself); by default
+    ``export/<content hash>/``, the hash of the tables' bytes and of the results they
+    were built from, so the same export is the same folder with the same bytes.
+    Write-once: when any file already there differs from what would be written (a
+    provenance.json: records another export) nothing is written and
+    :class:`OutputExistsError` names the file; a provenance.json recording the same
+    export, made earlier or by someone else, stays as it is. Returns the folder and
+    the provenance on storage (outputs: paths relative to the store's root, sha256).
+    """
+    encoded = {f"{_safe(name)}.{fmt}": table_bytes(tables[name], fmt) for name in sorted(tables)}
+    if folder is None:
+        content = {"files": {name: sha256_bytes(data) for name, data in encoded.items()},
+                   "sources": [s.model_dump(mode="json") for s in provenance.sources]}
+        folder = f"{EXPORT}/{sha256_bytes(json_bytes(content))[:16]}"
+    prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+    planned = {prefix + name: data for name, data in encoded.items()}
+    final = provenance.model_copy(update={"outputs": [
+        OutputRef(path=path, sha256=sha256_bytes(data)) for path, data in planned.items()]})
+    prov_path = prefix + "provenance.json"
+    earlier = _earlier_export(store, prov_path, final)
+    for path, data in planned.items():  # refuse before writing anything
+        if store.exists(path) and store.read_bytes(path) != data:
+            raise OutputExistsError("output exists with different content",
+                                    subject=store.uri(path))
+    for path, data in planned.items():
+        store.write_once(path, data)
+    if earlier is None:
+        store.write_once(prov_path, final.to_json_bytes())
+    return prefix.rstrip("/"), earlier or final
+
+
+def _earlier_export(store: Store, path: str, export: ExportProvenance
+                    ) -> ExportProvenance | None:
+    """The provenance.json at ``path`` when it records ``export``; None when there is none;
+    OutputExistsError when something else is there."""
+    if not store.exists(path):
+        return None
+    try:
+        earlier = ExportProvenance.model_validate_json(store.read_bytes(path))
+    except ValidationError:
+        earlier = None
+    if earlier is None or not earlier.same_export(export):
+        raise OutputExistsError("output exists with different content (another export)",
+                                subject=store.uri(path))
+    return earlier
 
 
 def read_tables(store: Store, folder: str,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from wearflow.runner import RunReport
 
-__all__ = ["DEMO_STUDY", "print_summary", "write_demo_study"]
+__all__ = ["DEMO_STUDY", "SECOND_VISITS", "print_summary", "write_demo_study"]
 
 DEMO_STUDY = """\
 # A synthetic demo study written by `wearflow demo` (seeded; ground truth in truth/).
@@ -30,7 +30,7 @@ input: raw/
 output: results/
 time_zone: UTC
 files:
-  sensor: ["{participant}_{side}.cwa", "{participant}_{side}.bin", "{participant}_{side}.csv"]
+  sensor: ["{participant}_{visit}_{side}.cwa"]   # P001_V1_L.cwa: participant, visit, wrist
   sides: {left: [L, LW, left], right: [R, RW, right]}
 solutions:
   - name: wrist
@@ -38,35 +38,59 @@ solutions:
 """
 
 
-def write_demo_study(directory: Path, *, participants: int, days: float, seed: int) -> Path:
-    """Write (or reuse) the synthetic recordings and the study file; return the study file."""
+SECOND_VISITS = 2
+"""The first this many demo participants also have a second visit (V2)."""
+
+
+def write_demo_study(directory: Path, *, participants: int, days: float, seed: int,
+                     sampling_rate_hz: float = 50.0) -> Path:
+    """Write (or reuse) the synthetic recordings and the study file; return the study file.
+
+    Every participant has a visit V1; the first :data:`SECOND_VISITS` also a V2, four
+    weeks later (``P001_V1_L.cwa``, ``P001_V2_L.cwa``, ...).
+    """
     from wearflow.demo.synthetic import write_study
 
     directory.mkdir(parents=True, exist_ok=True)
     study_file = directory / STUDY_FILE_NAME
-    expected = [directory / "raw" / f"P{k:03d}_{s}.cwa" for k in range(1, participants + 1)
-                for s in "LR"]
+    second = min(SECOND_VISITS, participants)
+    expected = [directory / "raw" / f"P{k:03d}_{v}_{s}.cwa" for k in range(1, participants + 1)
+                for v in (("V1", "V2") if k <= second else ("V1",)) for s in "LR"]
     if not (study_file.exists() and all(p.exists() for p in expected)):
-        write_study(directory, participants=participants, days=days, seed=seed)
+        write_study(directory, participants=participants, days=days, seed=seed,
+                    sampling_rate_hz=sampling_rate_hz, second_visit_participants=second)
     if not study_file.exists():
         study_file.write_text(DEMO_STUDY, encoding="utf-8")
     return study_file
 
 
 def print_summary(console: Console, study: Study, report: RunReport) -> None:
-    """Print the study summary table (one row per participant and day) and where outputs are."""
+    """Print the study summary table (one row per participant, visit and day) and where
+    the outputs are."""
     output = Path(strip_file_scheme(study.output))
     for folder in report.summary_dirs:
-        summary = pd.read_csv(output / folder / "summary.csv", dtype={"participant": str})
-        table = Table("participant", "date", "wear h", "sleep min (night)", "active min",
+        summary = pd.read_csv(output / folder / "summary.csv",
+                              dtype={"participant": str, "visit": str}, keep_default_na=False,
+                              na_values={"wear_hours": [""], "sleep_minutes": [""],
+                                         "active_minutes": [""]})
+        table = Table("participant", "visit", "date", "wear h", "sleep min (night)",
+                      "active min",
                       title=f"{study.study}: per-participant summary (both wrists combined)")
         for row in summary.to_dict("records"):
-            table.add_row(str(row["participant"]), str(row["date"]), _fmt(row["wear_hours"]),
-                          _fmt(row["sleep_minutes"]), _fmt(row["active_minutes"]))
+            table.add_row(str(row["participant"]), str(row["visit"]), str(row["date"]),
+                          _fmt(row["wear_hours"]), _fmt(row["sleep_minutes"]),
+                          _fmt(row["active_minutes"]))
         console.print(table)
     console.print(f"per-wrist results:   {output / 'single-wrist-processed'}")
     console.print(f"participant results: {output / 'processed'}")
+    console.print(f"analysis-ready tables: wearflow export {_study_dir(study)} "
+                  "[--format parquet]", highlight=False, soft_wrap=True)
     console.print(f"log: {output / 'logs' / 'wearflow.log'}; state: {study.state_url}")
+
+
+def _study_dir(study: Study) -> str:
+    """The folder holding the study file (what the commands take)."""
+    return str(Path(study.source).parent) if study.source else "."
 
 
 def _fmt(value: object) -> str:

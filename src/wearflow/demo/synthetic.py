@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -324,6 +324,12 @@ def _add_walking(rng: np.random.Generator, plan: tl.Plan, t: FloatArray, t_ctrl:
 # --------------------------------------------------------------------------- study
 
 
+SECOND_VISIT_AFTER_DAYS = 28
+"""A second visit's recording starts this many days after the first's."""
+SECOND_VISIT_SEED_OFFSET = 500_000
+"""Added to a participant's seed for their second visit (other days, other nights)."""
+
+
 def write_study(
     root: Path,
     *,
@@ -332,6 +338,7 @@ def write_study(
     sampling_rate_hz: float = 50.0,
     seed: int = 0,
     time_zone: str = "UTC",
+    second_visit_participants: int = 0,
 ) -> list[Path]:
     """Write a synthetic study: both wrists of each participant, with truth.
 
@@ -339,6 +346,12 @@ def write_study(
     them, outside ``raw/`` so that it is never cataloged as data,
     ``root/truth/P001_L.truth.json``, ... Participant ``k`` (1-based) uses
     seed ``seed * 1000 + k``. Existing files of the same names are replaced.
+
+    With ``second_visit_participants`` > 0, the first that many participants also
+    have a second visit, and every name carries its visit: ``P001_V1_L.cwa``,
+    ``P001_V2_L.cwa``, ... A second visit starts ``SECOND_VISIT_AFTER_DAYS`` days
+    after the first, at the same local hour, with seed ``seed * 1000 + k +
+    SECOND_VISIT_SEED_OFFSET``.
 
     Returns
     -------
@@ -348,32 +361,52 @@ def write_study(
     Raises
     ------
     ConfigError
-        For fewer than 1 or more than 999 participants, or a sampling rate an
-        AX3 cannot record at (it needs 3200 / 2**k Hz: 6.25, 12.5, 25, 50, 100 ...).
+        For fewer than 1 or more than 999 participants, a number of second visits
+        outside 0..participants, or a sampling rate an AX3 cannot record at (it
+        needs 3200 / 2**k Hz: 6.25, 12.5, 25, 50, 100 ...).
     """
     if participants < 1 or participants > 999:
         raise ConfigError(f"participants must be 1-999, got {participants}", subject=_SUBJECT)
+    if not 0 <= second_visit_participants <= participants:
+        raise ConfigError(f"second_visit_participants must be 0-{participants}, got "
+                          f"{second_visit_participants}", subject=_SUBJECT)
     raw = root / "raw"
     truth_dir = root / "truth"
     raw.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
+    tz = _resolve_zone(time_zone)
     written: list[Path] = []
     for k in range(1, participants + 1):
-        pid = f"P{k:03d}"
         sides: tuple[tuple[Side, str], ...] = (("left", "L"), ("right", "R"))
-        for side, letter in sides:
-            rec, truth = generate_recording(
-                seed=seed * 1000 + k,
-                days=days,
-                sampling_rate_hz=sampling_rate_hz,
-                time_zone=time_zone,
-                side=side,
-            )
-            stem = f"{pid}_{letter}"
-            serial = 50_000 + 10 * k + (0 if side == "left" else 1)
-            written.append(_write_data(raw, stem, rec, serial))
-            (truth_dir / f"{stem}.truth.json").write_text(truth.to_json(), encoding="utf-8")
+        for visit, k_seed, start_utc in _visits(k, seed, second_visit_participants, tz):
+            for side, letter in sides:
+                rec, truth = generate_recording(
+                    seed=k_seed,
+                    days=days,
+                    sampling_rate_hz=sampling_rate_hz,
+                    start_utc=start_utc,
+                    time_zone=time_zone,
+                    side=side,
+                )
+                stem = "_".join(p for p in (f"P{k:03d}", visit, letter) if p)
+                serial = 50_000 + 10 * k + (0 if side == "left" else 1)
+                written.append(_write_data(raw, stem, rec, serial))
+                (truth_dir / f"{stem}.truth.json").write_text(truth.to_json(), encoding="utf-8")
     return sorted(written)
+
+
+def _visits(k: int, seed: int, second_visits: int, tz: ZoneInfo
+            ) -> list[tuple[str, int, datetime | None]]:
+    """Participant ``k``'s visits: (name, seed, start); the name is empty when the
+    study has no second visits (names without a visit), the start None for the default."""
+    if not second_visits:
+        return [("", seed * 1000 + k, None)]
+    visits: list[tuple[str, int, datetime | None]] = [("V1", seed * 1000 + k, None)]
+    if k <= second_visits:
+        later = DEFAULT_START_DATE + timedelta(days=SECOND_VISIT_AFTER_DAYS)
+        start = datetime.fromtimestamp(tl.local_s(later, DEFAULT_START_LOCAL_HOUR, tz), UTC)
+        visits.append(("V2", seed * 1000 + k + SECOND_VISIT_SEED_OFFSET, start))
+    return visits
 
 
 def _write_data(raw: Path, stem: str, rec: Recording, serial: int) -> Path:

@@ -13,6 +13,7 @@ from wearflow.config import Study
 from wearflow.qc import QC_TABLE, qc_rows
 from wearflow.results import read_tables, write_qc_table
 from wearflow.state import State
+from wearflow.state.tables import ParticipantResultRow
 from wearflow.storage import Store
 from wearflow.task import TASK_STATES, TaskState
 
@@ -53,20 +54,48 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     }
 
 
-def _participant_visits(state: State) -> dict[tuple[str, str], bool]:
-    """Every (participant, visit) with a task, and whether each of its solutions has a
-    participant result made from exactly its current done tasks (a failed wrist does
-    not keep the other from being the participant's result)."""
-    expected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+Group = tuple[str, str, str]  # solution, participant, visit ("" when the names give none)
+
+
+def _done_task_keys(state: State) -> dict[Group, set[str]]:
+    """Every (solution, participant, visit) with a task for a current file, and the keys
+    of its done tasks (empty when none is done yet)."""
+    expected: dict[Group, set[str]] = defaultdict(set)
     for task, f in state.tasks.for_current_files():
         if f.participant:
             done = expected[(task.solution, f.participant, f.visit or "")]
             if task.state == TaskState.DONE:
                 done.add(task.key)
+    return expected
+
+
+def _made_from(row: ParticipantResultRow, expected: dict[Group, set[str]]) -> bool:
+    """Whether ``row`` was made from exactly its group's current done tasks."""
+    return set(json.loads(row.task_keys_json)) == expected.get(
+        (row.solution, row.participant, row.visit or ""))
+
+
+def current_participant_results(state: State
+                                ) -> tuple[list[ParticipantResultRow], list[ParticipantResultRow]]:
+    """The latest participant result of each (solution, participant, visit), split into
+    the current ones (made from exactly the group's current done tasks: what ``status``
+    counts as processed) and the stale ones (made from files that have since changed,
+    gone, been excluded or not been processed yet); each sorted by group."""
+    expected = _done_task_keys(state)
+    current: list[ParticipantResultRow] = []
+    stale: list[ParticipantResultRow] = []
+    for row in state.results.latest_participants():
+        (current if _made_from(row, expected) else stale).append(row)
+    return current, stale
+
+
+def _participant_visits(state: State) -> dict[tuple[str, str], bool]:
+    """Every (participant, visit) with a task, and whether each of its solutions has a
+    participant result made from exactly its current done tasks (a failed wrist does
+    not keep the other from being the participant's result)."""
+    expected = _done_task_keys(state)
     aggregated = {(r.solution, r.participant, r.visit or "")
-                  for r in state.results.latest_participants()
-                  if set(json.loads(r.task_keys_json)) == expected.get(
-                      (r.solution, r.participant, r.visit or ""))}
+                  for r in state.results.latest_participants() if _made_from(r, expected)}
     visits: dict[tuple[str, str], bool] = {}
     for group in expected:
         pv = (group[1], group[2])
