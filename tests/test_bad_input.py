@@ -100,11 +100,20 @@ def test_unreachable_input_is_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "study.yaml").write_text(STUDY)
     from wearflow.errors import StorageError
 
+    # a first run that cannot start leaves nothing behind (no database, log or lock)
+    with pytest.raises(StorageError, match="does not exist"):
+        run_study(load_study(tmp_path), executor=InlineExecutor())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+    (tmp_path / "raw").mkdir()
+    run_study(load_study(tmp_path), executor=InlineExecutor())
+    (tmp_path / "raw").rmdir()
+    # a study that has a state database: the problem is also in its issues queue
     with pytest.raises(StorageError, match="does not exist"):
         run_study(load_study(tmp_path), executor=InlineExecutor())
     (issue,) = study_status(load_study(tmp_path))["issues"]
     assert issue["tag"] == "PIPELINE_ISSUE"
-    assert issue["uri"] == str(tmp_path / "raw")
+    assert issue["uri"] == str(tmp_path / "study.yaml")
+    assert f"input: {tmp_path / 'raw'}: location does not exist" in issue["message"]
     (tmp_path / "raw").mkdir()
     run_study(load_study(tmp_path), executor=InlineExecutor())
     assert study_status(load_study(tmp_path))["issues"] == []  # cause gone, issue closed

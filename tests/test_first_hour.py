@@ -118,3 +118,83 @@ def test_wrists_that_do_not_overlap_in_time_are_not_combined(tmp_path: Path) -> 
     assert apart["tag"] == "DATA_ISSUE" and apart["participant"] == "P1"
     assert "P1_L.csv: 2026-03-02..2026-03-02, P1_R.csv: 2025-03-02..2025-03-02" in str(
         apart["message"])
+
+
+# What a new user does with one real file of each format wearflow reads, named as they
+# would name them, following the README: init, copy, validate, run, status, export.
+NEWCOMER_FILES = {
+    "P001_L.cwa": "cwa/casson_example.cwa",
+    "P002_L.cwa.gz": "cwa/stepcount_tiny-sample.cwa.gz",
+    "P003_R.bin": "geneactiv_bin/wristpy_example_geneactiv.bin",
+    "P004_L.csv": "actigraph_raw_csv/agread_TestID_LeftWrist_RAW.csv",
+    "P005_R.gt3x": "gt3x/agread_example.gt3x",
+    "P006_L.agdc": "agdc/pygt3x_CPW1C48210013_baseline.agdc",
+}
+
+
+def test_a_newcomer_session_on_real_files(tmp_path: Path, real_dir: Path) -> None:
+    import json
+
+    env = {"COLUMNS": "80"}  # an 80-column terminal; CliRunner's output is a pipe
+    study = tmp_path / "my-study"
+    assert runner.invoke(app, ["init", str(study)], env=env).exit_code == 0
+    for name, source in NEWCOMER_FILES.items():
+        shutil.copy(real_dir / source, study / "raw" / name)
+    checked = runner.invoke(app, ["validate", str(study), "--json"], env=env)
+    assert checked.exit_code == 0, checked.output
+    plan = json.loads(checked.stdout)
+    assert {Path(f["uri"]).name: f["what"] for f in plan["files"]} == {
+        name: "runs" for name in NEWCOMER_FILES}  # every file accounted for, every one runs
+    assert plan["ignored"] == []
+    ran = runner.invoke(app, ["run", str(study), "--workers", "2"], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert "6 files: 6 done, 0 failed" in ran.output
+    summary_line = next(line for line in ran.output.splitlines() if "study summary:" in line)
+    assert Path(summary_line.split("study summary: ", 1)[1]).is_file()  # never split
+    assert "processing files" in ran.output and "aggregating participants" in ran.output
+    status = json.loads(runner.invoke(app, ["status", str(study), "--json"], env=env).stdout)
+    assert status["files"]["by_state"]["done"] == 6
+    assert status["participants"] == {"total": 6, "processed": 6}
+    for result in status["current"]["participant_results"]:
+        assert (study / "results" / result["folder"] / "provenance.json").is_file()
+    exported = runner.invoke(app, ["export", str(study), "--format", "parquet", "--json"],
+                             env=env)
+    assert exported.exit_code == 0, exported.output
+    from wearflow import load_results
+
+    tables = load_results(load_study(study))
+    assert set(tables["participant_visit"]["participant"]) == {
+        name.split("_")[0] for name in NEWCOMER_FILES}
+
+
+def test_errors_name_the_key_and_suggest_and_a_failed_first_run_leaves_nothing(
+        tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "study.yaml").write_text(STUDY.replace("study: FIRST", "study: FIRST\ntime_zon: UTC")
+                                     .replace("output:", "output:"))
+    result = runner.invoke(app, ["validate", str(root)])
+    assert result.exit_code == 2
+    assert "time_zon: unknown key; did you mean time_zone?" in result.output
+    (root / "study.yaml").write_text(STUDY.replace("builtin:wrist", "builtin:wirst"))
+    result = runner.invoke(app, ["run", str(root)])
+    assert result.exit_code == 2
+    assert "solutions.0 (solution wrist)" in result.output
+    assert "did you mean builtin:wrist?" in result.output
+    assert str(root / "study.yaml") in result.output
+    (root / "study.yaml").write_text(STUDY)  # raw/ does not exist
+    result = runner.invoke(app, ["run", str(root)])
+    assert result.exit_code == 2 and "input: " in result.output
+    assert "location does not exist" in result.output
+    assert sorted(p.name for p in root.iterdir()) == ["study.yaml"]  # nothing left behind
+
+
+def test_qc_json_flags_are_lists(tmp_path: Path, real_dir: Path) -> None:
+    import json
+
+    root = _study(tmp_path)
+    shutil.copy(real_dir / "cwa/skdh_ax3_sample.cwa", root / "raw/P1_L.cwa")
+    run_study(load_study(root), executor=InlineExecutor())
+    rows = json.loads(runner.invoke(app, ["qc", str(root), "--json"]).stdout)
+    assert rows and all(isinstance(r["flags"], list) for r in rows)
+    assert any(f.startswith("skipped:DETACH") for f in rows[0]["flags"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -69,7 +68,6 @@ def test_environment_that_cannot_be_built_fails_before_any_file(tmp_path: Path) 
     write_csv(tmp_path / "raw/P1_L.csv", seed=1, hours=0.2)
     with pytest.raises(SolutionError, match="environment cannot be built") as info:
         run_study(load_study(tmp_path), executor=InlineExecutor())
-    assert info.value.subject == "solution pinned"
-    with sqlite3.connect(tmp_path / "results/wearflow.db") as db:
-        assert db.execute("select count(*) from tasks").fetchone() == (0,)
-        assert db.execute("select count(*) from files").fetchone() == (0,)
+    assert info.value.subject == str(tmp_path / "study.yaml")
+    assert "solutions.1 (solution pinned)" in info.value.message
+    assert not (tmp_path / "results").exists()  # nothing cataloged, nothing written

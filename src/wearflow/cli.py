@@ -16,7 +16,14 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from wearflow import __version__
@@ -157,15 +164,29 @@ def run(
 
 
 def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunReport:
-    # The bar appears only once processing starts, so an early error stays one line.
+    """Run with the stages shown: a live bar on a terminal, one line per stage (and per
+    tenth of the files) in a pipe or a log."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err, transient=False)
-    task_id = bar.add_task("processing files", total=None)
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+    task_id = bar.add_task("starting", total=None)
+    said: dict[str, int] = {}
 
-    def progress(_phase: str, done: int, total: int) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
+        label = phase
+        if phase == "process":
+            label = "processing files" + (" (workers starting)" if done == 0 else "")
+        if not err.is_terminal:
+            step = max(1, total // 10)
+            if label not in said or (total and done - said[label] >= step) or (
+                    total and done == total and said[label] != done):
+                said[label] = done
+                err.print(f"{label}" + (f": {done}/{total}" if total else ""),
+                          highlight=False)
+            return
+        # The bar appears only once the run is under way, so an early error stays one line.
         if not bar.live.is_started:
             bar.start()
-        bar.update(task_id, completed=done, total=total)
+        bar.update(task_id, description=label, completed=done, total=total or None)
 
     try:
         return run_study(s, executor=make_executor(executor, workers or s.workers,

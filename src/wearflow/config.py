@@ -7,6 +7,7 @@ shared as a whole.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -263,6 +264,14 @@ class Study(_Frozen):
             )
         return f"sqlite:///{Path(folder) / 'wearflow.db'}"
 
+    def has_state(self) -> bool:
+        """Whether the state database exists (a SQLite file is looked for; a server
+        database is taken to exist)."""
+        url = self.state_url
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            return Path(url.removeprefix("sqlite:///")).exists()
+        return True
+
     def public_dump(self) -> dict[str, Any]:
         """The configuration without storage options (which may hold credentials)."""
         return self.model_dump(mode="json", exclude={"storage_options"})
@@ -279,6 +288,13 @@ class Study(_Frozen):
         dump = {k: v for k, v in self.public_dump().items() if k not in EXECUTION_FIELDS}
         canonical = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# the model of each section of the study file, by its key path (list indexes left out)
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): Study, ("files",): FilesConfig, ("metadata",): MetadataConfig, ("qc",): QcConfig,
+    ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
+    ("retries",): RetryConfig, ("notifications",): NotificationsConfig}
 
 
 def strip_file_scheme(location: str) -> str:
@@ -319,9 +335,20 @@ def _format_errors(exc: ValidationError) -> str:
         key = ".".join(str(x) for x in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(err["loc"])
         parts.append(f"{key}: {msg}")
     return one_line("; ".join(parts), limit=1000)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean time_zone?`` for an unknown key close to one its section takes."""
+    if not loc:
+        return ""
+    section = tuple(part for part in loc[:-1] if isinstance(part, str))
+    model: type[BaseModel] = _SECTIONS.get(section, Study)
+    known = [name for name in model.model_fields if name != "source"]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def parse_study(data: Any, *, source: str, base: Path) -> Study:

@@ -26,7 +26,7 @@ from wearflow.notify import flush as flush_notifications
 from wearflow.notify import publish_issues
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
-from wearflow.solutions import Solution, load_solution
+from wearflow.solutions import Solution, load_study_solutions
 from wearflow.stages.context import (
     EXIT_CANNOT_RUN,
     EXIT_OK,
@@ -41,7 +41,7 @@ from wearflow.stages.issues import sync_issues
 from wearflow.stages.participants import aggregate_participants
 from wearflow.state import State
 from wearflow.state.audit import diff as audit_diff
-from wearflow.storage import Store
+from wearflow.storage import Store, input_stores
 
 __all__ = ["EXIT_CANNOT_RUN", "EXIT_OK", "EXIT_SOME_FAILED", "ProgressCallback", "RunReport",
            "run_study"]
@@ -69,11 +69,21 @@ def run_study(
     """
     run_id = f"{utc_now().replace(':', '').replace('-', '')[:15]}-{uuid.uuid4().hex[:8]}"
     report = RunReport(run_id=run_id, output=study.output)
+    try:  # before any file is touched or written: a study that cannot run leaves nothing
+        solutions = load_study_solutions(study)
+        _refuse_identical(study, solutions)
+        inputs = input_stores(study.input, study.storage_options, study.source)
+    except WearflowError as exc:
+        if study.has_state():  # say so in the queue of a study that has one
+            with State(study.state_url) as state:
+                _could_not_run(study, state, exc)
+        raise
     handler = _log_to_output(study)
     try:
         with State(study.state_url) as state:
             try:
-                _run(study, state, run_id, report, executor, progress, stop)
+                _run(RunContext(study, state, run_id, default_actor(study.identity),
+                                solutions, report, progress, stop), inputs, executor)
             except WearflowError as exc:
                 _could_not_run(study, state, exc)
                 raise
@@ -83,19 +93,14 @@ def run_study(
     return report
 
 
-def _run(study: Study, state: State, run_id: str, report: RunReport,
-         executor: Executor | None, progress: ProgressCallback | None,
-         stop: threading.Event | None) -> None:
-    solutions = tuple(load_solution(c) for c in study.solutions)  # before any file is touched
-    _refuse_identical(study, solutions)
-    inputs = [Store(loc, study.storage_options) for loc in study.input]
-    for store in inputs:
-        store.check_reachable()
-    ctx = RunContext(study, state, run_id, default_actor(study.identity), solutions, report,
-                     progress, stop)
+def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) -> None:
+    study, state, report, run_id = ctx.study, ctx.state, ctx.report, ctx.run_id
+    solutions = ctx.solutions
     _begin(ctx)
+    ctx.stage("cataloging")
     unreadable = catalog_files(ctx, inputs)
     ingest_metadata(ctx)
+    ctx.stage("planning")
     metadata = state.metadata.current()
     current = state.files.current()
     listed = state.metadata.participants()
@@ -113,6 +118,7 @@ def _run(study: Study, state: State, run_id: str, report: RunReport,
     finally:
         if own:
             pool.close()
+    ctx.stage("aggregating participants")
     not_combined = aggregate_participants(ctx, metadata)
     sync_issues(ctx, plan.held, listed, [
         *not_combined,

@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,3 +275,19 @@ def _transient(exc: BaseException) -> bool:
     """A storage failure that may pass (network, timeout, throttling), unlike a refusal."""
     return not isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError
                           | ValueError | TypeError)
+
+
+def input_stores(locations: Sequence[str], storage_options: Mapping[str, Any],
+                 source: str) -> list[Store]:
+    """A reachable Store per input location; an unreachable one is an error naming the
+    study file (``source``), the ``input`` key and the location."""
+    stores = [Store(loc, dict(storage_options)) for loc in locations]
+    for n, store in enumerate(stores):
+        try:
+            store.check_reachable()
+        except StorageError as exc:
+            key = "input" if len(stores) == 1 else f"input.{n}"
+            raise StorageError(f"{key}: {store.root_uri}: {exc.message}",
+                               subject=source or store.root_uri,
+                               transient=exc.transient) from None
+    return stores

@@ -35,6 +35,8 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
         files = state.files.current()
         participants = {f.participant for f in files if f.participant and not f.parse_error}
         visits = _participant_visits(state)
+        current, _stale = current_participant_results(state)
+        summaries = state.results.latest_summaries()
         issues = [
             {"id": i.id, "tag": i.tag, "uri": i.uri, "participant": i.participant,
              "message": i.message, "resolution": i.resolution,
@@ -49,6 +51,13 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
                                           - {p for (p, _v), done in visits.items()
                                              if not done})},
         "participant_visits": {"total": len(visits), "processed": sum(visits.values())},
+        # where the current results are (output-relative folders): older versions stay
+        # beside them, write-once
+        "current": {
+            "participant_results": [{"solution": r.solution, "participant": r.participant,
+                                     "visit": r.visit or "", "folder": r.result_dir}
+                                    for r in current],
+            "summaries": dict(sorted(summaries.items()))},
         "issues": issues,
         "output": study.output,
     }
@@ -139,7 +148,9 @@ class QcExport:
     output: str
 
     def to_json(self) -> list[dict[str, Any]]:
-        return self.rows
+        """The rows, with each row's flags as a list (the CSV joins them with ';')."""
+        return [{**r, "flags": [f for f in str(r.get("flags") or "").split(";") if f]}
+                for r in self.rows]
 
 
 def export_qc(study: Study) -> QcExport:

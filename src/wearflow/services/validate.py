@@ -23,9 +23,9 @@ from wearflow.config import Study
 from wearflow.errors import StorageError, WearflowError
 from wearflow.metadata import MetaCell, parse_metadata
 from wearflow.plan import Plan, make_plan
-from wearflow.solutions import Solution, load_solution
+from wearflow.solutions import Solution, load_study_solutions
 from wearflow.state import State
-from wearflow.storage import Store, is_temporary
+from wearflow.storage import Store, input_stores, is_temporary
 from wearflow.task import TaskRecord, TaskState
 
 
@@ -105,10 +105,8 @@ def validate_study(study: Study) -> ValidateReport:
         What would stop a run: a solution that cannot be loaded, an unreachable
         location, an unusable state database.
     """
-    solutions = [load_solution(c) for c in study.solutions]
-    stores = [Store(loc, study.storage_options) for loc in study.input]
-    for store in stores:
-        store.check_reachable()
+    solutions = list(load_study_solutions(study))
+    stores = input_stores(study.input, study.storage_options, study.source)
     known, states = _existing_state(study)
     unreadable: list[StorageError] = []
     scanned = catalog.scan(stores, study.files, known=known, unreadable=unreadable)
@@ -130,10 +128,9 @@ def _existing_state(study: Study) -> tuple[dict[str, tuple[int, str, str, str | 
                                            dict[str, str]]:
     """Known files and task states of the study's state database, when it exists
     (a SQLite file that is not there is not created)."""
-    url = study.state_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if not study.has_state():
         return {}, {}
-    with State(url) as state:
+    with State(study.state_url) as state:
         return state.files.known(), state.tasks.states()
 
 

@@ -15,6 +15,7 @@ MB), so the coordinator never pays for it.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import subprocess
@@ -68,7 +69,10 @@ _TupleLoader.add_constructor(
 def builtin_pipeline_path(name: str) -> Path:
     """Path of a pipeline file shipped with wearflow (``builtin:<name>``)."""
     if name not in BUILTINS:
-        raise SolutionError(f"unknown built-in pipeline {name!r}; known: {list(BUILTINS)}",
+        close = difflib.get_close_matches(name, list(BUILTINS), n=1)
+        hint = f"; did you mean builtin:{close[0]}?" if close else ""
+        raise SolutionError(f"unknown built-in pipeline {name!r}{hint} (known: "
+                            f"{', '.join(f'builtin:{b}' for b in BUILTINS)})",
                             subject=f"builtin:{name}")
     return Path(str(files("wearflow.solutions") / "builtin" / f"{name}.skdh"))
 

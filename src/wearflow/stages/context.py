@@ -77,6 +77,11 @@ class RunContext:
     def solutions_by_name(self) -> Mapping[str, Solution]:
         return {s.name: s for s in self.solutions}
 
+    def stage(self, name: str, total: int = 0) -> None:
+        """Tell the progress callback that stage ``name`` starts (``total`` items)."""
+        if self.progress:
+            self.progress(name, 0, total)
+
     def log(self, tag: str, message: str, *, level: int = logging.INFO,
             **fields: object) -> None:
         """One tagged log line about this study."""

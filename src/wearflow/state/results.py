@@ -75,6 +75,13 @@ class ResultRepository:
                                  provenance_sha256=provenance_sha256, run_id=run_id,
                                  created_utc=utc_now()))
 
+    def latest_summaries(self) -> dict[str, str]:
+        """Solution -> the folder of its newest study summary."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(SummaryRow.solution, SummaryRow.result_dir)
+                                .order_by(SummaryRow.created_utc, SummaryRow.key)).all()
+        return {solution: folder for solution, folder in rows}
+
     def provenance_hashes(self) -> dict[str, str]:
         """Every result folder ever written, with the sha256 of its provenance.json."""
         with self._engine.connect() as conn:
