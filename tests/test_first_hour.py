@@ -198,3 +198,25 @@ def test_qc_json_flags_are_lists(tmp_path: Path, real_dir: Path) -> None:
     rows = json.loads(runner.invoke(app, ["qc", str(root), "--json"]).stdout)
     assert rows and all(isinstance(r["flags"], list) for r in rows)
     assert any(f.startswith("skipped:DETACH") for f in rows[0]["flags"])
+
+
+def test_a_yaml_error_names_the_line_to_fix(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(
+        'study: X\ninput: raw/\noutput: results/\nfiles:\n  sensor: ["{participant}.cwa"\n'
+        "solutions:\n  - name: w\n    pipeline: builtin:wrist\n")
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not valid YAML at line 6: expected ',' or ']'" in result.output
+    assert "(a flow sequence started at line 5)" in result.output
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """`wearflow --help` must not pay for the database, pandas or the algorithms."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wearflow.cli; print(sorted(m for m in ('sqlalchemy', 'pandas', "
+            "'skdh', 'pyarrow', 'wearflow.runner', 'wearflow.state') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

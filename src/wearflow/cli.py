@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,10 +28,10 @@ from rich.table import Table
 
 from wearflow import __version__
 from wearflow.config import Study, load_study, study_file_path
-from wearflow.errors import Tag, WearflowError
-from wearflow.executors import make_executor
-from wearflow.runner import EXIT_CANNOT_RUN, RunReport, run_study
-from wearflow.services.status import study_status
+from wearflow.errors import EXIT_CANNOT_RUN, Tag, WearflowError
+
+if TYPE_CHECKING:  # the commands import what they run: `wearflow --help` stays quick
+    from wearflow.runner import RunReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Process wearable-sensor studies into digital biomarkers.")
@@ -166,6 +166,9 @@ def run(
 def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunReport:
     """Run with the stages shown: a live bar on a terminal, one line per stage (and per
     tenth of the files) in a pipe or a log."""
+    from wearflow.executors import make_executor
+    from wearflow.runner import run_study
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
     task_id = bar.add_task("starting", total=None)
@@ -225,6 +228,7 @@ def watch(
     settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
 ) -> None:
     """Process new and changed files as they land, until SIGINT/SIGTERM (exit 0)."""
+    from wearflow.executors import make_executor
     from wearflow.watch import watch_study
 
     s = load_study(study)
@@ -249,6 +253,8 @@ def watch(
 @reports_errors
 def status(study: StudyArg, as_json: JsonOption = False) -> None:
     """Files by state, participants processed, and open issues."""
+    from wearflow.services.status import study_status
+
     info = study_status(load_study(study))
     if as_json:
         _print_json(info)
@@ -276,6 +282,8 @@ def issues(
                                             case_sensitive=False)] = None,
 ) -> None:
     """Open issues: what is wrong, with which file or participant, and what resolves it."""
+    from wearflow.services.status import study_status
+
     info = study_status(load_study(study), tag=tag.value if tag else None)
     if as_json:
         _print_json(info["issues"])

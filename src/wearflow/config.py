@@ -340,6 +340,21 @@ def _format_errors(exc: ValidationError) -> str:
     return one_line("; ".join(parts), limit=1000)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``not valid YAML at line 6: expected ',' or ']' (the flow sequence started at line
+    5)``: where the parser stopped, what it expected, and where the construct began (often
+    the line to fix)."""
+    where = getattr(exc, "problem_mark", None)
+    text = "not valid YAML" + (f" at line {where.line + 1}" if where is not None else "")
+    problem = getattr(exc, "problem", None)
+    if problem:
+        text += f": {problem}"
+    context, began = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and began is not None and (where is None or began.line != where.line):
+        text += f" ({context.removeprefix('while parsing ')} started at line {began.line + 1})"
+    return one_line(text)
+
+
 def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     """``; did you mean time_zone?`` for an unknown key close to one its section takes."""
     if not loc:
@@ -396,9 +411,7 @@ def load_study(path: str | Path) -> Study:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"not valid YAML{line}", subject=source) from None
+        raise ConfigError(_yaml_problem(exc), subject=source) from None
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
         raise ConfigError(one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),

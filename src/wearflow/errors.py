@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# exit codes of every command and of run_study's report: 0 every current file is done;
+# 1 some files failed or were held (the rest completed); 2 the command could not do its job
+EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+
 
 class Tag(StrEnum):
     """Problem tags used in logs, the issues queue and the dashboard."""

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from wearflow.clock import utc_now
 from wearflow.config import Study, local_path
-from wearflow.errors import ConfigError, WearflowError
+from wearflow.errors import (
+    EXIT_CANNOT_RUN,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ConfigError,
+    WearflowError,
+)
 from wearflow.executors import Executor, make_executor
 from wearflow.issue import IssueSpec
 from wearflow.logs import add_file_handler, log_event, remove_handler
@@ -27,14 +33,7 @@ from wearflow.notify import publish_issues
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
-from wearflow.stages.context import (
-    EXIT_CANNOT_RUN,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    ProgressCallback,
-    RunContext,
-    RunReport,
-)
+from wearflow.stages.context import ProgressCallback, RunContext, RunReport
 from wearflow.stages.execute import execute_plan
 from wearflow.stages.ingest import catalog_files, ingest_metadata
 from wearflow.stages.issues import sync_issues

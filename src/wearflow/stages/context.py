@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wearflow.config import Study
+from wearflow.errors import EXIT_OK, EXIT_SOME_FAILED
 from wearflow.logs import log_event
 from wearflow.solutions import Solution
 from wearflow.state import State
 from wearflow.state.audit import AuditTrail
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, completed, total)
 
