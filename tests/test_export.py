@@ -394,3 +394,22 @@ def test_no_results_give_empty_tables_of_the_declared_types() -> None:
         assert list(tables[name].columns) == [c.name for c in columns]
         assert [str(tables[name][c.name].dtype) for c in columns] == [c.dtype for c in columns]
         assert tables[name].empty
+
+
+def test_participant_visit_splits_valid_weekdays_and_weekend_days() -> None:
+    # 2026-07-03 is a Friday, 07-04 Saturday, 07-05 Sunday, 07-06 Monday
+    dates = ["2026-07-03", "2026-07-04", "2026-07-05", "2026-07-06"]
+    tables = {"qc_days": pd.DataFrame({
+        "date": dates, "wear_hours": [20.0, 22.0, 10.0, 18.0], "valid_day": [1, 1, 0, 1],
+        "exclusion_reason": pd.array([None, None, "short", None], dtype="string")}),
+        "activity_level_classification": pd.DataFrame({
+            "date": dates, "n_wear_hours": [20.0, 22.0, 10.0, 18.0],
+            "wake_sed_5s_epoch_min": 100.0, "wake_light_5s_epoch_min": 50.0,
+            "wake_mvpa_5s_epoch_min": [30.0, 60.0, 90.0, 10.0]})}
+    context = {"solution": "wrist", "solution_version": "v", "participant": "P1",
+               "visit": "", "time_zone": "UTC", "result_flags": ""}
+    visit = build_tables([(context, combine_wrists(tables, None))])[VISIT].iloc[0]
+    assert (visit["n_valid_weekdays"], visit["n_valid_weekend_days"]) == (2, 1)
+    assert visit["valid_weekdays_mean_wake_mvpa_5s_epoch_min"] == 20.0  # Fri 30, Mon 10
+    assert visit["valid_weekend_days_mean_wake_mvpa_5s_epoch_min"] == 60.0  # Sat only
+    assert visit["valid_weekend_days_mean_wear_hours"] == 22.0

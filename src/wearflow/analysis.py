@@ -70,6 +70,9 @@ class Column:
     derive: Derive | None = None
     reduce: Reduce | None = None
     mean_over_valid: bool = False  # participant_visit gets valid_<days|nights>_mean_<name>
+    # a participant_visit reduction over only the weekdays (Mon-Fri) or weekend days
+    # (Sat, Sun) of the local calendar
+    days: Literal["weekday", "weekend"] | None = None
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -260,6 +263,26 @@ def _means(table: str, columns: Sequence[Column], what: str) -> tuple[Column, ..
         for c in columns if c.mean_over_valid)
 
 
+_KINDS: tuple[tuple[Literal["weekday", "weekend"], str, str], ...] = (
+    ("weekday", "weekdays", "Monday to Friday"), ("weekend", "weekend_days", "Saturday and "
+                                                  "Sunday"))
+
+
+def _by_kind_of_day(columns: Sequence[Column]) -> tuple[Column, ...]:
+    """Counts and means of valid days split into weekdays and weekend days (local dates)."""
+    out: list[Column] = []
+    for kind, plural, which in _KINDS:
+        out.append(Column(f"n_valid_{plural}", "int64", "days",
+                          f"Valid days that are a {which} (local date).", DAY, "valid_day",
+                          _EXPORT, reduce=_n_valid, days=kind))
+        out.extend(Column(f"valid_{plural}_mean_{c.name}", "float64", c.unit,
+                          f"Mean of {DAY}.{c.name} over the valid days that are a {which} "
+                          "(local date); empty when there is none.", DAY, c.name, _EXPORT,
+                          reduce=_mean_valid, days=kind)
+                   for c in columns if c.mean_over_valid)
+    return tuple(out)
+
+
 VISIT_COLUMNS = (
     *IDENTITY,
     Column("result_flags", "string", "",
@@ -275,6 +298,7 @@ VISIT_COLUMNS = (
     Column("exclusion_reason", "string", "", "Why no day is valid; empty when one is.", DAY,
            "valid_day", _EXPORT, reduce=_why_no_valid_day),
     *_means(DAY, DAY_COLUMNS, "day"),
+    *_by_kind_of_day(DAY_COLUMNS),
     Column("n_nights", "int64", "nights", "Nights in participant_visit_night.", NIGHT, KEY,
            _EXPORT, reduce=_count),
     Column("n_valid_nights", "int64", "nights", "Nights with valid_night = 1.", NIGHT,
@@ -378,6 +402,9 @@ def _visit_row(context: Mapping[str, str], per_table: Mapping[str, pd.DataFrame]
             continue
         rows = per_table[c.source_table]
         valid = rows[VALIDITY[c.source_table]].to_numpy(dtype="int64") == 1
+        if c.days is not None:
+            weekend = pd.to_datetime(rows[KEY].astype("string")).dt.day_of_week.to_numpy() >= 5
+            valid = valid & (weekend if c.days == "weekend" else ~weekend)
         row[c.name] = c.reduce(rows[c.source_column], valid)
     return row
 
