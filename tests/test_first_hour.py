@@ -220,3 +220,17 @@ def test_the_command_line_starts_without_the_heavy_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_header_time_zone_other_than_the_studys_is_said(tmp_path: Path,
+                                                           real_dir: Path) -> None:
+    root = tmp_path
+    (root / "raw").mkdir()
+    (root / "study.yaml").write_text(STUDY.replace(".cwa", ".gt3x"))
+    shutil.copy(real_dir / "gt3x/agread_example.gt3x", root / "raw/P1_L.gt3x")
+    assert run_study(load_study(root), executor=InlineExecutor()).done == 1
+    (zone,) = [i for i in study_status(load_study(root))["issues"]
+               if "header says its clock ran at" in str(i["message"])]
+    assert zone["tag"] == "DATA_ISSUE" and str(zone["uri"]).endswith("P1_L.gt3x")
+    assert "UTC-05:00" in str(zone["message"]) and "device_time_zone was used" in str(
+        zone["message"])

@@ -89,6 +89,14 @@ _ASSUMED = {"assuming 100% wear": "assumed the device was worn the whole time (n
 def _degraded(task: TaskRecord, f: StoredFile) -> list[IssueSpec]:
     out = []
     for flag in task.flags:
+        if flag.startswith("header_tz="):
+            out.append(IssueSpec(
+                Tag.DATA_ISSUE.value,
+                f"the file's header says its clock ran at UTC{flag.removeprefix('header_tz=')}"
+                "; the study's device_time_zone was used to convert its times to UTC",
+                uri=f.uri, participant=f.participant,
+                resolution="check which zone the device was set to; set device_time_zone "
+                           "(study file) or time_zone (metadata) if the header is right"))
         step = flag.split(":", 2)
         for prefix, tag, what in _DEGRADED:
             if flag.startswith(prefix) and len(step) == 3:
