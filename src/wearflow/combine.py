@@ -68,8 +68,9 @@ def combine_recordings(recordings: Sequence[Recording], uris: Sequence[str]
                           rec.n_samples, rec.n_samples - start))
         if start < rec.n_samples:
             end_s = max(end_s, float(rec.time_s[-1]))
-    with_temperature = all(recordings[i].temperature_c is not None for i in order)
-    if not with_temperature and any(recordings[i].temperature_c is not None for i in order):
+    temperatures = [recordings[i].temperature_c for i in order]
+    with_temperature = [t for t in temperatures if t is not None]
+    if with_temperature and len(with_temperature) < len(temperatures):
         flags.append("temperature_dropped:not in every recording")
     combined = Recording(
         time_s=np.concatenate([recordings[i].time_s[k] for i, k in zip(order, keep,
@@ -78,16 +79,11 @@ def combine_recordings(recordings: Sequence[Recording], uris: Sequence[str]
                                                                           strict=True)]),
         sampling_rate_hz=first.sampling_rate_hz,
         device=first.device,
-        temperature_c=np.concatenate([_temperature(recordings[i])[k] for i, k in
-                                      zip(order, keep, strict=True)])
-        if with_temperature else None,
+        temperature_c=np.concatenate([t[k] for t, k in zip(with_temperature, keep,
+                                                                strict=True)])
+        if len(with_temperature) == len(temperatures) else None,
         flags=tuple(dict.fromkeys([*(f for i in order for f in recordings[i].flags),
                                    *flags])),
     )
     return combined, parts
 
-
-def _temperature(rec: Recording) -> np.ndarray:
-    if rec.temperature_c is None:
-        raise DataError("no temperature")  # unreachable: checked by the caller
-    return rec.temperature_c

@@ -25,7 +25,7 @@ from wearflow.metadata import MetaCell, parse_metadata
 from wearflow.plan import Plan, make_plan
 from wearflow.solutions import Solution, load_study_solutions
 from wearflow.state import State
-from wearflow.storage import Store, input_stores, is_temporary
+from wearflow.storage import Store, input_stores
 from wearflow.task import TaskRecord, TaskState
 
 
@@ -153,8 +153,6 @@ def _listing(stores: Sequence[Store], parser: NameParser
 
 
 def _why_ignored(path: str) -> str:
-    if is_temporary(path.rsplit("/", 1)[-1]):
-        return "a temporary upload name: read once it is renamed"
     suffix = "".join(Path(path).suffixes[-2:]) or "no extension"
     return (f"extension {suffix} is in no sensor pattern of the study, and the name matches "
             "no metadata pattern")
