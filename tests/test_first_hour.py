@@ -234,3 +234,18 @@ def test_a_header_time_zone_other_than_the_studys_is_said(tmp_path: Path,
     assert zone["tag"] == "DATA_ISSUE" and str(zone["uri"]).endswith("P1_L.gt3x")
     assert "UTC-05:00" in str(zone["message"]) and "device_time_zone was used" in str(
         zone["message"])
+
+
+def test_an_excluded_participant_is_not_counted_as_pending(tmp_path: Path,
+                                                          real_dir: Path) -> None:
+    root = _study(tmp_path)
+    shutil.copy(real_dir / "cwa/casson_example.cwa", root / "raw/P1_L.cwa")
+    shutil.copy(real_dir / "cwa/ggirread_ax3_testfile.cwa", root / "raw/P2_L.cwa")
+    result = runner.invoke(app, ["exclude", str(root), "P2_L.cwa", "--reason", "withdrew"])
+    assert result.exit_code == 2  # not cataloged yet: nothing to exclude
+    run_study(load_study(root), executor=InlineExecutor())
+    result = runner.invoke(app, ["exclude", str(root), "P2_L.cwa", "--reason", "withdrew"])
+    assert result.exit_code == 0, result.output
+    status = study_status(load_study(root))
+    assert status["files"]["by_state"]["excluded"] == 1
+    assert status["participants"] == {"total": 1, "processed": 1}

@@ -33,7 +33,8 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     with State(study.state_url) as state:
         counts = state.tasks.file_state_counts()
         files = state.files.current()
-        participants = {f.participant for f in files if f.participant and not f.parse_error}
+        participants = {f.participant for f in files
+                        if f.participant and not f.parse_error and not f.excluded_reason}
         visits = _participant_visits(state)
         current, _stale = current_participant_results(state)
         summaries = state.results.latest_summaries()
