@@ -263,3 +263,26 @@ def test_a_sleep_diary_night_replaces_the_algorithms_window(tmp_path: Path) -> N
     assert bad["participant"] == "P1" and str(bad["uri"]).endswith("diary.csv")
     assert "wake time 2026-03-03 22:00 is not after the bed time 2026-03-03 23:00" in str(
         bad["message"])
+
+
+def test_applies_to_by_device_plans_only_that_devices_files(tmp_path: Path) -> None:
+    from wearflow.catalog import StoredFile
+    from wearflow.plan import make_plan
+    from wearflow.solutions import load_study_solutions
+
+    root = _study(tmp_path, SPLIT.replace("    short_recording_h: 12\n",
+                                          "    applies_to: {device: [a]}\n"))
+    study = load_study(root)
+
+    def stored(n: int, name: str, fields: str) -> StoredFile:
+        return StoredFile(n, f"file:///raw/{name}", f"{n:064x}", 10, "0", "file:///raw",
+                          name, "sensor", "P1", "left", fields, None, None, None, None, "",
+                          "", True, True)
+
+    files = [stored(1, "P1_L_a.cwa", '{"device": "a", "participant": "P1", "side": "left"}'),
+             stored(2, "P2_L_b.cwa", '{"device": "b", "participant": "P2", "side": "left"}')]
+    files[1] = files[1]._replace(participant="P2")
+    plan = make_plan(study, files, load_study_solutions(study), {})
+    assert [t.file_name for t in plan.to_run] == ["P1_L_a.cwa"]
+    assert plan.unassigned == ("file:///raw/P2_L_b.cwa",)
+    assert "device b" in plan.held[0].message

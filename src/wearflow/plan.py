@@ -124,6 +124,8 @@ class _Planner:
         self.fingerprint = study.fingerprint()
         self.user = default_actor(study.identity)
         self.scopes = {c.name: c.applies_to for c in study.solutions}
+        # the device field is read from the stored name fields only when a scope uses it
+        self.by_device = any(scope.device is not None for scope in self.scopes.values())
         self.to_run: list[TaskSpec] = []
         self.records: list[TaskRecord] = []
         self.held: list[IssueSpec] = []
@@ -144,7 +146,7 @@ class _Planner:
         if len(group) > 1:
             self.held.extend(_devices_differ(group))
         fields = {"side": f.side, "visit": f.visit, "location": f.body_location,
-                  "device": _field(f, "device")}
+                  "device": _field(f, "device") if self.by_device else None}
         applicable = [(n, sol) for n, sol in enumerate(self.solutions)
                       if self.scopes[sol.name].accepts(fields)]
         if not applicable:
@@ -231,7 +233,8 @@ def group_sha256(group: Sequence[StoredFile]) -> str:
 
 
 def _field(f: StoredFile, name: str) -> str | None:
-    value = json.loads(f.fields_json or "{}").get(name) if name in f.fields_json else None
+    """One of the fields the file's name parsed into (stored as JSON)."""
+    value = json.loads(f.fields_json or "{}").get(name)
     return None if value is None else str(value)
 
 
