@@ -1,0 +1,26 @@
+"""The `wearflow` command line: a thin layer over the services.
+
+Exit codes: 0 success; 1 some files failed (the rest of the study completed);
+2 the command could not do its job (invalid study file, unreachable storage,
+...), with a one-line reason on stderr and no traceback.
+
+Commands are grouped by what they do: ``_running`` (init, validate, run, watch,
+demo), ``_reading`` (status, issues, metadata, qc, export, verify, reproduce),
+``_acting`` (audit, retry, exclude, resolve); ``_common`` holds the app, the
+consoles, the shared options and the error decorator.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from wearflow.cli._common import app
+
+for _module in ("_running", "_reading", "_acting"):  # registers the commands, in this order
+    importlib.import_module(f"wearflow.cli.{_module}")
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,80 @@
+"""What every command shares: the app, the consoles, options, the error decorator."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wearflow import __version__
+from wearflow.errors import EXIT_CANNOT_RUN, WearflowError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Process wearable-sensor studies into digital biomarkers.")
+out = Console()
+err = Console(stderr=True)
+
+StudyArg = Annotated[Path, typer.Argument(help="study file, or the folder holding study.yaml")]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A command's wearflow errors as one plain line on stderr (never wrapped, no
+    traceback) and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except WearflowError as exc:
+            typer.echo(f"error [{exc.tag.value}] {exc}", err=True)
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
+
+    return wrapper
+
+
+def _name(uri: str | None) -> str:
+    """The file name of a URI: the one part of it a table must never cut."""
+    return (uri or "").rsplit("/", 1)[-1]
+
+
+def _folding_table(*columns: str, title: str) -> Table:
+    """A table whose cells wrap (fold) instead of being cut with an ellipsis."""
+    table = Table(*columns, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wearflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """Process wearable-sensor studies into digital biomarkers."""
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+
+EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "
+                 "(default: the study's executor:, else local)")
+Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
+FileArg = Annotated[str, typer.Argument(help="the file: its URI, path in the location, or name")]
