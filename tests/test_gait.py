@@ -330,5 +330,8 @@ def test_a_study_waits_for_height_then_writes_gait_tables(tmp_path: Path, real_d
     [result] = (tmp_path / "results" / "processed" / "gait" / "P01").iterdir()
     assert pd.read_parquet(result / "gait_steps.parquet").equals(steps)
     assert '"single_recording"' in (result / "provenance.json").read_text()
-    assert not open_issues(tmp_path)
+    # the walkway file's header says its clock ran at another zone than the study's: that
+    # is said (a DATA_ISSUE); nothing else is open
+    assert [i for i in open_issues(tmp_path)
+            if "header says its clock ran at" not in i["message"]] == []
     assert study_status(load_study(tmp_path))["participants"] == {"total": 1, "processed": 1}
