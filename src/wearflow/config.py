@@ -7,7 +7,6 @@ shared as a whole.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from wearflow.config_messages import validation_message, yaml_message
 from wearflow.errors import ConfigError, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 
@@ -329,43 +329,6 @@ def study_file_path(path: str | Path) -> Path:
     return p / STUDY_FILE_NAME if p.is_dir() else p
 
 
-def _format_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key" + _did_you_mean(err["loc"])
-        parts.append(f"{key}: {msg}")
-    return one_line("; ".join(parts), limit=1000)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """``not valid YAML at line 6: expected ',' or ']' (the flow sequence started at line
-    5)``: where the parser stopped, what it expected, and where the construct began (often
-    the line to fix)."""
-    where = getattr(exc, "problem_mark", None)
-    text = "not valid YAML" + (f" at line {where.line + 1}" if where is not None else "")
-    problem = getattr(exc, "problem", None)
-    if problem:
-        text += f": {problem}"
-    context, began = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and began is not None and (where is None or began.line != where.line):
-        text += f" ({context.removeprefix('while parsing ')} started at line {began.line + 1})"
-    return one_line(text)
-
-
-def _did_you_mean(loc: tuple[int | str, ...]) -> str:
-    """``; did you mean time_zone?`` for an unknown key close to one its section takes."""
-    if not loc:
-        return ""
-    section = tuple(part for part in loc[:-1] if isinstance(part, str))
-    model: type[BaseModel] = _SECTIONS.get(section, Study)
-    known = [name for name in model.model_fields if name != "source"]
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
 def parse_study(data: Any, *, source: str, base: Path) -> Study:
     """Validate an already-parsed study mapping; relative paths resolve against ``base``."""
     if not isinstance(data, dict):
@@ -373,7 +336,7 @@ def parse_study(data: Any, *, source: str, base: Path) -> Study:
     try:
         study = Study.model_validate({**data, "source": source})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc), subject=source) from None
+        raise ConfigError(validation_message(exc, _SECTIONS, Study), subject=source) from None
     return study.model_copy(
         update={
             "input": tuple(_resolve(x, base) for x in study.input),
@@ -411,7 +374,7 @@ def load_study(path: str | Path) -> Study:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_problem(exc), subject=source) from None
+        raise ConfigError(yaml_message(exc), subject=source) from None
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
         raise ConfigError(one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),

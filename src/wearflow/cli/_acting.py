@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-from wearflow.config import load_study
-from wearflow.errors import EXIT_CANNOT_RUN
-
-if TYPE_CHECKING:  # the commands import what they run: `wearflow --help` stays quick
-    pass
 
 from wearflow.cli._common import (
     FileArg,
     JsonOption,
     Reason,
     StudyArg,
-    _print_json,
     app,
     err,
     out,
+    print_json,
     reports_errors,
 )
+from wearflow.config import load_study
+from wearflow.errors import EXIT_CANNOT_RUN
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
 app.add_typer(audit_app, name="audit")
@@ -39,7 +35,7 @@ def audit_verify(study: StudyArg, as_json: JsonOption = False) -> None:
     check = verify_audit(load_study(study))
     report = check.report
     if as_json:
-        _print_json(check.to_json())
+        print_json(check.to_json())
     elif report.ok:
         out.print(f"audit trail intact: {report.entries} entries; head {report.head_seq} "
                   f"{report.head_hash} (keep it as an external anchor)", highlight=False,

@@ -43,12 +43,12 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _name(uri: str | None) -> str:
+def file_name(uri: str | None) -> str:
     """The file name of a URI: the one part of it a table must never cut."""
     return (uri or "").rsplit("/", 1)[-1]
 
 
-def _folding_table(*columns: str, title: str) -> Table:
+def folding_table(*columns: str, title: str) -> Table:
     """A table whose cells wrap (fold) instead of being cut with an ellipsis."""
     table = Table(*columns, title=title)
     for column in table.columns:
@@ -69,7 +69,7 @@ def _main(version: Annotated[bool, typer.Option(
     """Process wearable-sensor studies into digital biomarkers."""
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from wearflow.config import load_study
-from wearflow.errors import Tag
-
-if TYPE_CHECKING:  # the commands import what they run: `wearflow --help` stays quick
-    pass
-
 from wearflow.cli._common import (
     JsonOption,
     StudyArg,
-    _folding_table,
-    _name,
-    _print_json,
     app,
     err,
+    file_name,
+    folding_table,
     out,
+    print_json,
     reports_errors,
 )
+from wearflow.config import load_study
+from wearflow.errors import Tag
 
 
 @app.command()
@@ -34,7 +30,7 @@ def status(study: StudyArg, as_json: JsonOption = False) -> None:
 
     info = study_status(load_study(study))
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     files = info["files"]
     out.print(f"study {info['study']}: {files['total']} files; " + ", ".join(
@@ -44,9 +40,9 @@ def status(study: StudyArg, as_json: JsonOption = False) -> None:
               f"{info['participants']['total']} processed; participant-visits: "
               f"{visits['processed']} of {visits['total']}")
     if info["issues"]:
-        table = _folding_table("tag", "file", "message", title="open issues")
+        table = folding_table("tag", "file", "message", title="open issues")
         for i in info["issues"]:
-            table.add_row(i["tag"], _name(i["uri"]) or i["participant"] or "", i["message"])
+            table.add_row(i["tag"], file_name(i["uri"]) or i["participant"] or "", i["message"])
         out.print(table)
 
 
@@ -63,12 +59,12 @@ def issues(
 
     info = study_status(load_study(study), tag=tag.value if tag else None)
     if as_json:
-        _print_json(info["issues"])
+        print_json(info["issues"])
         return
-    table = _folding_table("id", "tag", "participant", "file", "message", "resolves it",
+    table = folding_table("id", "tag", "participant", "file", "message", "resolves it",
                            title="open issues")
     for i in info["issues"]:
-        table.add_row(str(i["id"]), i["tag"], i["participant"] or "", _name(i["uri"]),
+        table.add_row(str(i["id"]), i["tag"], i["participant"] or "", file_name(i["uri"]),
                       i["message"], i["resolution"])
     out.print(table if info["issues"] else "no open issues")
 
@@ -81,7 +77,7 @@ def metadata(study: StudyArg, as_json: JsonOption = False) -> None:
 
     values = study_metadata(load_study(study))
     if as_json:
-        _print_json(values)
+        print_json(values)
         return
     table = Table("participant", "field", "value", "source", "row", "added (UTC)")
     for participant, cells in values.items():
@@ -99,7 +95,7 @@ def qc(study: StudyArg, as_json: JsonOption = False) -> None:
 
     export = export_qc(load_study(study))
     if as_json:
-        _print_json(export.to_json())
+        print_json(export.to_json())
         return
     view = Table("participant", "side", "file", "date", "wear h", "valid", "reason")
     for r in export.rows:
@@ -128,7 +124,7 @@ def export(
 
     report = export_results(load_study(study), parse_format(fmt), to, solution)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     elif report.written:
         out.print(f"{report.participant_visits} participant-visits exported to "
                   f"{report.location}/", highlight=False, soft_wrap=True)
@@ -154,7 +150,7 @@ def verify(study: StudyArg, as_json: JsonOption = False) -> None:
 
     report = verify_outputs(load_study(study))
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         for p in report.problems:
             out.print(f"{p.kind.upper():10} {p.path}: {p.detail}", highlight=False)
@@ -176,7 +172,7 @@ def reproduce(
 
     report = run_again(load_study(study), result)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         for f in report.files:
             out.print(f"{'identical' if f.identical else 'DIFFERENT':10} {f.path}",

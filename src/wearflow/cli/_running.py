@@ -16,25 +16,24 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wearflow.cli._common import (
+    EXECUTOR_HELP,
+    JsonOption,
+    StudyArg,
+    app,
+    err,
+    out,
+    print_json,
+    reports_errors,
+)
 from wearflow.config import Study, load_study, study_file_path
 
 if TYPE_CHECKING:  # the commands import what they run: `wearflow --help` stays quick
     from wearflow.runner import RunReport
 
-from wearflow.cli._common import (
-    EXECUTOR_HELP,
-    JsonOption,
-    StudyArg,
-    _print_json,
-    app,
-    err,
-    out,
-    reports_errors,
-)
 
 
 @app.command()
-@reports_errors
 @reports_errors
 def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id")) -> None:
     """Create a new study folder with a commented study.yaml and an empty raw/ folder."""
@@ -54,7 +53,7 @@ def validate(study: StudyArg, as_json: JsonOption = False) -> None:
 
     report = validate_study(load_study(study))
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
         return
     counts = ", ".join(f"{n} {what}" for what, n in report.counts().items()) or "no files"
     out.print(f"{study_file_path(study)}: valid (study {report.study}); a run would: "
@@ -98,7 +97,7 @@ def run(
     s = load_study(study)
     report = _run_with_progress(s, executor or s.executor, workers)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         _print_report(report)
     raise typer.Exit(report.exit_code)
