@@ -105,6 +105,32 @@ class ExportProvenance(_Record):
         return self.model_dump(exclude=keep) == other.model_dump(exclude=keep)
 
 
+class ReportSource(_Record):
+    """One stored result a report was drawn from."""
+
+    kind: str  # participant | single-wrist | summary | run
+    path: str  # its folder (or, for a run, the run id)
+    provenance_sha256: str = ""
+
+
+class ReportProvenance(_Record):
+    """What a report (HTML) was drawn from (``wearflow report``)."""
+
+    kind: str = "report"
+    report: str  # participant | study | run
+    study: str
+    study_fingerprint: str
+    subject: str  # the participant (and visit), the study, or the run id
+    user: str
+    software: Software
+    created_utc: str
+    sources: list[ReportSource]
+    outputs: list[OutputRef] = Field(default_factory=list)
+
+    def to_json_bytes(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()

@@ -7,6 +7,9 @@ Layout under the study's output location::
     processed/<solution>/study-summary/<summary key>/
     qc/<content hash>/qc.csv
     export/<content hash>/   (``wearflow export``: analysis-ready tables, provenance.json)
+    reports/participants/<participant>/[<visit>/]<content hash>/report.html
+    reports/study/<content hash>/report.html
+    reports/runs/<run id>/<content hash>/report.html
 
 (a participant named ``study-summary`` is written under ``~study-summary``)
 
@@ -18,6 +21,7 @@ no wall-clock time inside tables (those live in provenance.json only).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -29,13 +33,15 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from wearflow.errors import OutputExistsError
-from wearflow.provenance import ExportProvenance, OutputRef, Provenance
+from wearflow.provenance import ExportProvenance, OutputRef, Provenance, ReportProvenance
 from wearflow.storage import Store, sha256_bytes
 
 SINGLE_WRIST = "single-wrist-processed"
 PROCESSED = "processed"
 QC = "qc"
 EXPORT = "export"
+REPORTS = "reports"
+REPORT_FILE = "report.html"
 ExportFormat = Literal["csv", "parquet"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
 FLOAT_FORMAT = "%.10g"
@@ -191,6 +197,27 @@ def _earlier_export(store: Store, path: str, export: ExportProvenance
         raise OutputExistsError("output exists with different content (another export)",
                                 subject=store.uri(path))
     return earlier
+
+
+def report_dir(kind: str, html: bytes, *subject: str) -> str:
+    """``reports/<kind>/<subject...>/<hash of the page>``: the same page, the same folder."""
+    return "/".join((REPORTS, kind, *(_safe(s) for s in subject if s),
+                     sha256_bytes(html)[:16]))
+
+
+def write_report(store: Store, folder: str, html: bytes, provenance: ReportProvenance
+                 ) -> tuple[str, str]:
+    """Write ``<folder>/report.html`` and its provenance.json (write-once; a report that is
+    already there keeps its first provenance). Returns the page's path and sha256."""
+    path = f"{folder}/{REPORT_FILE}"
+    digest = store.write_once(path, html)
+    prov_path = f"{folder}/provenance.json"
+    if not store.exists(prov_path):
+        final = provenance.model_copy(update={"outputs": [OutputRef(path=path, sha256=digest)]})
+        # written by another builder of the same page meanwhile: the first one stays
+        with contextlib.suppress(OutputExistsError):
+            store.write_once(prov_path, final.to_json_bytes())
+    return path, digest
 
 
 def read_tables(store: Store, folder: str,

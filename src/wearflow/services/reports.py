@@ -1,0 +1,185 @@
+"""``wearflow report``: participant, study and run reports, written like any output.
+
+Drawn only from stored results (the current participant result of each
+solution, participant and visit, and its per-wrist results) and the state
+database; never from a re-computation. Each page is written once under
+``reports/`` in a folder named by the hash of its bytes, with a provenance.json
+naming every result it was drawn from (:func:`wearflow.results.write_report`).
+Participant reports of a large study are built on a process pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from wearflow.clock import utc_now
+from wearflow.config import Study
+from wearflow.errors import ConfigError, StorageError
+from wearflow.provenance import ReportProvenance, ReportSource, default_actor, software
+from wearflow.reports.participant import ParticipantResult, WristResult, render_participant
+from wearflow.reports.study import ParticipantEntry, StudyOverview, render_study
+from wearflow.results import read_tables, report_dir, write_report
+from wearflow.services.status import current_participant_results, study_status
+from wearflow.state import State
+from wearflow.state.tables import ParticipantResultRow
+from wearflow.storage import Store
+
+PARALLEL_FROM = 16  # participant reports: a process pool from this many on
+PARTICIPANT_TABLES = {"qc_days": None, "activity_level_classification": None, "sleep": None}
+WRIST_TABLES = {"minute_series": None, "detach_wear": None, "sleep": None}
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """One report written (or found already written: same page, same folder)."""
+
+    kind: str  # participant | study | run
+    subject: str
+    path: str  # output-relative path of report.html
+    uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Wrist:
+    side: str
+    uri: str
+    result_dir: str
+    task_key: str
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One participant report to build: what the state knows of it."""
+
+    row: ParticipantResultRow
+    wrists: tuple[_Wrist, ...]
+
+
+def _read_json(store: Store, path: str) -> dict[str, Any]:
+    try:
+        value = json.loads(store.read_bytes(path))
+    except ValueError:
+        raise StorageError("not a JSON document", subject=store.uri(path)) from None
+    return value if isinstance(value, dict) else {}
+
+
+def _items(study: Study, participant: str | None) -> list[_Item]:
+    with State(study.state_url) as state:
+        current, _stale = current_participant_results(state)
+        tasks = {t.key: (t, f) for t, f in state.tasks.for_current_files()}
+    items = []
+    for row in current:
+        if participant is not None and row.participant != participant:
+            continue
+        wrists = []
+        for key in sorted(json.loads(row.task_keys_json)):
+            if key in tasks and tasks[key][0].result_dir:
+                task, f = tasks[key]
+                wrists.append(_Wrist(f.side or "", f.uri, task.result_dir or "", key))
+        wrists.sort(key=lambda w: (w.side != "left", w.side, w.uri))
+        items.append(_Item(row, tuple(wrists)))
+    if participant is not None and not items:
+        raise ConfigError(f"participant {participant!r} has no current result in study "
+                          f"{study.study} (see `wearflow status`)", subject=study.source)
+    return items
+
+
+def _participant_result(study: Study, item: _Item) -> tuple[ParticipantResult, list[ReportSource]]:
+    out = Store(study.output, study.storage_options)
+    row = item.row
+    prov = _read_json(out, f"{row.result_dir}/provenance.json")
+    sources = [ReportSource(kind="participant", path=row.result_dir,
+                            provenance_sha256=row.provenance_sha256)]
+    wrists = []
+    time_zone = study.time_zone
+    for w in item.wrists:
+        wprov = _read_json(out, f"{w.result_dir}/provenance.json")
+        time_zone = str((wprov.get("task_inputs") or {}).get("time_zone") or time_zone)
+        qc = _read_json(out, f"{w.result_dir}/qc.json") if out.exists(
+            f"{w.result_dir}/qc.json") else {}
+        wrists.append(WristResult(side=w.side, file_name=posixpath.basename(w.uri),
+                                  result_dir=w.result_dir, qc=qc,
+                                  tables=read_tables(out, w.result_dir, WRIST_TABLES)))
+        sources.append(ReportSource(kind="single-wrist", path=w.result_dir))
+    result = ParticipantResult(
+        study=study.study, solution=row.solution,
+        solution_version=str((prov.get("solution") or {}).get("version", "")),
+        participant=row.participant, visit=row.visit or "", time_zone=time_zone,
+        result_dir=row.result_dir, tables=read_tables(out, row.result_dir, PARTICIPANT_TABLES),
+        wrists=tuple(wrists), flags=tuple(json.loads(row.flags_json or "[]")),
+        software_version=version("wearflow"))
+    return result, sources
+
+
+def _build_participant(study: Study, item: _Item) -> tuple[BuiltReport, ParticipantEntry]:
+    result, sources = _participant_result(study, item)
+    html = render_participant(result).encode()
+    row = item.row
+    folder = report_dir("participants", html, row.solution, row.participant, row.visit or "")
+    subject = f"{row.participant}{'/' + row.visit if row.visit else ''}"
+    built = _write(study, "participant", subject, folder, html, sources)
+    return built, ParticipantEntry.from_result(result, built.path)
+
+
+def _write(study: Study, kind: str, subject: str, folder: str, html: bytes,
+           sources: Sequence[ReportSource]) -> BuiltReport:
+    out = Store(study.output, study.storage_options)
+    prov = ReportProvenance(report=kind, study=study.study,
+                            study_fingerprint=study.fingerprint(), subject=subject,
+                            user=default_actor(study.identity), software=software(),
+                            created_utc=utc_now(), sources=list(sources))
+    path, digest = write_report(out, folder, html, prov)
+    return BuiltReport(kind, subject, path, out.uri(path), digest)
+
+
+def _workers(study: Study, n_items: int) -> int:
+    if n_items < PARALLEL_FROM or study.executor == "inline":
+        return 1
+    return max(1, min(study.workers or os.cpu_count() or 1, n_items))
+
+
+def participant_reports(study: Study, participant: str | None = None
+                        ) -> list[tuple[BuiltReport, ParticipantEntry]]:
+    """Write the report of every current participant result (or one participant's)."""
+    items = _items(study, participant)
+    workers = _workers(study, len(items))
+    if workers == 1:
+        return [_build_participant(study, item) for item in items]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_build_participant, [study] * len(items), items))
+
+
+def study_report(study: Study, entries: Iterable[tuple[BuiltReport, ParticipantEntry]]
+                 ) -> BuiltReport:
+    """Write the study's data-quality report, linking the participant reports given."""
+    status = study_status(study)
+    listed = []
+    for built, entry in entries:
+        link = posixpath.relpath(built.path, "reports/study/x")
+        listed.append(entry.with_link(link))
+    overview = StudyOverview(study=study.study, files_by_state=status["files"]["by_state"],
+                             issues=status["issues"], participants=tuple(listed),
+                             software_version=version("wearflow"))
+    html = render_study(overview).encode()
+    sources = [ReportSource(kind="participant", path=e.result_dir) for e in listed]
+    return _write(study, "study", study.study, report_dir("study", html), html, sources)
+
+
+def build_reports(study: Study, participant: str | None = None) -> list[BuiltReport]:
+    """The participant reports (all, or one participant's) and the study report."""
+    if not study.has_state():
+        raise ConfigError(f"study {study.study} has not been run yet: nothing to report "
+                          "(run `wearflow run` first)", subject=study.source)
+    entries = participant_reports(study, participant)
+    built = [b for b, _ in entries]
+    if participant is None:
+        built.append(study_report(study, entries))
+    return built
