@@ -30,12 +30,17 @@ lint: install-dev
 	$(VENV)/bin/lint-imports
 
 # The tests start their own throwaway PostgreSQL cluster (initdb + pg_ctl into a temporary
-# folder, tests/conftest.py) from Debian's server binaries; install them if missing.
+# folder, tests/conftest.py) from Debian's server binaries, and a headless Chromium
+# (Debian's package, driven by Playwright) for the report pages; install them if missing.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { echo "installing Debian's postgresql server binaries for the tests"; \
 	    apt-get install -y -q postgresql >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; }
+	@command -v chromium >/dev/null || \
+	  { echo "installing Debian's chromium for the report tests"; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 
 test: lint services
 	$(VENV)/bin/pytest -q

@@ -115,7 +115,15 @@ class QcConfig(_Frozen):
     study_end: date | None = None
 
 
-EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries"})
+class ReportsConfig(_Frozen):
+    """Reports (``wearflow report``): ``after_run`` writes the participant, study and run
+    reports at the end of every ``run`` (and every ``watch`` cycle that processed files)."""
+
+    after_run: bool = False
+
+
+# keys that do not change any result, left out of the study fingerprint
+EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports"})
 
 
 class RetryConfig(_Frozen):
@@ -208,6 +216,7 @@ class Study(_Frozen):
     # memory all workers of one machine may use together (default: 80% of physical memory)
     memory_limit_gb: float | None = Field(default=None, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
     # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
     # logged or written to outputs. Credentials may also come from AWS_* variables.
@@ -282,9 +291,9 @@ class Study(_Frozen):
         return self.device_time_zone or self.time_zone
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved configuration, key-order stable. Storage options and
-        where and how tasks run (executor, workers, memory, retries) are left out: they
-        do not change any result."""
+        """sha256 of the resolved configuration, key-order stable. Storage options,
+        where and how tasks run (executor, workers, memory, retries) and reports are
+        left out: they do not change any result."""
         dump = {k: v for k, v in self.public_dump().items() if k not in EXECUTION_FIELDS}
         canonical = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -294,7 +303,8 @@ class Study(_Frozen):
 _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Study, ("files",): FilesConfig, ("metadata",): MetadataConfig, ("qc",): QcConfig,
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
-    ("retries",): RetryConfig, ("notifications",): NotificationsConfig}
+    ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
+    ("reports",): ReportsConfig}
 
 
 def strip_file_scheme(location: str) -> str:

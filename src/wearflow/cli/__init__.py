@@ -5,7 +5,8 @@ Exit codes: 0 success; 1 some files failed (the rest of the study completed);
 ...), with a one-line reason on stderr and no traceback.
 
 Commands are grouped by what they do: ``_running`` (init, validate, run, watch,
-demo), ``_reading`` (status, issues, metadata, qc, export, verify, reproduce),
+demo), ``_reading`` (status, issues, metadata, qc, export, verify, reproduce), ``_reporting``
+(report),
 ``_acting`` (audit, retry, exclude, resolve); ``_common`` holds the app, the
 consoles, the shared options and the error decorator.
 """
@@ -16,7 +17,8 @@ import importlib
 
 from wearflow.cli._common import app
 
-for _module in ("_running", "_reading", "_acting"):  # registers the commands, in this order
+# registers the commands, in this order
+for _module in ("_running", "_reading", "_reporting", "_acting"):
     importlib.import_module(f"wearflow.cli.{_module}")
 
 __all__ = ["app", "main"]

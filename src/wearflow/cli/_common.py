@@ -7,14 +7,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from wearflow import __version__
-from wearflow.errors import EXIT_CANNOT_RUN, WearflowError
+from wearflow.config import Study
+from wearflow.errors import EXIT_CANNOT_RUN, WearflowError, one_line
+
+if TYPE_CHECKING:
+    from wearflow.services.reports import BuiltReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Process wearable-sensor studies into digital biomarkers.")
@@ -78,3 +82,29 @@ EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786
                  "(default: the study's executor:, else local)")
 Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
 FileArg = Annotated[str, typer.Argument(help="the file: its URI, path in the location, or name")]
+
+
+def print_built(built: list[BuiltReport]) -> None:
+    """One line per report written; the study report last, where a reader looks."""
+    for b in sorted(built, key=lambda b: ({"participant": 0, "run": 1, "study": 2}[b.kind],
+                                          b.subject)):
+        out.print(f"{b.kind} report {b.subject}: {b.uri}", highlight=False, soft_wrap=True)
+
+
+def reports_after_run(s: Study, run_id: str) -> None:
+    """The study's reports after a run, when its study file asks for them; a report that
+    cannot be written is said on stderr and never fails the run."""
+    if not s.reports.after_run:
+        return
+    from wearflow.services.reports import build_reports
+
+    try:
+        built = build_reports(s, latest_run=run_id)
+    except WearflowError as exc:
+        err.print(f"reports not written: {one_line(exc.message)}", highlight=False)
+        return
+    study_reports = [b for b in built if b.kind == "study"]
+    out.print(f"reports: {len(built)} written under {s.output}/reports/", highlight=False,
+              soft_wrap=True)
+    for b in study_reports:
+        out.print(f"study report: {b.uri}", highlight=False, soft_wrap=True)

@@ -24,6 +24,7 @@ from wearflow.cli._common import (
     err,
     out,
     print_json,
+    reports_after_run,
     reports_errors,
 )
 from wearflow.config import Study, load_study, study_file_path
@@ -100,6 +101,7 @@ def run(
         print_json(report.to_json())
     else:
         _print_report(report)
+        reports_after_run(s, report.run_id)
     raise typer.Exit(report.exit_code)
 
 
@@ -178,6 +180,7 @@ def watch(
     def on_cycle(report: RunReport) -> None:
         if report.executed or report.participants_aggregated:
             _print_report(report)
+            reports_after_run(s, report.run_id)
 
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
     result = watch_study(s, executor=pool,
@@ -206,6 +209,7 @@ def demo(
     report = _run_with_progress(s, "local", workers)
     _print_report(report)
     print_summary(out, s, report)
+    reports_after_run(s, report.run_id)
     raise typer.Exit(report.exit_code)
 
 

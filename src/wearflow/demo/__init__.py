@@ -35,6 +35,8 @@ files:
 solutions:
   - name: wrist
     pipeline: builtin:wrist
+reports:
+  after_run: true   # participant, study and run reports (HTML) under results/reports/
 """
 
 

@@ -115,7 +115,7 @@ def _heat_map(entries: Sequence[ParticipantEntry]) -> str:
             body.append(f"<g><title>{svg.escape(tip)}</title>" + svg.rect(
                 left + cell * i + 1, y + 1, cell - 2, cell - 2, fill=colour,
                 class_="valid" if valid == 1 else "excluded", data_date=day) + "</g>")
-    return svg.svg(width, top + cell * len(entries) + 4, body, class_="heat-map",
+    return svg.svg(width, top + cell * len(entries) + 4, body, fit=False, class_="heat-map",
                    aria_label="valid days per participant and day of recording")
 
 
@@ -136,7 +136,7 @@ def distribution(key: str, entries: Sequence[ParticipantEntry]
     lo_fence, hi_fence = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
-    left, width = 20.0, 960.0
+    left, width = 40.0, 920.0
 
     def x(v: float) -> float:
         return left + width * (v - lo) / span

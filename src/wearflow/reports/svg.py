@@ -73,8 +73,11 @@ def runs(values: np.ndarray[Any, Any]) -> Iterable[tuple[int, int, Any]]:
         yield s, e, values[s]
 
 
-def svg(width: float, height: float, body: Iterable[str], **extra: Any) -> str:
-    """An ``<svg>`` element scaled to its container's width."""
-    head = attrs(viewBox=f"0 0 {num(width)} {num(height)}", width="100%",
+def svg(width: float, height: float, body: Iterable[str], *, fit: bool = True,
+        **extra: Any) -> str:
+    """An ``<svg>`` element scaled to its container's width (``fit``), or drawn at its own
+    size in CSS pixels (no wider than its container)."""
+    size = {"width": "100%"} if fit else {"width": num(width), "style": "max-width:100%"}
+    head = attrs(viewBox=f"0 0 {num(width)} {num(height)}", **size,
                  role="img", preserveAspectRatio="xMinYMin meet", **extra)
     return f"<svg {head}>" + "".join(body) + "</svg>"

@@ -24,8 +24,10 @@ from wearflow.config import Study
 from wearflow.errors import ConfigError, StorageError
 from wearflow.provenance import ReportProvenance, ReportSource, default_actor, software
 from wearflow.reports.participant import ParticipantResult, WristResult, render_participant
+from wearflow.reports.run import render_run
 from wearflow.reports.study import ParticipantEntry, StudyOverview, render_study
 from wearflow.results import read_tables, report_dir, write_report
+from wearflow.services.runs import list_runs, run_detail
 from wearflow.services.status import current_participant_results, study_status
 from wearflow.state import State
 from wearflow.state.tables import ParticipantResultRow
@@ -173,13 +175,34 @@ def study_report(study: Study, entries: Iterable[tuple[BuiltReport, ParticipantE
     return _write(study, "study", study.study, report_dir("study", html), html, sources)
 
 
-def build_reports(study: Study, participant: str | None = None) -> list[BuiltReport]:
-    """The participant reports (all, or one participant's) and the study report."""
+def run_report(study: Study, run_id: str) -> BuiltReport:
+    """Write the report of one run (``run_id``: the id or its first 6+ characters)."""
+    detail = run_detail(study, run_id)
+    html = render_run(detail.to_json(), version("wearflow")).encode()
+    rid = detail.run.run_id
+    return _write(study, "run", rid, report_dir("runs", html, rid), html,
+                  [ReportSource(kind="run", path=rid)])
+
+
+def build_reports(study: Study, participant: str | None = None, run: str | None = None,
+                  latest_run: str | None = None) -> list[BuiltReport]:
+    """Write reports; what ``wearflow report`` does.
+
+    ``run``: only that run's report. ``participant``: only that participant's reports.
+    Otherwise every current participant result's report, the study report and the
+    report of ``latest_run`` (default: the study's newest run).
+    """
     if not study.has_state():
         raise ConfigError(f"study {study.study} has not been run yet: nothing to report "
                           "(run `wearflow run` first)", subject=study.source)
+    if run is not None:
+        return [run_report(study, run)]
     entries = participant_reports(study, participant)
     built = [b for b, _ in entries]
-    if participant is None:
-        built.append(study_report(study, entries))
+    if participant is not None:
+        return built
+    built.append(study_report(study, entries))
+    newest = latest_run or next((r.run_id for r in list_runs(study)), None)
+    if newest is not None:
+        built.append(run_report(study, newest))
     return built
