@@ -107,7 +107,8 @@ def worker_name() -> str:
 class TaskMeter:
     """CPU seconds and peak resident memory of this process from now on: one task's, as a
     worker process runs one task at a time (threads of its own, such as a Dask worker's
-    event loop, are counted with it).
+    event loop, are counted with it; on a Dask worker started with several threads the
+    figures of tasks running side by side overlap).
 
     Peak memory, on Linux: the process's high-water mark is reset when the meter starts
     (``5`` written to ``/proc/self/clear_refs``) and read when asked (``VmHWM`` in
