@@ -152,10 +152,18 @@ class TaskOutcome:
     message: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     transient: bool = False  # a failure worth retrying later (storage hiccup, worker died)
-    # seconds per stage of a task that ran (fetch, decode, verify, solution, qc, write):
-    # wall time, and CPU time of the thread that ran the task
+    # seconds per stage of a task that ran (fetch, decode, verify, solution, qc, write;
+    # a failed one: the stages it reached): wall time, and CPU time of the thread that
+    # ran the task
     stage_s: tuple[tuple[str, float], ...] = ()
     stage_cpu_s: tuple[tuple[str, float], ...] = ()
+    # what the task cost its worker process (0 and "" when no worker reported: an
+    # executor that could not start it, a worker that died): the process's CPU seconds
+    # during the task, its peak resident memory (see wearflow.worker.TaskMeter), and which
+    # worker ran it ("<hostname>:<pid>")
+    cpu_s: float = 0.0
+    peak_rss_bytes: int = 0
+    worker: str = ""
 
     @classmethod
     def failed(cls, key: str, started_utc: str, finished_utc: str, message: str, *,

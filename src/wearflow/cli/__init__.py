@@ -5,10 +5,9 @@ Exit codes: 0 success; 1 some files failed (the rest of the study completed);
 ...), with a one-line reason on stderr and no traceback.
 
 Commands are grouped by what they do: ``_running`` (init, validate, run, watch,
-demo), ``_reading`` (status, issues, metadata, qc, export, verify, reproduce), ``_reporting``
-(report),
-``_acting`` (audit, retry, exclude, resolve); ``_common`` holds the app, the
-consoles, the shared options and the error decorator.
+demo), ``_reading`` (status, issues, runs, metadata, qc, export, verify,
+reproduce), ``_reporting`` (report), ``_acting`` (audit, retry, exclude, resolve);
+``_common`` holds the app, the consoles, the shared options and the error decorator.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Commands that read a study: status, issues, metadata, qc, export, verify, reproduce."""
+"""Commands that read a study: status, issues, runs, metadata, qc, export, verify,
+reproduce."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from wearflow.cli._common import (
@@ -20,6 +22,10 @@ from wearflow.cli._common import (
 )
 from wearflow.config import load_study
 from wearflow.errors import Tag
+from wearflow.memory import GB, format_gb
+
+if TYPE_CHECKING:
+    from wearflow.services.runs import RunDetail, RunSummary
 
 
 @app.command()
@@ -67,6 +73,91 @@ def issues(
         table.add_row(str(i["id"]), i["tag"], i["participant"] or "", file_name(i["uri"]),
                       i["message"], i["resolution"])
     out.print(table if info["issues"] else "no open issues")
+
+
+@app.command()
+@reports_errors
+def runs(
+    study: StudyArg,
+    run: Annotated[str | None, typer.Argument(
+        help="one run: its id, or its first 6 or more characters")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs, newest first (duration, tasks, CPU, peak memory); with a run id, its attempts."""
+    from wearflow.services.runs import list_runs, run_detail
+
+    s = load_study(study)
+    if run is not None:
+        detail = run_detail(s, run)
+        if as_json:
+            print_json(detail.to_json())
+        else:
+            _print_run(detail)
+        return
+    summaries = list_runs(s)
+    if as_json:
+        print_json([r.to_json() for r in summaries])
+        return
+    if not summaries:
+        out.print("no run yet")
+        return
+    # borderless columns: a full run id (24 characters) and six figures fit 80 columns
+    table = Table("run", "took", "done", "failed", "retried", "cpu s", "peak",
+                  title=f"runs of study {s.study}",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.columns[0].no_wrap = True
+    for r in summaries:
+        table.add_row(r.run_id, _took(r), str(r.tasks_done), str(r.tasks_failed),
+                      str(r.tasks_retried), _cpu(r.cpu_s), _size(r.peak_rss_bytes))
+    out.print(table)
+
+
+def _print_run(detail: RunDetail) -> None:
+    r = detail.run
+    took = f"finished in {_took(r)}" if r.status == "finished" else r.status
+    out.print(f"run {r.run_id} of study {detail.study}: {took}", highlight=False)
+    out.print(f"started {r.started_utc} by {r.user} on {r.host}", highlight=False)
+    out.print(f"{r.attempts} attempt{'' if r.attempts == 1 else 's'}: {r.tasks_done} done, "
+              f"{r.tasks_failed} failed, {r.tasks_retried} retried; {_cpu(r.cpu_s)} CPU s; "
+              f"peak {_size(r.peak_rss_bytes) or 'not measured'}", highlight=False)
+    if not detail.attempts:
+        return
+    table = folding_table("file", "try", "worker", "state", "took", "cpu s", "peak",
+                          title="attempts")
+    for a in detail.attempts:
+        table.add_row(file_name(a.uri), str(a.attempt), a.worker,
+                      "retried" if a.transient else a.state.value, _seconds(a.wall_s),
+                      _cpu(a.cpu_s), _size(a.peak_rss_bytes))
+    out.print(table)
+    for a in detail.attempts:
+        if a.message:
+            out.print(f"{file_name(a.uri)} (try {a.attempt}): {a.tag} {a.message}",
+                      highlight=False)
+
+
+def _took(run: RunSummary) -> str:
+    """How long a run took, or why that is not known."""
+    return _seconds(run.duration_s) if run.duration_s is not None else run.status
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m {int(seconds % 60):02d}s"
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def _cpu(seconds: float) -> str:
+    return f"{seconds:.1f}" if seconds < 1000 else f"{seconds:.0f}"
+
+
+def _size(n_bytes: int) -> str:
+    """Memory in MB below a GB, else in GB; "" when not measured."""
+    if not n_bytes:
+        return ""
+    return f"{n_bytes / 2**20:.0f} MB" if n_bytes < GB else format_gb(n_bytes)
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Execute: run a plan's tasks on an executor, claim each under a lease this run renews,
-retry transient failures with backoff, record every outcome."""
+retry transient failures with backoff, record every outcome (and every attempt, a
+requeued one included, in ``state.attempts``)."""
 
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def _consume(ctx: RunContext, tasks: Sequence[TaskSpec], executor: Executor
 
 
 def _retry_at(ctx: RunContext, task: TaskSpec, outcome: TaskOutcome) -> float | None:
-    """Requeue a transient failure with backoff and return when it may run again; None
-    when its attempts are used up."""
+    """Requeue a transient failure with backoff, record the attempt, and return when it
+    may run again; None when its attempts are used up."""
     policy = ctx.study.retries
     attempts = ctx.state.tasks.attempts(outcome.key)
     if attempts >= policy.max_attempts:
@@ -111,6 +112,7 @@ def _retry_at(ctx: RunContext, task: TaskSpec, outcome: TaskOutcome) -> float | 
                f"retrying at {iso_utc(at)}: {outcome.message}")
     ctx.state.tasks.requeue(outcome.key, retry_after_utc=iso_utc(at), tag=outcome.tag,
                             message=message)
+    ctx.state.attempts.record(ctx.run_id, task, outcome, requeued=True)
     ctx.audit.record(ctx.actor, "task.failed", outcome.key, after={
         "tag": outcome.tag, "message": outcome.message, "attempt": attempts,
         "retry_after_utc": iso_utc(at)})
@@ -120,8 +122,9 @@ def _retry_at(ctx: RunContext, task: TaskSpec, outcome: TaskOutcome) -> float | 
 
 
 def _record(ctx: RunContext, task: TaskSpec, outcome: TaskOutcome) -> None:
-    """A task's final outcome: state, report, audit trail and log."""
+    """A task's final outcome: state, attempt, report, audit trail and log."""
     ctx.state.tasks.finish(outcome)
+    ctx.state.attempts.record(ctx.run_id, task, outcome)
     report = ctx.report
     report.executed += 1
     for totals, stages in ((report.task_stage_s, outcome.stage_s),

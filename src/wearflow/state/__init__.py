@@ -10,19 +10,22 @@ per concern::
         state.metadata   # metadata values, with history    (metadata.py)
         state.results    # participant results, summaries   (results.py)
         state.runs       # runs and their configuration     (runs.py)
+        state.attempts   # attempts at tasks, their cost    (attempts.py)
         state.issues     # the issues queue                 (issues.py)
         state.audit      # the hash-chained audit trail     (audit.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
 ``engine.py``. Repositories return the shapes of the layers above (``TaskRecord``,
-``StoredFile``, ``MetaCell``, ``IssueSpec``), never ORM objects to mutate.
+``StoredFile``, ``MetaCell``, ``IssueSpec``) or their own (``RunRecord``, ``Attempt``),
+never ORM objects to mutate.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
 
+from wearflow.state.attempts import AttemptRepository
 from wearflow.state.audit import AuditTrail
 from wearflow.state.engine import open_engine
 from wearflow.state.files import FileRepository
@@ -52,6 +55,7 @@ class State:
         self.metadata = MetadataRepository(self.engine)
         self.results = ResultRepository(self.engine, self.tasks)
         self.runs = RunRepository(self.engine)
+        self.attempts = AttemptRepository(self.engine)
         self.issues = IssueRepository(self.engine)
         self.audit = AuditTrail(self.engine)
 

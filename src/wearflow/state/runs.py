@@ -6,6 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
@@ -13,6 +14,35 @@ from sqlalchemy.engine import Engine
 from wearflow.clock import utc_now
 from wearflow.state.engine import retry_on_conflict
 from wearflow.state.tables import RunRow
+
+
+class RunRecord(NamedTuple):
+    """One run as stored: the columns of the ``runs`` table."""
+
+    id: str
+    study: str
+    study_fingerprint: str
+    config_json: str
+    host: str
+    pid: int
+    user: str
+    started_utc: str
+    finished_utc: str | None  # None: still running, or its coordinator died
+    counts_json: str
+
+    @property
+    def config(self) -> dict[str, object]:
+        """The study's configuration the run used (its public dump)."""
+        return dict(json.loads(self.config_json or "{}"))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """What the run recorded when it finished (empty before): tasks ``executed``,
+        and the study's files ``done`` and ``failed`` at its end."""
+        return {k: int(v) for k, v in json.loads(self.counts_json or "{}").items()}
+
+
+RUN_COLUMNS = tuple(RunRow.__table__.c[name] for name in RunRecord._fields)
 
 
 class RunRepository:
@@ -39,6 +69,21 @@ class RunRepository:
         with self._engine.begin() as conn:
             conn.execute(update(RunRow).where(RunRow.id == run_id).values(
                 finished_utc=utc_now(), counts_json=json.dumps(dict(counts), sort_keys=True)))
+
+    def for_study(self, study: str) -> list[RunRecord]:
+        """Every run of ``study``, newest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*RUN_COLUMNS).where(RunRow.study == study)
+                                .order_by(RunRow.started_utc.desc(), RunRow.id.desc())).all()
+        return [RunRecord._make(r) for r in rows]
+
+    def starting_with(self, study: str, prefix: str) -> list[RunRecord]:
+        """The runs of ``study`` whose id starts with ``prefix``, newest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*RUN_COLUMNS).where(
+                RunRow.study == study, RunRow.id.startswith(prefix, autoescape=True))
+                .order_by(RunRow.started_utc.desc(), RunRow.id.desc())).all()
+        return [RunRecord._make(r) for r in rows]
 
     def dead(self) -> set[str]:
         """Unfinished runs whose coordinator process on this host no longer exists."""

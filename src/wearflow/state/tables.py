@@ -9,8 +9,10 @@ a change here needs a revision there.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -140,6 +142,34 @@ class RunRow(Base):
     started_utc: Mapped[str] = mapped_column(String(32))
     finished_utc: Mapped[str | None] = mapped_column(String(32))
     counts_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AttemptRow(Base):
+    """One attempt at one task (schema revision 0004): where and when it ran, how it ended
+    and what it cost. Appended for every outcome a run records, a transient failure
+    requeued for another attempt included; never updated."""
+
+    __tablename__ = "task_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    task_key: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)  # the task's claims so far, this one's
+    uri: Mapped[str] = mapped_column(String(2048))
+    solution: Mapped[str] = mapped_column(String(256))
+    participant: Mapped[str] = mapped_column(String(256))
+    visit: Mapped[str] = mapped_column(String(256), default="")
+    worker: Mapped[str] = mapped_column(String(256), default="")  # "<hostname>:<pid>"
+    started_utc: Mapped[str] = mapped_column(String(32))
+    finished_utc: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # done or failed
+    transient: Mapped[bool] = mapped_column(Boolean, default=False)  # requeued for retry
+    tag: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_rss_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # seconds per stage: {"wall": {stage: s}, "cpu": {stage: s}}
+    stage_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
 class IssueRow(Base):
