@@ -68,7 +68,8 @@ def test_per_wrist_results_with_provenance(demo: Path, first_run) -> None:  # ty
     folder = folders[0]
     names = {p.name for p in folder.iterdir()}
     assert {"activity_level_classification.csv", "activity_level_classification.parquet",
-            "sleep.csv", "sleep.parquet", "qc.json", "provenance.json"} <= names
+            "sleep.csv", "sleep.parquet", "minute_series.csv", "minute_series.parquet",
+            "qc.json", "provenance.json"} <= names
     prov = json.loads((folder / "provenance.json").read_text())
     raw = demo / "raw/P001_L.cwa"
     assert prov["input"]["uri"] == f"file://{raw}"
@@ -89,11 +90,16 @@ def test_per_wrist_results_with_provenance(demo: Path, first_run) -> None:  # ty
     days = pd.read_parquet(folder / "activity_level_classification.parquet")
     assert {"date", "n_wear_hours", "wake_mvpa_5s_epoch_min"} <= set(days.columns)
     assert days["n_wear_hours"].dtype == "float64"
+    minutes = pd.read_parquet(folder / "minute_series.parquet")
+    assert len(minutes) == 2 * 24 * 60  # two days from 08:00 local: every minute
+    assert (str(minutes["minute_utc"].dtype), str(minutes["sleep_window"].dtype),
+            str(minutes["moderate_s"].dtype)) == ("string", "int64", "float64")
 
 
 def test_participant_results_combine_both_wrists(demo: Path, first_run) -> None:  # type: ignore[no-untyped-def]
     (folder,) = sorted((demo / "results/processed/wrist/P002").iterdir())
     days = pd.read_csv(folder / "activity_level_classification.csv")
+    assert not (folder / "minute_series.csv").exists()  # no date: it stays per wrist
     for col in ("n_wear_hours", "n_wear_hours_left", "n_wear_hours_right",
                 "n_wear_hours_discordance"):
         assert col in days.columns

@@ -54,7 +54,7 @@ def skdh_direct(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def assert_tables_match(results: dict[str, Any], folder: Path, time_s: Any) -> None:
     for step, table in (("ActivityLevelClassification", "activity_level_classification"),
-                        ("Sleep", "sleep")):
+                        ("Sleep", "sleep"), ("MinuteSeries", "minute_series")):
         ours = pd.read_parquet(folder / f"{table}.parquet")
         pd.testing.assert_frame_equal(tidy_table(results[step]), ours, check_exact=True)
     if "wear" in results.get("DETACH", {}):

@@ -125,7 +125,7 @@ def study_qc(study: Study) -> list[dict[str, Any]]:
         qc = days = None
         if task.state == TaskState.DONE and task.result_dir:
             qc = json.loads(out.read_bytes(f"{task.result_dir}/qc.json"))
-            days = read_tables(out, task.result_dir).get(QC_TABLE)
+            days = read_tables(out, task.result_dir, {QC_TABLE: None}).get(QC_TABLE)
         for row in qc_rows(f.uri, task.state, task.tag, task.message, qc, days):
             rows.append({"solution": task.solution, "participant": f.participant,
                          "side": f.side, **row})
