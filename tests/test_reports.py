@@ -32,6 +32,7 @@ from wearflow.storage import Store
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 runner = CliRunner()
 CORRUPT = "P003_V1_L.cwa"
+TOLERANCE_MIN = 5
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +121,10 @@ def test_participant_report_shows_every_day_the_exclusions_and_the_planted_night
     for side_lane in range(2):  # each wrist's own window
         ev = evening.locator("rect.sleep-window").nth(side_lane).bounding_box()
         mo = morning.locator("rect.sleep-window").nth(side_lane).bounding_box()
-        onset_x = x_of(ev_box, onset.hour * 60 + onset.minute)
-        wake_x = x_of(mo_box, wake.hour * 60 + wake.minute)
+        # within TOLERANCE_MIN: SKDH's window starts and ends a few seconds from the planted
+        # one, and a minute is drawn in the window when most of it is
+        onset_x = x_of(ev_box, onset.hour * 60 + onset.minute + TOLERANCE_MIN)
+        wake_x = x_of(mo_box, wake.hour * 60 + wake.minute - TOLERANCE_MIN)
         assert ev["x"] <= onset_x and ev["x"] + ev["width"] >= x_of(ev_box, 1439)
         assert mo["x"] <= x_of(mo_box, 1) and mo["x"] + mo["width"] >= wake_x
     # the plot area is drawn, not blank
@@ -199,8 +202,8 @@ def test_reports_are_deterministic_and_their_numbers_are_the_stored_ones(demo: P
                     act.loc[day["date"], "wake_mvpa_5s_epoch_min"], abs=0, rel=1e-12)
         sleep = tables["sleep"].set_index("date")
         for night in data["nights"]:
-            assert night["total_sleep_time_min"] == sleep.loc[night["date"],
-                                                              "total_sleep_time_min"]
+            stored = sleep.loc[night["date"], "total_sleep_time_min"]
+            assert night["total_sleep_time_min"] == (None if pd.isna(stored) else stored)
         assert len(data["days"]) == len(qc)
         provenance = json.loads((page_path.parent / "provenance.json").read_text())
         assert data["result_dir"] in [s["path"] for s in provenance["sources"]]
@@ -210,20 +213,21 @@ def test_reports_are_deterministic_and_their_numbers_are_the_stored_ones(demo: P
 
 def fourteen_days() -> ParticipantResult:
     """A 14-day single-wrist result built by hand: the report draws every day."""
-    start = pd.Timestamp("2026-05-04T09:30:00Z")
-    minutes = pd.date_range(start, periods=14 * 1440 - 300, freq="min")
+    start = pd.Timestamp("2026-05-04T00:00:00", tz="Europe/Berlin")  # local midnight
+    local = pd.date_range(start, periods=14 * 1440, freq="min")
+    minutes = local.tz_convert("UTC")
     n = minutes.size
-    hour = (minutes.hour + minutes.minute / 60).to_numpy()
+    hour = (local.hour + local.minute / 60).to_numpy()
     night = (hour >= 23) | (hour < 7)
     walk = (hour >= 12) & (hour < 12.5)
     series = pd.DataFrame({
         "minute_utc": minutes.strftime("%Y-%m-%dT%H:%M:00.000Z"),
-        "wear_fraction": np.where((minutes.day == 10) & (hour > 8), 0.0, 1.0),
+        "wear_fraction": np.where((local.day == 10) & (hour > 8), 0.0, 1.0),
         "sleep_window": night.astype("int64"), "asleep": night.astype("int64"),
         "angle_deg": np.where(night, -10.0, 40.0), "enmo_g": np.where(walk, 0.3, 0.02),
         "sedentary_s": np.where(walk, 0.0, 60.0), "light_s": np.zeros(n),
         "moderate_s": np.where(walk, 60.0, 0.0), "vigorous_s": np.zeros(n)})
-    days = sorted({d.date().isoformat() for d in minutes})
+    days = sorted({d.date().isoformat() for d in local})
     qc = pd.DataFrame({"date": days, "wear_hours": [15.0] * len(days),
                        "valid_day": [0] + [1] * (len(days) - 2) + [0],
                        "exclusion_reason": ["worn 15 h < 16 h"] + [""] * (len(days) - 2)

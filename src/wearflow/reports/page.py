@@ -21,9 +21,11 @@ REPORT_FORMAT = "wearflow-report/1"
 
 @cache
 def environment() -> jinja2.Environment:
+    """The templates' environment: HTML escaped; a value a result does not have (an older
+    result, another solution) renders as nothing, or ``-`` through ``fmt``."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("wearflow.reports", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True,
         lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["fmt"] = fmt
     return env
@@ -38,7 +40,8 @@ def render(template: str, **context: Any) -> str:
 
 def fmt(value: Any, digits: int = 1, unit: str = "") -> str:
     """A number for a person: fixed decimals, ``-`` for a missing value."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or isinstance(value, jinja2.Undefined) or (
+            isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
