@@ -101,7 +101,7 @@ def _state_bar(counts: Mapping[str, int]) -> str:
 
 def _heat_map(entries: Sequence[ParticipantEntry]) -> str:
     n_days = max((len(e.days) for e in entries), default=0)
-    cell, left, top = 16.0, 120.0, 16.0
+    cell, left, top = 22.0, 130.0, 18.0
     width = left + cell * max(n_days, 1) + 10
     body = [svg.text(left + cell * i + cell / 2, 11, str(i + 1), font_size=9,
                      text_anchor="middle", fill="#5f6b73") for i in range(n_days)]
