@@ -148,11 +148,14 @@ def _workers(study: Study, n_items: int) -> int:
     return max(1, min(study.workers or os.cpu_count() or 1, n_items))
 
 
-def participant_reports(study: Study, participant: str | None = None
+def participant_reports(study: Study, participant: str | None = None,
+                        workers: int | None = None
                         ) -> list[tuple[BuiltReport, ParticipantEntry]]:
-    """Write the report of every current participant result (or one participant's)."""
+    """Write the report of every current participant result (or one participant's), on
+    ``workers`` processes (default: the study's workers from :data:`PARALLEL_FROM` reports
+    on, else this process)."""
     items = _items(study, participant)
-    workers = _workers(study, len(items))
+    workers = workers or _workers(study, len(items))
     if workers == 1:
         return [_build_participant(study, item) for item in items]
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -185,7 +188,8 @@ def run_report(study: Study, run_id: str) -> BuiltReport:
 
 
 def build_reports(study: Study, participant: str | None = None, run: str | None = None,
-                  latest_run: str | None = None) -> list[BuiltReport]:
+                  latest_run: str | None = None, workers: int | None = None
+                  ) -> list[BuiltReport]:
     """Write reports; what ``wearflow report`` does.
 
     ``run``: only that run's report. ``participant``: only that participant's reports.
@@ -197,7 +201,7 @@ def build_reports(study: Study, participant: str | None = None, run: str | None 
                           "(run `wearflow run` first)", subject=study.source)
     if run is not None:
         return [run_report(study, run)]
-    entries = participant_reports(study, participant)
+    entries = participant_reports(study, participant, workers)
     built = [b for b, _ in entries]
     if participant is not None:
         return built
