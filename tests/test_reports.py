@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,8 @@ def test_reports_are_deterministic_and_their_numbers_are_the_stored_ones(demo: P
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest()
              for p in (demo / "results" / "reports").rglob("*") if p.is_file()}
     assert after == before  # the same results: the same pages, in the same folders
-    assert {b.kind for b in again} == {"participant", "study", "run"}
+    assert {b.kind for b in again.built} == {"participant", "study", "run"}
+    assert again.problems == ()
     out = Store(str(demo / "results"))
     for page_path in reports_of(demo, "participants"):
         data = data_block(page_path)
@@ -263,8 +265,28 @@ def test_report_command(demo: Path) -> None:
     runs = data_block(reports_of(demo, "runs")[0])["run"]["run_id"]
     result = runner.invoke(app, ["report", str(demo), "--run", runs[:8], "--json"])
     assert result.exit_code == 0, result.output
-    [built] = json.loads(result.stdout)
-    assert built["kind"] == "run" and built["subject"] == runs
+    reports = json.loads(result.stdout)
+    [built] = reports["reports"]
+    assert built["kind"] == "run" and built["subject"] == runs and reports["problems"] == []
     result = runner.invoke(app, ["report", str(demo), "--participant", "P404"])
     assert result.exit_code == 2
     assert "P404" in result.output and "no current result" in result.output
+
+
+def test_an_unreadable_result_is_named_and_the_other_reports_are_written(
+        demo: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    shutil.rmtree(copy / "results" / "reports")
+    [broken] = list((copy / "results" / "processed").rglob("P001/V2/*/qc_days.parquet"))
+    broken.chmod(0o644)
+    broken.write_bytes(b"not parquet")
+    result = runner.invoke(app, ["report", str(copy)])
+    assert result.exit_code == 1
+    assert "no report for P001/V2:" in result.stderr
+    assert broken.parent.relative_to(copy / "results").as_posix() in result.stderr
+    assert len(reports_of(copy, "participants")) == 1  # V1's
+    [study_page] = reports_of(copy, "study")
+    assert data_block(study_page)["unreported"][0]["subject"] == "P001/V2"
+    assert "P001/V2" in study_page.read_text()
+    assert len(reports_of(copy, "runs")) == 1

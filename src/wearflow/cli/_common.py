@@ -18,7 +18,7 @@ from wearflow.config import Study
 from wearflow.errors import EXIT_CANNOT_RUN, WearflowError, one_line
 
 if TYPE_CHECKING:
-    from wearflow.services.reports import BuiltReport
+    from wearflow.services.reports import Reports
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Process wearable-sensor studies into digital biomarkers.")
@@ -84,11 +84,14 @@ Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)"
 FileArg = Annotated[str, typer.Argument(help="the file: its URI, path in the location, or name")]
 
 
-def print_built(built: list[BuiltReport]) -> None:
-    """One line per report written; the study report last, where a reader looks."""
-    for b in sorted(built, key=lambda b: ({"participant": 0, "run": 1, "study": 2}[b.kind],
-                                          b.subject)):
+def print_reports(reports: Reports) -> None:
+    """One line per report written (the study report last, where a reader looks); one
+    line on stderr per report that could not be drawn."""
+    order = {"participant": 0, "run": 1, "study": 2}
+    for b in sorted(reports.built, key=lambda b: (order[b.kind], b.subject)):
         out.print(f"{b.kind} report {b.subject}: {b.uri}", highlight=False, soft_wrap=True)
+    for p in reports.problems:
+        err.print(f"no report for {p.subject}: {p.message}", highlight=False, soft_wrap=True)
 
 
 def reports_after_run(s: Study, run_id: str) -> None:
@@ -99,12 +102,14 @@ def reports_after_run(s: Study, run_id: str) -> None:
     from wearflow.services.reports import build_reports
 
     try:
-        built = build_reports(s, latest_run=run_id)
+        reports = build_reports(s, latest_run=run_id)
     except WearflowError as exc:
         err.print(f"reports not written: {one_line(exc.message)}", highlight=False)
         return
-    study_reports = [b for b in built if b.kind == "study"]
-    out.print(f"reports: {len(built)} written under {s.output}/reports/", highlight=False,
-              soft_wrap=True)
-    for b in study_reports:
-        out.print(f"study report: {b.uri}", highlight=False, soft_wrap=True)
+    out.print(f"reports: {len(reports.built)} written under {s.output}/reports/",
+              highlight=False, soft_wrap=True)
+    for p in reports.problems:
+        err.print(f"no report for {p.subject}: {p.message}", highlight=False, soft_wrap=True)
+    for b in reports.built:
+        if b.kind == "study":
+            out.print(f"study report: {b.uri}", highlight=False, soft_wrap=True)

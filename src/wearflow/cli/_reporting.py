@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from wearflow.cli._common import JsonOption, StudyArg, app, print_built, print_json, reports_errors
+from wearflow.cli._common import (
+    JsonOption,
+    StudyArg,
+    app,
+    print_json,
+    print_reports,
+    reports_errors,
+)
 from wearflow.config import load_study
+from wearflow.errors import EXIT_SOME_FAILED
 
 
 @app.command()
@@ -20,12 +29,17 @@ def report(
         help="only the report of this run (its id, or the first 6+ characters)")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write the participant, study and run reports (HTML) under <output>/reports/."""
+    """Write the participant, study and run reports (HTML) under <output>/reports/.
+
+    Exit 1 when a report could not be drawn (its result unreadable; the others are
+    written)."""
     from wearflow.services.reports import build_reports
 
-    built = build_reports(load_study(study), participant=participant, run=run)
+    reports = build_reports(load_study(study), participant=participant, run=run)
     if as_json:
-        print_json([{"kind": b.kind, "subject": b.subject, "path": b.path, "uri": b.uri,
-                     "sha256": b.sha256} for b in built])
-        return
-    print_built(built)
+        print_json({"reports": [asdict(b) for b in reports.built],
+                    "problems": [asdict(p) for p in reports.problems]})
+    else:
+        print_reports(reports)
+    if reports.problems:
+        raise typer.Exit(EXIT_SOME_FAILED)

@@ -78,6 +78,7 @@ class StudyOverview:
     files_by_state: Mapping[str, int]
     issues: Sequence[Mapping[str, Any]]
     participants: tuple[ParticipantEntry, ...]
+    unreported: tuple[tuple[str, str], ...] = ()  # participant-visits without a report, why
     software_version: str = ""
 
 
@@ -195,6 +196,7 @@ def render_study(overview: StudyOverview) -> str:
                               "valid_days": e.valid_days, "biomarkers": dict(e.biomarkers),
                               "report": e.link} for e in entries],
             "problems": problems,
+            "unreported": [{"subject": s, "reason": r} for s, r in overview.unreported],
             "biomarkers": {p["key"]: {"stats": p["stats"], "outliers": p["outliers"]}
                            for p in plots}}
     return render("study.html.j2", data=clean(data), title=f"Study {overview.study}",

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+import pyarrow as pa
+
 from wearflow.clock import utc_now
 from wearflow.config import Study
-from wearflow.errors import ConfigError, StorageError
+from wearflow.errors import ConfigError, StorageError, WearflowError, one_line
 from wearflow.provenance import ReportProvenance, ReportSource, default_actor, software
 from wearflow.reports.participant import ParticipantResult, WristResult, render_participant
 from wearflow.reports.run import render_run
@@ -47,6 +49,22 @@ class BuiltReport:
     path: str  # output-relative path of report.html
     uri: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class ReportProblem:
+    """A report that could not be drawn (its results unreadable), and why."""
+
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Reports:
+    """What a build wrote, and what it could not."""
+
+    built: tuple[BuiltReport, ...]
+    problems: tuple[ReportProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,13 +139,25 @@ def _participant_result(study: Study, item: _Item) -> tuple[ParticipantResult, l
     return result, sources
 
 
-def _build_participant(study: Study, item: _Item) -> tuple[BuiltReport, ParticipantEntry]:
-    result, sources = _participant_result(study, item)
-    html = render_participant(result).encode()
+Built = tuple[BuiltReport, ParticipantEntry]
+
+
+def _build_participant(study: Study, item: _Item) -> Built | ReportProblem:
+    """One participant report; a result that cannot be read is a problem naming its
+    folder, and the other reports are still written."""
     row = item.row
-    folder = report_dir("participants", html, row.solution, row.participant, row.visit or "")
     subject = f"{row.participant}{'/' + row.visit if row.visit else ''}"
-    built = _write(study, "participant", subject, folder, html, sources)
+    try:
+        result, sources = _participant_result(study, item)
+        html = render_participant(result).encode()
+        folder = report_dir("participants", html, row.solution, row.participant,
+                            row.visit or "")
+        built = _write(study, "participant", subject, folder, html, sources)
+    except WearflowError as exc:
+        return ReportProblem(subject, one_line(f"{exc.message} ({exc.subject})"))
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        return ReportProblem(subject, one_line(
+            f"{row.result_dir}: unreadable result ({type(exc).__name__}: {exc})"))
     return built, ParticipantEntry.from_result(result, built.path)
 
 
@@ -149,8 +179,7 @@ def _workers(study: Study, n_items: int) -> int:
 
 
 def participant_reports(study: Study, participant: str | None = None,
-                        workers: int | None = None
-                        ) -> list[tuple[BuiltReport, ParticipantEntry]]:
+                        workers: int | None = None) -> list[Built | ReportProblem]:
     """Write the report of every current participant result (or one participant's), on
     ``workers`` processes (default: the study's workers from :data:`PARALLEL_FROM` reports
     on, else this process)."""
@@ -162,16 +191,16 @@ def participant_reports(study: Study, participant: str | None = None,
         return list(pool.map(_build_participant, [study] * len(items), items))
 
 
-def study_report(study: Study, entries: Iterable[tuple[BuiltReport, ParticipantEntry]]
-                 ) -> BuiltReport:
+def study_report(study: Study, entries: Iterable[Built],
+                 problems: Sequence[ReportProblem] = ()) -> BuiltReport:
     """Write the study's data-quality report, linking the participant reports given."""
     status = study_status(study)
-    listed = []
-    for built, entry in entries:
-        link = posixpath.relpath(built.path, "reports/study/x")
-        listed.append(entry.with_link(link))
+    # links relative to the study report's folder (reports/study/<hash>/)
+    here = report_dir("study", b"")
+    listed = [entry.with_link(posixpath.relpath(built.path, here)) for built, entry in entries]
     overview = StudyOverview(study=study.study, files_by_state=status["files"]["by_state"],
                              issues=status["issues"], participants=tuple(listed),
+                             unreported=tuple((p.subject, p.message) for p in problems),
                              software_version=version("wearflow"))
     html = render_study(overview).encode()
     sources = [ReportSource(kind="participant", path=e.result_dir) for e in listed]
@@ -188,8 +217,7 @@ def run_report(study: Study, run_id: str) -> BuiltReport:
 
 
 def build_reports(study: Study, participant: str | None = None, run: str | None = None,
-                  latest_run: str | None = None, workers: int | None = None
-                  ) -> list[BuiltReport]:
+                  latest_run: str | None = None, workers: int | None = None) -> Reports:
     """Write reports; what ``wearflow report`` does.
 
     ``run``: only that run's report. ``participant``: only that participant's reports.
@@ -200,13 +228,14 @@ def build_reports(study: Study, participant: str | None = None, run: str | None 
         raise ConfigError(f"study {study.study} has not been run yet: nothing to report "
                           "(run `wearflow run` first)", subject=study.source)
     if run is not None:
-        return [run_report(study, run)]
-    entries = participant_reports(study, participant, workers)
+        return Reports((run_report(study, run),))
+    outcomes = participant_reports(study, participant, workers)
+    entries = [o for o in outcomes if not isinstance(o, ReportProblem)]
+    problems = tuple(o for o in outcomes if isinstance(o, ReportProblem))
     built = [b for b, _ in entries]
-    if participant is not None:
-        return built
-    built.append(study_report(study, entries))
-    newest = latest_run or next((r.run_id for r in list_runs(study)), None)
-    if newest is not None:
-        built.append(run_report(study, newest))
-    return built
+    if participant is None:
+        built.append(study_report(study, entries, problems))
+        newest = latest_run or next((r.run_id for r in list_runs(study)), None)
+        if newest is not None:
+            built.append(run_report(study, newest))
+    return Reports(tuple(built), problems)
