@@ -12,6 +12,7 @@ gives the same table, dtypes included.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -197,6 +198,26 @@ def test_a_solution_object_keeps_nothing_of_the_previous_file(shared: dict[str, 
     after_a = shared["b"]["minute_series"]
     pd.testing.assert_frame_equal(after_a, fresh, check_exact=True)
     assert after_a["sleep_window"].sum() > 0 and after_a["moderate_s"].sum() > 0
+
+
+def test_a_diary_night_is_drawn_as_the_diary_says(shared: dict[str, Any]) -> None:
+    """A diary night replaces SKDH's window: drawn from bed to wake time to the minute, its
+    minutes asleep SKDH's as always; SKDH computes no arm angle for that day window."""
+    diary = json.dumps([["2026-03-02T22:00", "2026-03-03T06:30"]])  # EST: UTC-5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tables = _solution().run(shared["rec_b"], {"time_zone": ZONE,
+                                                   "sleep_diary": diary}).tables
+    series, sleep = tables["minute_series"], tables["sleep"]
+    (night,) = sleep[sleep["tso_source"] == "diary"].itertuples()
+    (i0, i1), *_ = _runs(series["sleep_window"].to_numpy())
+    assert series["minute_utc"].iloc[i0] == "2026-03-03T03:00:00.000Z"
+    assert series["minute_utc"].iloc[i1 - 1] == "2026-03-03T11:29:00.000Z"
+    assert series["asleep"].iloc[i0:i1].sum() == night.total_sleep_time_min
+    utc = series["minute_utc"]
+    diary_day = (utc >= "2026-03-02T17:00") & (utc < "2026-03-03T17:00")
+    assert series["angle_deg"][diary_day].isna().all()
+    assert series["angle_deg"][~diary_day].notna().any()
 
 
 def test_skipped_steps_leave_their_columns_empty(monkeypatch: pytest.MonkeyPatch) -> None:
