@@ -1,4 +1,5 @@
-"""Commands that act on a study by hand, each audited: audit, retry, exclude, resolve."""
+"""Commands that act on a study by hand, each audited: audit, retry, exclude, resolve,
+users."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from wearflow.cli._common import (
     JsonOption,
     Reason,
     StudyArg,
+    TokenOption,
     app,
     err,
+    folding_table,
     out,
     print_json,
     reports_errors,
+    signer,
 )
 from wearflow.config import load_study
 from wearflow.errors import EXIT_CANNOT_RUN
@@ -64,34 +68,115 @@ def audit_export(
 
 @app.command()
 @reports_errors
-def retry(study: StudyArg, file: FileArg, reason: Reason) -> None:
+def retry(study: StudyArg, file: FileArg, reason: Reason, token: TokenOption = "") -> None:
     """Queue a file's failed tasks again (the next run processes them)."""
     from wearflow.services import manual
 
-    keys = manual.retry(load_study(study), file, reason)
+    s = load_study(study)
+    keys = manual.retry(s, file, reason, signer(s, token))
     out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
 
 
 @app.command()
 @reports_errors
 def exclude(study: StudyArg, file: FileArg, reason: Reason,
-            undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False
-            ) -> None:
+            undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False,
+            token: TokenOption = "") -> None:
     """Keep a file out of processing and aggregation (or, with --undo, bring it back)."""
     from wearflow.services import manual
 
-    uri = manual.exclude(load_study(study), file, reason, undo=undo)
+    s = load_study(study)
+    uri = manual.exclude(s, file, reason, undo=undo, signer=signer(s, token))
     out.print(f"{'included' if undo else 'excluded'}: {uri}")
 
 
 @app.command()
 @reports_errors
 def resolve(study: StudyArg, issue: Annotated[int, typer.Argument(
-        help="the issue's id (the first column of `wearflow issues`)")], reason: Reason) -> None:
+        help="the issue's id (the first column of `wearflow issues`)")], reason: Reason,
+            token: TokenOption = "") -> None:
     """Close an issue by hand (its id is in `wearflow issues`)."""
     from wearflow.services import manual
 
-    message = manual.resolve(load_study(study), issue, reason)
+    s = load_study(study)
+    message = manual.resolve(s, issue, reason, signer(s, token))
     out.print(f"resolved issue {issue}: {message}")
 
 
+
+users_app = typer.Typer(no_args_is_help=True,
+                        help="The study's users and roles (viewer, operator, admin).")
+app.add_typer(users_app, name="users")
+RoleArg = Annotated[str, typer.Option("--role", help="viewer, operator or admin")]
+NameArg = Annotated[str, typer.Argument(help="the user's name")]
+
+
+@users_app.command("add")
+@reports_errors
+def users_add(study: StudyArg, name: NameArg, role: RoleArg = "viewer",
+              token: TokenOption = "") -> None:
+    """Add a user; print their token once (only its hash is kept)."""
+    from wearflow.identity import parse_role
+    from wearflow.services.users import add_user
+
+    s = load_study(study)
+    new = add_user(s, name, parse_role(role), signer(s, token))
+    err.print(f"user {name} added as {parse_role(role)}; their token (shown once, keep it "
+              "secret):", highlight=False)
+    print(new)  # alone on stdout, for a pipe
+
+
+@users_app.command("list")
+@reports_errors
+def users_list(study: StudyArg, as_json: JsonOption = False) -> None:
+    """Users, roles, who added them and whether they are active (never a token)."""
+    from wearflow.services.users import list_users
+
+    users = list_users(load_study(study))
+    if as_json:
+        print_json([{"name": u.name, "role": u.role.value, "created_utc": u.created_utc,
+                     "created_by": u.created_by, "active": u.active} for u in users])
+        return
+    if not users:
+        out.print("no users yet: `wearflow users add STUDY NAME --role admin`")
+        return
+    table = folding_table("name", "role", "active", "added", "by", title="users")
+    for u in users:
+        table.add_row(u.name, u.role.value, "yes" if u.active else "no", u.created_utc,
+                      u.created_by)
+    out.print(table)
+
+
+@users_app.command("role")
+@reports_errors
+def users_role(study: StudyArg, name: NameArg, role: RoleArg, token: TokenOption = "") -> None:
+    """Change a user's role."""
+    from wearflow.identity import parse_role
+    from wearflow.services.users import set_role
+
+    s = load_study(study)
+    before = set_role(s, name, parse_role(role), signer(s, token))
+    out.print(f"user {name}: {before.role} -> {parse_role(role)}")
+
+
+@users_app.command("disable")
+@reports_errors
+def users_disable(study: StudyArg, name: NameArg, token: TokenOption = "") -> None:
+    """Disable a user: their token stops working (they stay in the audit trail)."""
+    from wearflow.services.users import disable_user
+
+    s = load_study(study)
+    disable_user(s, name, signer(s, token))
+    out.print(f"user {name} disabled")
+
+
+@users_app.command("token")
+@reports_errors
+def users_token(study: StudyArg, name: NameArg, token: TokenOption = "") -> None:
+    """Give a user a new token (a lost or leaked one stops working); print it once."""
+    from wearflow.services.users import new_token
+
+    s = load_study(study)
+    fresh = new_token(s, name, signer(s, token))
+    err.print(f"new token of {name} (shown once):", highlight=False)
+    print(fresh)

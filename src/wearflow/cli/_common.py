@@ -18,6 +18,7 @@ from wearflow.config import Study
 from wearflow.errors import EXIT_CANNOT_RUN, WearflowError, one_line
 
 if TYPE_CHECKING:
+    from wearflow.identity import Signer
     from wearflow.services.reports import Reports
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -81,7 +82,20 @@ def print_json(value: Any) -> None:
 EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "
                  "(default: the study's executor:, else local)")
 Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
+TokenOption = Annotated[str, typer.Option(
+    "--token", envvar="WEARFLOW_TOKEN", show_default=False,
+    help="your user token (or WEARFLOW_TOKEN): the audit entry names you and your role; "
+         "without one it says unauthenticated OS user")]
 FileArg = Annotated[str, typer.Argument(help="the file: its URI, path in the location, or name")]
+
+
+def signer(study: Study, token: str) -> Signer | None:
+    """The signer of a manual action: the token's user, or None (the OS user)."""
+    if not token:
+        return None
+    from wearflow.services.manual import authenticate
+
+    return authenticate(study, token)
 
 
 def print_reports(reports: Reports) -> None:

@@ -13,6 +13,7 @@ per concern::
         state.attempts   # attempts at tasks, their cost    (attempts.py)
         state.issues     # the issues queue                 (issues.py)
         state.audit      # the hash-chained audit trail     (audit.py)
+        state.users      # users, roles, token hashes       (users.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
@@ -34,6 +35,7 @@ from wearflow.state.metadata import MetadataRepository
 from wearflow.state.results import ResultRepository
 from wearflow.state.runs import RunRepository
 from wearflow.state.tasks import TaskRepository
+from wearflow.state.users import UserRepository
 
 __all__ = ["State"]
 
@@ -58,6 +60,7 @@ class State:
         self.attempts = AttemptRepository(self.engine)
         self.issues = IssueRepository(self.engine)
         self.audit = AuditTrail(self.engine)
+        self.users = UserRepository(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

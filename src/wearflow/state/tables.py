@@ -189,6 +189,20 @@ class IssueRow(Base):
     resolved_reason: Mapped[str | None] = mapped_column(Text)  # closed by hand, and why
 
 
+class UserRow(Base):
+    """A user of the study (schema revision 0005); only the sha256 of their token."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_utc: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(Text)
+    disabled_utc: Mapped[str | None] = mapped_column(String(32))
+
+
 # The hash-chained audit trail (see wearflow.state.audit): a Core table, appended to in
 # bulk and read in seq order, never through the ORM.
 audit_table = Table(
