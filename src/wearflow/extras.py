@@ -10,6 +10,7 @@ to install, not a traceback::
     s3         boto3         SQS notifications (``notifications: sqs_queue_url``)
     postgres   psycopg       a ``postgresql+psycopg://`` state database
     watch      watchdog      ``wearflow watch`` on a local folder
+    serve      fastapi       ``wearflow serve`` (the dashboard)
 
 ``pip install 'wearflow[all]'`` installs every extra.
 """

@@ -14,6 +14,7 @@ per concern::
         state.issues     # the issues queue                 (issues.py)
         state.audit      # the hash-chained audit trail     (audit.py)
         state.users      # users, roles, token hashes       (users.py)
+        state.dashboard  # read-only aggregates for `serve`  (dashboard.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
@@ -28,6 +29,7 @@ from types import TracebackType
 
 from wearflow.state.attempts import AttemptRepository
 from wearflow.state.audit import AuditTrail
+from wearflow.state.dashboard import DashboardQueries
 from wearflow.state.engine import open_engine
 from wearflow.state.files import FileRepository
 from wearflow.state.issues import IssueRepository
@@ -61,6 +63,7 @@ class State:
         self.issues = IssueRepository(self.engine)
         self.audit = AuditTrail(self.engine)
         self.users = UserRepository(self.engine)
+        self.dashboard = DashboardQueries(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -62,6 +62,20 @@ class UserRepository:
                 UserRow.disabled_utc.is_(None))).first()
         return None if row is None else _user(tuple(row))  # type: ignore[arg-type]
 
+    def by_token_sha256(self, digest: str) -> User | None:
+        """The active user with this token hash (a session keeps the hash, not the token)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*_COLUMNS).where(
+                UserRow.token_sha256 == digest, UserRow.disabled_utc.is_(None))).first()
+        return None if row is None else _user(tuple(row))  # type: ignore[arg-type]
+
+    def active(self, name: str) -> User | None:
+        """The active user of this name, or None (an identity set by a trusted proxy)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*_COLUMNS).where(
+                UserRow.name == name, UserRow.disabled_utc.is_(None))).first()
+        return None if row is None else _user(tuple(row))  # type: ignore[arg-type]
+
     def set_role(self, name: str, role: Role) -> User:
         before = self.get(name)
         with self._engine.begin() as conn:
