@@ -119,8 +119,9 @@ def test_operator_watches_a_run_and_retries_the_failed_file(site: dict[str, Any]
     files = httpx.get(f"{base}/api/s/{sid}/overview", headers={
         "Authorization": f"Bearer {site['tokens']['val']}"}).json()
     assert files["files"]["by_state"]["failed"] == 1 and broken["tag"] == "DATA_ISSUE"
-    file_id = _file_id(base, sid, site["tokens"]["val"], BROKEN)
-    page.goto(f"{base}/s/{sid}/files/{file_id}")
+    # the file's name links to its page
+    row.locator("a", has_text=BROKEN).click()
+    page.wait_for_url(f"{base}/s/{sid}/files/{broken['file_id']}")
     assert page.locator("table.tasks td.bad", has_text="failed").count() == 1
     form = page.locator("form[data-action=retry]")
     form.locator("input[name=reason]").fill("the site re-uploaded a fixed export")
@@ -133,18 +134,6 @@ def test_operator_watches_a_run_and_retries_the_failed_file(site: dict[str, Any]
     assert "the site re-uploaded a fixed export" in entry.inner_text()
     assert hosts == {base.split("/")[2]}  # nothing but the server was asked
     context.close()
-
-
-def _file_id(base: str, sid: str, token: str, name: str) -> int:
-    overview = httpx.get(f"{base}/api/s/{sid}/issues?state=all",
-                         headers={"Authorization": f"Bearer {token}"}).json()
-    uri = next(i["uri"] for i in overview if (i["uri"] or "").endswith(name))
-    for file_id in range(1, 50):
-        got = httpx.get(f"{base}/api/s/{sid}/files/{file_id}",
-                        headers={"Authorization": f"Bearer {token}"})
-        if got.status_code == 200 and got.json()["file"]["uri"] == uri:
-            return file_id
-    raise AssertionError(f"no file {name}")
 
 
 def test_a_viewer_reads_but_cannot_act(site: dict[str, Any], browser: Any) -> None:

@@ -64,6 +64,9 @@ def overview(study: Study) -> dict[str, Any]:
         issue_counts = state.dashboard.issue_counts(study.study)
         over_time = state.dashboard.issues_by_day(study.study, since_days)
         latest = state.dashboard.issues(study.study, limit=8)
+    for issue in latest:  # where the problem is: its file's name, or the participant
+        issue["where"] = (issue["uri"] or "").rstrip("/").rsplit("/", 1)[-1] or (
+            issue["participant"] or "")
     runs = [r.to_json() for r in list_runs(study)[:RECENT_RUNS]]
     for run in runs:
         run["files_per_h"] = _per_hour(run["tasks_done"], run, now)

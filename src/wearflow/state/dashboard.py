@@ -117,7 +117,9 @@ class DashboardQueries:
     def issues(self, study: str, *, tag: str | None = None, participant: str | None = None,
                open_: bool | None = True, limit: int = 200) -> list[dict[str, Any]]:
         """Issues newest first (last seen), filtered."""
-        q = select(IssueRow).where(IssueRow.study == study)
+        q = (select(IssueRow, FileRow.id.label("file_id"))
+             .outerjoin(FileRow, (FileRow.uri == IssueRow.uri) & FileRow.current)
+             .where(IssueRow.study == study))
         if tag:
             q = q.where(IssueRow.tag == tag)
         if participant:
@@ -129,7 +131,7 @@ class DashboardQueries:
             rows = conn.execute(q).mappings().all()
         return [{k: r[k] for k in ("id", "tag", "participant", "uri", "message", "resolution",
                                    "first_seen_utc", "last_seen_utc", "open",
-                                   "resolved_reason")} for r in rows]
+                                   "resolved_reason", "file_id")} for r in rows]
 
     def file(self, file_id: int) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
