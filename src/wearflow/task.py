@@ -164,6 +164,7 @@ class TaskOutcome:
     cpu_s: float = 0.0
     peak_rss_bytes: int = 0
     worker: str = ""
+    data_s: float = 0.0  # seconds of recording a done task processed (hours of data/h)
 
     @classmethod
     def failed(cls, key: str, started_utc: str, finished_utc: str, message: str, *,

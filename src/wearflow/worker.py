@@ -83,7 +83,7 @@ def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
 def _attempt(task: TaskSpec, run_id: str, watch: Stopwatch) -> TaskOutcome:
     started = utc_now()
     try:
-        folder, flags, prov_sha = _run(task, run_id, started, watch)
+        folder, flags, prov_sha, data_s = _run(task, run_id, started, watch)
     except WearflowError as exc:
         return TaskOutcome.failed(task.key, started, utc_now(), exc.message, tag=exc.tag.value,
                                   transient=exc.transient)
@@ -96,7 +96,7 @@ def _attempt(task: TaskSpec, run_id: str, watch: Stopwatch) -> TaskOutcome:
                                   f"{type(exc).__name__}: {exc} "
                                   f"({where.filename}:{where.lineno})")
     return TaskOutcome(task.key, TaskState.DONE, started, utc_now(), result_dir=folder, flags=flags,
-                       provenance_sha256=prov_sha)
+                       provenance_sha256=prov_sha, data_s=data_s)
 
 
 def worker_name() -> str:
@@ -156,7 +156,7 @@ def _high_water_mark_bytes() -> int | None:
 
 
 def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
-         ) -> tuple[str, tuple[str, ...], str]:
+         ) -> tuple[str, tuple[str, ...], str, float]:
     solution = _planned_solution(task)
     recordings = [_read(task, part, watch) for part in task.inputs]
     parts: list[Part] = []
@@ -184,7 +184,7 @@ def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
     output = Store(task.output, dict(task.storage_options))
     with watch.stage("write"):
         _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
-    return folder, flags, prov_sha
+    return folder, flags, prov_sha, recording.duration_s
 
 
 def _read(task: TaskSpec, part: InputFile, watch: Stopwatch) -> Recording:

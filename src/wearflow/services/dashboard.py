@@ -70,6 +70,7 @@ def overview(study: Study) -> dict[str, Any]:
     runs = [r.to_json() for r in list_runs(study)[:RECENT_RUNS]]
     for run in runs:
         run["files_per_h"] = _per_hour(run["tasks_done"], run, now)
+        run["data_h_per_h"] = _per_hour(run["data_h"], run, now)
     finished_ok = [r for r in runs if r["status"] == "finished" and not r["tasks_failed"]]
     return {
         "study": study.study, "now_utc": now,
@@ -92,7 +93,7 @@ def _alerts(study: Study) -> list[dict[str, Any]]:
     return []  # ALERTS-WIRING: replaced by services.alerts.current_alerts at the merge
 
 
-def _per_hour(count: int, run: Mapping[str, Any], now: str) -> float | None:
+def _per_hour(count: float, run: Mapping[str, Any], now: str) -> float | None:
     end = run.get("finished_utc") or now
     hours = (parse_iso(end) - parse_iso(run["started_utc"])).total_seconds() / 3600.0
     return round(count / hours, 1) if hours > 0 else None

@@ -63,6 +63,8 @@ class RunSummary:
     peak_rss_bytes
         The largest peak resident memory of a worker process during any one attempt
         (0 when none was measured).
+    data_h
+        Hours of recording the run's done attempts processed.
     """
 
     run_id: str
@@ -79,6 +81,7 @@ class RunSummary:
     tasks_retried: int
     cpu_s: float
     peak_rss_bytes: int
+    data_h: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON-ready values."""
@@ -88,7 +91,7 @@ class RunSummary:
                 "counts": dict(self.counts), "attempts": self.attempts,
                 "tasks_done": self.tasks_done, "tasks_failed": self.tasks_failed,
                 "tasks_retried": self.tasks_retried, "cpu_s": self.cpu_s,
-                "peak_rss_bytes": self.peak_rss_bytes}
+                "peak_rss_bytes": self.peak_rss_bytes, "data_h": self.data_h}
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def _summary(record: RunRecord, totals: AttemptTotals, dead: set[str]) -> RunSum
         user=record.user, host=record.host, counts=record.counts,
         attempts=totals.attempts, tasks_done=totals.done, tasks_failed=totals.failed,
         tasks_retried=totals.retried, cpu_s=totals.cpu_s,
-        peak_rss_bytes=totals.peak_rss_bytes)
+        peak_rss_bytes=totals.peak_rss_bytes, data_h=round(totals.data_s / 3600.0, 6))
 
 
 def _stage_totals(per_attempt: Iterable[Stages]) -> dict[str, float]:

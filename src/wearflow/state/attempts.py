@@ -104,6 +104,7 @@ class AttemptTotals(NamedTuple):
     retried: int  # tasks requeued at least once for another attempt
     cpu_s: float  # CPU seconds of all attempts
     peak_rss_bytes: int  # the largest peak of any attempt
+    data_s: float = 0.0  # seconds of recording the done attempts processed
 
 
 class AttemptRepository:
@@ -127,7 +128,7 @@ class AttemptRepository:
                 started_utc=outcome.started_utc or finished, finished_utc=finished,
                 state=TaskState(outcome.state).value, transient=requeued, tag=outcome.tag,
                 message=outcome.message, cpu_s=outcome.cpu_s,
-                peak_rss_bytes=outcome.peak_rss_bytes,
+                peak_rss_bytes=outcome.peak_rss_bytes, data_s=outcome.data_s,
                 stage_json=json.dumps({"wall": dict(outcome.stage_s),
                                        "cpu": dict(outcome.stage_cpu_s)})))
 
@@ -151,14 +152,16 @@ class AttemptRepository:
             func.sum(case((failed_for_good, 1), else_=0)),
             func.count(distinct(case((AttemptRow.transient, AttemptRow.task_key)))),
             func.sum(AttemptRow.cpu_s), func.max(AttemptRow.peak_rss_bytes),
+            func.sum(AttemptRow.data_s),
         ).group_by(AttemptRow.run_id)
         if run_id is not None:
             query = query.where(AttemptRow.run_id == run_id)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return {run: AttemptTotals(int(n), int(done or 0), int(failed or 0),
-                                   int(retried or 0), float(cpu or 0.0), int(peak or 0))
-                for run, n, done, failed, retried, cpu, peak in rows}
+                                   int(retried or 0), float(cpu or 0.0), int(peak or 0),
+                                   float(data or 0.0))
+                for run, n, done, failed, retried, cpu, peak, data in rows}
 
 
 def _attempt(row: Any) -> Attempt:

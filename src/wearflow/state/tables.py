@@ -170,6 +170,8 @@ class AttemptRow(Base):
     peak_rss_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # seconds per stage: {"wall": {stage: s}, "cpu": {stage: s}}
     stage_json: Mapped[str] = mapped_column(Text, default="{}")
+    # schema revision 0005: seconds of recording a done attempt processed
+    data_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class IssueRow(Base):

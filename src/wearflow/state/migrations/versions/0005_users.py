@@ -1,6 +1,8 @@
-"""users
+"""users, and the data an attempt processed
 
-A ``users`` table: the study's users, their role and the sha256 of their token.
+A ``users`` table: the study's users, their role and the sha256 of their token; and
+``task_attempts.data_s``: the seconds of recording a done attempt processed (hours of
+data per hour on the dashboard).
 
 Revision ID: 0005
 Revises: 0004
@@ -35,8 +37,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("token_sha256"),
     )
+    with op.batch_alter_table("task_attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("data_s", sa.Float(), nullable=False,
+                                      server_default="0"))
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    with op.batch_alter_table("task_attempts", schema=None) as batch_op:
+        batch_op.drop_column("data_s")
     op.drop_table("users")
