@@ -36,7 +36,7 @@ def _processed(name: str, *, participants: int, days: float, rate_hz: float) -> 
 def _time_reports(root: Path, workers: int | None) -> tuple[float, float, int]:
     shutil.rmtree(root / "results" / "reports", ignore_errors=True)
     took, built = timed(lambda: build_reports(load_study(root), workers=workers))
-    return took.wall_s, took.cpu_s, len(built)
+    return took.wall_s, took.cpu_s, len(built.built)
 
 
 def run(quick: bool) -> Iterator[Figure]:
