@@ -209,8 +209,10 @@ def export(
     solution: Annotated[str | None, typer.Option(help="only this solution")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write analysis-ready tables (per day, night and participant-visit) and their data
-    dictionary from the current participant results (exit 1 when there is none)."""
+    """Write analysis-ready tables and their data dictionary from the current results.
+
+    One table per day, per night and per participant-visit (exit 1 when there is no
+    current participant result)."""
     from wearflow.services.export import export_results, parse_format
 
     report = export_results(load_study(study), parse_format(fmt), to, solution)

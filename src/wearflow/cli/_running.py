@@ -48,8 +48,7 @@ def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id"))
 @app.command()
 @reports_errors
 def validate(study: StudyArg, as_json: JsonOption = False) -> None:
-    """Check a study and say what a run would do with every file (a dry run: nothing is
-    written)."""
+    """Check a study and say what a run would do with every file (nothing is written)."""
     from wearflow.services.validate import validate_study
 
     report = validate_study(load_study(study))

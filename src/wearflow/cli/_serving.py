@@ -25,8 +25,10 @@ def serve(
         help="trust this header (e.g. X-Forwarded-User) for the user's name, as set by a "
              "reverse proxy doing single sign-on; only behind such a proxy")] = None,
 ) -> None:
-    """The dashboard: live overview, files, participants, runs, issues and signed actions,
-    a JSON API (/openapi.json) and /metrics. Users: `wearflow users add`."""
+    """The dashboard, its JSON API (/openapi.json) and /metrics, for the study's users.
+
+    A live overview, pages for files, participants, runs and issues, and signed manual
+    actions. Add users first: `wearflow users add STUDY NAME --role admin`."""
     require("fastapi", "serve", "wearflow serve")
     require("uvicorn", "serve", "wearflow serve")
     import uvicorn
