@@ -188,3 +188,21 @@ def test_a_token_that_is_not_yours_does_not_sign(site: dict[str, Any], browser: 
     page.wait_for_load_state()
     assert "not your token" in page.inner_text("body")
     context.close()
+
+
+def test_a_trusted_proxy_header_identifies_only_when_configured(site: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from wearflow.web.auth import Settings
+
+    study = load_study(site["root"])
+    trusting = TestClient(create_app([study], Settings(proxy_header="X-Forwarded-User"),
+                                     session_secret="t"))
+    plain = TestClient(create_app([study], session_secret="t"))
+    url = f"/api/s/{site['sid']}/overview"
+    assert trusting.get(url, headers={"X-Forwarded-User": "val"}).status_code == 200
+    assert trusting.get(url, headers={"X-Forwarded-User": "mallory"}).status_code == 401
+    assert plain.get(url, headers={"X-Forwarded-User": "val"}).status_code == 401
+    # a proxy identity reads; an action through the API still needs the bearer token
+    assert trusting.post(f"/api/s/{site['sid']}/files/1/exclude", json={"reason": "x"},
+                         headers={"X-Forwarded-User": "olga"}).status_code == 401
