@@ -11,6 +11,7 @@ Participant reports of a large study are built on a process pool.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import posixpath
 from collections.abc import Iterable, Sequence
@@ -187,7 +188,9 @@ def participant_reports(study: Study, participant: str | None = None,
     workers = workers or _workers(study, len(items))
     if workers == 1:
         return [_build_participant(study, item) for item in items]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawned, not forked: the caller may hold threads (a watcher, a Dask client)
+    with ProcessPoolExecutor(max_workers=workers,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(_build_participant, [study] * len(items), items))
 
 
