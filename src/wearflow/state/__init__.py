@@ -14,6 +14,7 @@ per concern::
         state.issues     # the issues queue                 (issues.py)
         state.audit      # the hash-chained audit trail     (audit.py)
         state.users      # users, roles, token hashes       (users.py)
+        state.alerts     # alerts and their deliveries      (alerts.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from wearflow.state.alerts import AlertRepository
 from wearflow.state.attempts import AttemptRepository
 from wearflow.state.audit import AuditTrail
 from wearflow.state.engine import open_engine
@@ -61,6 +63,7 @@ class State:
         self.issues = IssueRepository(self.engine)
         self.audit = AuditTrail(self.engine)
         self.users = UserRepository(self.engine)
+        self.alerts = AlertRepository(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
