@@ -34,6 +34,8 @@ files:
 solutions:
   - name: wrist
     pipeline: builtin:wrist
+alerts:
+  issue_tags: [DATA_ISSUE]
 """
 BROKEN = "P003_L.csv"
 
@@ -109,6 +111,11 @@ def test_operator_watches_a_run_and_retries_the_failed_file(site: dict[str, Any]
     finally:
         assert run.wait(timeout=180) == 1  # the broken file failed, the rest are done
     assert navigations == []
+    # the alert the broken file raised (evaluated at the end of the run) is on the page
+    page.wait_for_function(
+        "document.querySelector('table.alerts tbody').textContent.includes('firing')",
+        timeout=30_000)
+    assert "DATA_ISSUE" in page.locator("table.alerts").inner_text()
     # the problem is listed with a link to its tag; open the failed file from the issues
     page.goto(f"{base}/s/{sid}/issues?tag=DATA_ISSUE")
     row = page.locator("table.issues tbody tr", has_text=BROKEN)

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wearflow.config_messages import validation_message, yaml_message
-from wearflow.errors import ConfigError, one_line
+from wearflow.errors import ConfigError, Tag, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 
 STUDY_FILE_NAME = "study.yaml"
@@ -122,8 +123,77 @@ class ReportsConfig(_Frozen):
     after_run: bool = False
 
 
+_ADDRESS = r"^[^@\s]+@[^@\s]+$"
+
+
+class EmailConfig(_Frozen):
+    """Where alerts are mailed: an SMTP server, the sender and the recipients. The
+    password is never in the study file: ``password_env`` names the environment variable
+    that holds it."""
+
+    smtp_host: str = Field(min_length=1)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(alias="from", pattern=_ADDRESS)
+    to: tuple[str, ...] = Field(min_length=1)
+    starttls: bool = False
+    username: str | None = Field(default=None, min_length=1)
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, to: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [a for a in to if not re.match(_ADDRESS, a)]
+        if bad:
+            raise ValueError(f"not an e-mail address: {bad}")
+        return to
+
+    @model_validator(mode="after")
+    def _login_needs_both(self) -> EmailConfig:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together (the password itself "
+                             "is never in the study file: password_env names the "
+                             "environment variable that holds it)")
+        return self
+
+
+class AlertsConfig(_Frozen):
+    """Alerts about run-time problems, each rule optional (see :mod:`wearflow.alerts`).
+
+    ``run_failed``: the latest run ended with failed files or died unfinished;
+    ``stalled_minutes``: no task finished for so long while tasks are pending or running;
+    ``failed_percent``: more than this share of the attempts finished in the last
+    ``window_minutes`` failed; ``issue_tags``: an open issue with one of these tags.
+    Each alert is sent to ``webhook`` (a JSON POST) and ``email`` once when it fires and
+    once when it clears.
+    """
+
+    run_failed: bool = False
+    stalled_minutes: float | None = Field(default=None, gt=0)
+    failed_percent: float | None = Field(default=None, ge=0, lt=100)
+    window_minutes: float = Field(default=60.0, gt=0)
+    issue_tags: tuple[Tag, ...] = ()
+    # may carry credentials (user:password@, a token in its path or query): never
+    # printed, logged or stored whole (see public_dump and wearflow.delivery.redact_url)
+    webhook: str | None = Field(default=None, repr=False)
+    email: EmailConfig | None = None
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # the message never repeats the URL: it may hold a token
+        if url is not None and not re.match(r"^https?://[^\s/?#]+[^\s]*$", url):
+            raise ValueError("must be an http:// or https:// URL (no spaces)")
+        return url
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self.run_failed or self.stalled_minutes is not None
+                    or self.failed_percent is not None or self.issue_tags)
+
+
 # keys that do not change any result, left out of the study fingerprint
-EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports"})
+EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
+                              "alerts"})
 
 
 class RetryConfig(_Frozen):
@@ -217,6 +287,7 @@ class Study(_Frozen):
     memory_limit_gb: float | None = Field(default=None, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
     # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
     # logged or written to outputs. Credentials may also come from AWS_* variables.
@@ -282,8 +353,15 @@ class Study(_Frozen):
         return True
 
     def public_dump(self) -> dict[str, Any]:
-        """The configuration without storage options (which may hold credentials)."""
-        return self.model_dump(mode="json", exclude={"storage_options"})
+        """The configuration without storage options (which may hold credentials), the
+        alerts' webhook cut to its scheme and host (its path, query and user may hold
+        tokens)."""
+        dump = self.model_dump(mode="json", exclude={"storage_options"})
+        alerts = self.alerts.model_dump(mode="json", by_alias=True)
+        if self.alerts.webhook:
+            alerts["webhook"] = redacted_url(self.alerts.webhook)
+        dump["alerts"] = alerts
+        return dump
 
     @property
     def clock_time_zone(self) -> str:
@@ -304,7 +382,20 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Study, ("files",): FilesConfig, ("metadata",): MetadataConfig, ("qc",): QcConfig,
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
     ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
-    ("reports",): ReportsConfig}
+    ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig}
+
+
+def redacted_url(url: str) -> str:
+    """``https://hooks.example.org/...``: a URL's scheme and host (and port) only. Its user
+    and password, path, query and fragment are cut: any of them may be a credential (a
+    webhook's token is often its path)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or "?"
+    return f"{parts.scheme or '?'}://{host}{port}/..."
 
 
 def strip_file_scheme(location: str) -> str:

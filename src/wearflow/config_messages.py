@@ -36,7 +36,8 @@ def validation_message(exc: ValidationError,
 
 def _did_you_mean(key: str, model: type[BaseModel]) -> str:
     """``; did you mean time_zone?`` for an unknown key close to one ``model`` takes."""
-    known = [name for name in model.model_fields if name != "source"]
+    known = [field.alias or name for name, field in model.model_fields.items()
+             if name != "source"]  # a key as the file writes it (``from``, not ``sender``)
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.7) if key else []
     return f"; did you mean {close[0]}?" if close else ""
 

@@ -10,6 +10,8 @@ problem tag, so that callers can report it without a traceback::
     ├── StorageError                   PIPELINE_ISSUE  a location cannot be listed, read or written
     ├── StateError                     PIPELINE_ISSUE  the state database cannot be used
     ├── SolutionError                  PIPELINE_ISSUE  a solution cannot be loaded or fingerprinted
+    ├── DeliveryError                  PIPELINE_ISSUE  an alert could not be sent (webhook, e-mail);
+    │                                                  transient: tried again later
     ├── DataError                      DATA_ISSUE      the input itself is bad
     │   ├── ReaderError                                a sensor file cannot be decoded
     │   └── NameParseError                             a file name does not parse into its fields
@@ -83,6 +85,11 @@ class StateError(WearflowError):
 
 class SolutionError(WearflowError):
     tag = Tag.PIPELINE_ISSUE
+
+
+class DeliveryError(WearflowError):
+    tag = Tag.PIPELINE_ISSUE
+    transient = True
 
 
 class DataError(WearflowError):

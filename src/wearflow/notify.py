@@ -3,7 +3,9 @@
 The state database is the issues queue (``wearflow issues``); this module
 only tells the outside world. Webhook posts go through a background thread
 with retries and exponential backoff, so a slow or dead endpoint never blocks
-processing; :func:`flush` waits a bounded time for the queue to drain.
+processing; :func:`flush` waits a bounded time for the queue to drain. A post is
+:func:`wearflow.delivery.post_json` (shared with the alerts): credentials in the URL
+become an ``Authorization`` header and a failure names the URL by its scheme and host.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import json
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +21,8 @@ from typing import Any
 
 from wearflow.clock import utc_now
 from wearflow.config import Study, local_path
+from wearflow.delivery import post_json
+from wearflow.errors import DeliveryError
 from wearflow.issue import IssueSpec
 from wearflow.logs import log_event
 
@@ -74,18 +76,13 @@ def _drain() -> None:
 
 
 def _post(url: str, record: dict[str, Any]) -> None:
-    body = json.dumps(record, sort_keys=True).encode()
+    reason = ""
     for attempt in range(RETRIES + 1):
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                if 200 <= response.status < 300:
-                    return
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            post_json(url, record, timeout_s=TIMEOUT_S)
+            return
+        except DeliveryError as exc:  # names the URL by its scheme and host only
             reason = str(exc)
-        else:
-            reason = f"HTTP {response.status}"
         if attempt < RETRIES:
             time.sleep(BACKOFF_S * 2**attempt)
     log_event("PIPELINE_ISSUE", f"webhook gave up after {RETRIES + 1} attempts ({reason})",

@@ -14,6 +14,9 @@ bytes are a new version, processed in the next cycle, and the truncated
 version's issue closes itself. Duplicate notifications only wake the loop:
 what runs is decided by the listing and the task keys, so nothing runs twice.
 
+The study's alerts (``alerts:``) are evaluated at the start, after each cycle and
+at least every ``alerts_every_s`` while idle.
+
 Stopping (SIGINT, SIGTERM, or ``stop`` set by the caller): no new task starts,
 running tasks finish and are recorded, and the loop returns. A restart resumes
 from the state database: finished tasks are never redone and files that
@@ -40,6 +43,7 @@ from wearflow.executors import Executor
 from wearflow.extras import require
 from wearflow.logs import log_event
 from wearflow.runner import RunReport, run_study
+from wearflow.services.alerts import AlertsReport, evaluate_alerts
 from wearflow.storage import Store
 
 
@@ -47,6 +51,7 @@ from wearflow.storage import Store
 class WatchReport:
     cycles: int = 0
     executed: int = 0
+    alert_evaluations: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -146,11 +151,17 @@ def watch_study(
     on_cycle: Callable[[RunReport], None] | None = None,
     on_notification: Callable[[str], None] | None = None,
     install_signal_handlers: bool = True,
+    alerts_every_s: float = 60.0,
+    on_alerts: Callable[[AlertsReport], None] | None = None,
 ) -> WatchReport:
     """Run processing cycles whenever the study's locations change, until ``stop``.
 
     With no change, a cycle still runs every ``idle_cycle_s`` so that time-based
     rules apply: a lone wrist's grace period ending, a metadata wait deadline.
+
+    The study's alerts are evaluated when the watch starts (a previous run may have
+    died), after every cycle, and at least every ``alerts_every_s`` while idle (a stall
+    is exactly when nothing runs); ``on_alerts`` gets each evaluation.
     """
     stop = stop or threading.Event()
     wake = threading.Event()
@@ -165,18 +176,33 @@ def watch_study(
         signal.signal(signal.SIGTERM, _handle)
     report = WatchReport()
     processed: Listing | None = None
-    last_cycle = 0.0
+    last_cycle = last_alerts = 0.0
     observer: Any = None
+
+    def evaluate() -> None:
+        nonlocal last_alerts
+        last_alerts = time.monotonic()
+        try:
+            result = evaluate_alerts(study)
+        except WearflowError as exc:  # the state briefly unusable: the next one retries
+            report.errors.append(f"alerts: {exc}")
+            return
+        report.alert_evaluations += 1
+        if on_alerts:
+            on_alerts(result)
+
     try:  # a location or trigger that cannot start (a missing extra) still closes the executor
         stores = [Store(loc, study.storage_options) for loc in study.input]
         parser = NameParser(study.files)
         observer = _start_fs_events(study, wake)
         _start_sqs(study, wake, stop, on_notification)
+        evaluate()
         while not stop.is_set():
             current = _quiet_listing(stores, parser, stop, settle_s, max_delay_s)
             if stop.is_set():
                 break
-            if current != processed or time.monotonic() - last_cycle >= idle_cycle_s:
+            ran = current != processed or time.monotonic() - last_cycle >= idle_cycle_s
+            if ran:
                 last_cycle = time.monotonic()
                 try:
                     cycle = run_study(study, executor=executor, stop=stop)
@@ -189,6 +215,8 @@ def watch_study(
                     processed = current
                     if on_cycle:
                         on_cycle(cycle)
+            if not stop.is_set() and (ran or time.monotonic() - last_alerts >= alerts_every_s):
+                evaluate()
             wake.wait(poll_s)
             wake.clear()
     finally:

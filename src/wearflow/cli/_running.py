@@ -1,4 +1,5 @@
-"""Commands that set up and run a study: init, validate, run, watch, demo."""
+"""Commands that set up and run a study: init, validate, run, watch, demo. Each run
+(a ``watch`` cycle too, and ``watch`` while idle) ends by evaluating the study's alerts."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Catalog, process and aggregate the study once; only new work is done."""
+    from wearflow.cli._alerting import alerts_after_run
+
     s = load_study(study)
     report = _run_with_progress(s, executor or s.executor, workers)
     if as_json:
@@ -101,6 +104,7 @@ def run(
     else:
         _print_report(report)
         reports_after_run(s, report.run_id)
+    alerts_after_run(s, to_stderr=as_json)
     raise typer.Exit(report.exit_code)
 
 
@@ -169,6 +173,7 @@ def watch(
     settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
 ) -> None:
     """Process new and changed files as they land, until SIGINT/SIGTERM (exit 0)."""
+    from wearflow.cli._alerting import print_evaluation
     from wearflow.executors import make_executor
     from wearflow.watch import watch_study
 
@@ -184,6 +189,7 @@ def watch(
     out.print(f"watching {', '.join(s.input)} (Ctrl-C to stop)")
     result = watch_study(s, executor=pool,
                          poll_s=poll_s, settle_s=settle_s, on_cycle=on_cycle,
+                         on_alerts=print_evaluation,
                          on_notification=lambda uri: out.print(f"notification: {uri}",
                                                                highlight=False))
     for problem in result.errors[-5:]:
@@ -201,6 +207,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="worker processes", min=1)] = None,
 ) -> None:
     """Write a synthetic study (Axivity .cwa with temperature), run it, print the summary."""
+    from wearflow.cli._alerting import alerts_after_run
     from wearflow.demo import print_summary, write_demo_study
 
     study_file = write_demo_study(directory, participants=participants, days=days, seed=seed)
@@ -209,6 +216,7 @@ def demo(
     _print_report(report)
     print_summary(out, s, report)
     reports_after_run(s, report.run_id)
+    alerts_after_run(s)
     raise typer.Exit(report.exit_code)
 
 

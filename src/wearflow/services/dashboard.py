@@ -21,6 +21,7 @@ from wearflow.clock import iso_utc, parse_iso, utc_now
 from wearflow.config import Study
 from wearflow.errors import StateError
 from wearflow.results import REPORTS
+from wearflow.services.alerts import current_alerts
 from wearflow.services.runs import list_runs, run_detail
 from wearflow.services.status import study_status
 from wearflow.state import State
@@ -90,7 +91,7 @@ def overview(study: Study) -> dict[str, Any]:
 
 def _alerts(study: Study) -> list[dict[str, Any]]:
     """The study's firing and recently cleared alerts (empty until alerts are set up)."""
-    return []  # ALERTS-WIRING: replaced by services.alerts.current_alerts at the merge
+    return [a.to_json() for a in current_alerts(study)]
 
 
 def _per_hour(count: float, run: Mapping[str, Any], now: str) -> float | None:

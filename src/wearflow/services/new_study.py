@@ -24,6 +24,10 @@ solutions:
   - name: wrist
     pipeline: builtin:wrist   # or a path to a scikit-digital-health pipeline file (.skdh)
 # state: sqlite:///results/wearflow.db   # the default
+# alerts:                    # tell people when the study is in trouble (README: Alerts)
+#   run_failed: true         # the latest run ended with failed files, or died
+#   stalled_minutes: 120     # nothing finished for 2 hours while tasks wait to run
+#   webhook: https://hooks.example.org/...   # and/or email: (smtp_host, from, to, ...)
 """
 
 

@@ -15,6 +15,7 @@ per concern::
         state.audit      # the hash-chained audit trail     (audit.py)
         state.users      # users, roles, token hashes       (users.py)
         state.dashboard  # read-only aggregates for `serve`  (dashboard.py)
+        state.alerts     # alerts and their deliveries      (alerts.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from wearflow.state.alerts import AlertRepository
 from wearflow.state.attempts import AttemptRepository
 from wearflow.state.audit import AuditTrail
 from wearflow.state.dashboard import DashboardQueries
@@ -64,6 +66,7 @@ class State:
         self.audit = AuditTrail(self.engine)
         self.users = UserRepository(self.engine)
         self.dashboard = DashboardQueries(self.engine)
+        self.alerts = AlertRepository(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

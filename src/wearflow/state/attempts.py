@@ -141,6 +141,24 @@ class AttemptRepository:
                                           AttemptRow.attempt, AttemptRow.id)).all()
         return [_attempt(row) for row in rows]
 
+    def last_finished(self) -> str | None:
+        """When the last task finished (done, or failed for good: not requeued)."""
+        with self._engine.connect() as conn:
+            return conn.scalar(select(func.max(AttemptRow.finished_utc))
+                               .where(not_(AttemptRow.transient)))
+
+    def finished_between(self, start_utc: str, end_utc: str) -> tuple[int, int, str | None]:
+        """The attempts finished from ``start_utc`` to ``end_utc``: how many, how many
+        failed (transient failures included), and when the first failed one finished."""
+        failed = AttemptRow.state == TaskState.FAILED.value
+        with self._engine.connect() as conn:
+            n, n_failed, first = conn.execute(
+                select(func.count(), func.sum(case((failed, 1), else_=0)),
+                       func.min(case((failed, AttemptRow.finished_utc))))
+                .where(AttemptRow.finished_utc >= start_utc,
+                       AttemptRow.finished_utc <= end_utc)).one()
+        return int(n), int(n_failed or 0), first
+
     def totals(self, run_id: str | None = None) -> dict[str, AttemptTotals]:
         """Run id -> its attempts summed, for every run that recorded one (or only
         ``run_id``)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,24 @@ class IssueRepository:
             if tag:
                 q = q.where(IssueRow.tag == tag)
             return list(s.scalars(q.order_by(IssueRow.tag, IssueRow.uri, IssueRow.id)))
+
+    def open_summary(self, study: str, tags: Iterable[str]) -> list[tuple[str, int, str, str]]:
+        """Per tag of ``tags`` with open issues: (tag, how many, when the first of them was
+        first seen, the oldest one as ``file: message``), by tag."""
+        out = []
+        with Session(self._engine) as s:
+            for tag in sorted(set(tags)):
+                n, first = s.execute(select(func.count(), func.min(IssueRow.first_seen_utc))
+                                     .where(IssueRow.open, IssueRow.study == study,
+                                            IssueRow.tag == tag)).one()
+                if not n:
+                    continue
+                uri, message = s.execute(select(IssueRow.uri, IssueRow.message).where(
+                    IssueRow.open, IssueRow.study == study, IssueRow.tag == tag)
+                    .order_by(IssueRow.id).limit(1)).one()
+                name = (uri or "").rsplit("/", 1)[-1]
+                out.append((tag, int(n), str(first), f"{name}: {message}" if name else message))
+        return out
 
     def resolve(self, issue_id: int, reason: str) -> IssueRow:
         """Close an issue by hand; it stays closed while its cause persists."""

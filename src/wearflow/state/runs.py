@@ -77,6 +77,14 @@ class RunRepository:
                                 .order_by(RunRow.started_utc.desc(), RunRow.id.desc())).all()
         return [RunRecord._make(r) for r in rows]
 
+    def newest(self, study: str, limit: int) -> list[RunRecord]:
+        """The ``limit`` newest runs of ``study``, newest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*RUN_COLUMNS).where(RunRow.study == study)
+                                .order_by(RunRow.started_utc.desc(), RunRow.id.desc())
+                                .limit(limit)).all()
+        return [RunRecord._make(r) for r in rows]
+
     def starting_with(self, study: str, prefix: str) -> list[RunRecord]:
         """The runs of ``study`` whose id starts with ``prefix``, newest first."""
         with self._engine.connect() as conn:

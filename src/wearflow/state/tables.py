@@ -161,7 +161,8 @@ class AttemptRow(Base):
     visit: Mapped[str] = mapped_column(String(256), default="")
     worker: Mapped[str] = mapped_column(String(256), default="")  # "<hostname>:<pid>"
     started_utc: Mapped[str] = mapped_column(String(32))
-    finished_utc: Mapped[str] = mapped_column(String(32))
+    # indexed in schema revision 0006: the alert rules read the latest attempts
+    finished_utc: Mapped[str] = mapped_column(String(32), index=True)
     state: Mapped[str] = mapped_column(String(16))  # done or failed
     transient: Mapped[bool] = mapped_column(Boolean, default=False)  # requeued for retry
     tag: Mapped[str | None] = mapped_column(String(32))
@@ -203,6 +204,27 @@ class UserRow(Base):
     created_utc: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(Text)
     disabled_utc: Mapped[str | None] = mapped_column(String(32))
+
+
+class AlertRow(Base):
+    """One alert of a study, by its key (schema revision 0006): its rule, message and
+    times, and how telling each target went (``deliveries_json``: a JSON list of
+    :class:`wearflow.alerts.Delivery`, one per target, by target). Reused when the alert
+    fires again after it cleared. Never holds a webhook URL or a password."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("study", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(256))
+    key: Mapped[str] = mapped_column(String(256))
+    rule: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    since_utc: Mapped[str] = mapped_column(String(32))
+    first_fired_utc: Mapped[str] = mapped_column(String(32))
+    last_evaluated_utc: Mapped[str] = mapped_column(String(32))
+    cleared_utc: Mapped[str | None] = mapped_column(String(32))
+    deliveries_json: Mapped[str] = mapped_column(Text, default="[]")
 
 
 # The hash-chained audit trail (see wearflow.state.audit): a Core table, appended to in

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
 from wearflow._gc import gc_paused
@@ -198,6 +198,19 @@ class TaskRepository:
                        FileRow.excluded_reason.is_(None))
                 .order_by(FileRow.uri, TaskRow.solution)).all()
         return [(TaskRecord._make(r[:n_task]), StoredFile._make(r[n_task:])) for r in rows]
+
+    def outstanding(self) -> tuple[int, str | None]:
+        """The current tasks of current, present, included files that are pending or
+        running: how many, and when the oldest of them was planned."""
+        with self._engine.connect() as conn:
+            n, oldest = conn.execute(
+                select(func.count(), func.min(TaskRow.created_utc))
+                .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                .where(TaskRow.current, FileRow.current, FileRow.present,
+                       FileRow.excluded_reason.is_(None),
+                       TaskRow.state.in_([TaskState.PENDING.value,
+                                          TaskState.RUNNING.value]))).one()
+        return int(n), oldest
 
     def done_for_current_files(self) -> list[TaskWithFile]:
         """The done current tasks of files whose name gave a participant."""
