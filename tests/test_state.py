@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +192,89 @@ def test_the_same_issue_twice_in_one_run_is_one_issue(state: State) -> None:
     twice = [IssueSpec("DATA_ISSUE", "bad", uri="file:///raw/a.csv", participant="P1")] * 2
     assert len(state.issues.sync("S", twice)) == 1
     assert [i.message for i in state.issues.open("S")] == ["bad"]
+
+
+def _file_states_in_python(state: State) -> dict[str, int]:
+    """file_state_counts as it was written before it moved into SQL: every current task
+    with its file, walked in Python (the reference its GROUP BY must equal)."""
+    order = {"failed": 0, "waiting": 1, "running": 2, "pending": 3, "done": 4}
+    per_file: dict[int, str] = {}
+    for t, f in state.tasks.for_current_files():
+        for file_id in (f.id, *t.parts):
+            prev = per_file.get(file_id)
+            if prev is None or order.get(t.state, 0) < order[prev]:
+                per_file[file_id] = t.state
+    counts: dict[str, int] = {}
+    for f in state.files.current():
+        held = f.parse_error or f.duplicate_of
+        what = ("excluded" if f.excluded_reason
+                else per_file.get(f.id, "failed" if held else "pending"))
+        counts[what] = counts.get(what, 0) + 1
+    return counts
+
+
+def test_file_state_counts_in_sql_equal_the_walk_over_every_file(state: State) -> None:
+    from sqlalchemy import update
+
+    from wearflow.state.tables import FileRow, TaskRow
+
+    names = [f"P{p}_{side}.cwa" for p in range(1, 12) for side in "LR"]
+    state.files.sync([sensor(n, f"{i:064x}") for i, n in enumerate(names)]
+                     + [sensor("P99_L.cwa", f"{0:064x}"),  # a copy of P1_L's bytes: held
+                        SensorFile(uri="file:///raw/meta.csv", location="file:///raw",
+                                   path="meta.csv", size_bytes=1, mtime="m",
+                                   sha256="e" * 64, kind="metadata"),
+                        SensorFile(uri="file:///raw/notes.cwa", location="file:///raw",
+                                   path="notes.cwa", size_bytes=1, mtime="m",
+                                   sha256="f" * 64, parse_error="no pattern matches"),
+                        SensorFile(uri="file:///raw/notes2.cwa", location="file:///raw",
+                                   path="notes2.cwa", size_bytes=1, mtime="m",
+                                   sha256="d" * 64, parse_error="no pattern matches")],
+                     ["file:///raw"])
+    ids = {f.path: f.id for f in state.files.current()}
+
+    def plan(path: str, key: str, state_: str, solution: str = "wrist",
+             parts: list[str] | None = None) -> TaskRecord:
+        return TaskRecord(key, ids[path], solution, "v1", "fp", None, None, state_,
+                          parts_json=json.dumps([ids[p] for p in parts]) if parts else None)
+
+    state.tasks.record_plan([
+        plan("P1_L.cwa", "a1", "done"), plan("P1_R.cwa", "a2", "failed"),
+        plan("P2_L.cwa", "b1", "waiting"), plan("P2_R.cwa", "b2", "running"),
+        plan("P3_L.cwa", "c1", "pending"),  # P3_R: no task, not held -> pending
+        # two solutions: the worst of both
+        plan("P4_L.cwa", "d1", "done"), plan("P4_L.cwa", "d2", "waiting", "gait"),
+        # combined recordings: P5_R and P6_L are parts of P5_L's task (failed); P6_L
+        # has a done task of its own too, the worse one wins
+        plan("P5_L.cwa", "e1", "failed", parts=["P5_R.cwa", "P6_L.cwa"]),
+        plan("P6_L.cwa", "e2", "done"),
+        # a done task combining the held copy and an excluded file: the copy is done
+        plan("P7_L.cwa", "f1", "done", parts=["P99_L.cwa", "P7_R.cwa"]),
+        # the own file is excluded: its task and its parts do not count
+        plan("P8_L.cwa", "g1", "failed", parts=["P8_R.cwa"]),
+        # tasks of a file gone absent, and of a file whose excluded_reason is "" (falsy:
+        # not excluded, yet its tasks are not read), parts included
+        plan("P9_L.cwa", "h1", "failed", parts=["P9_R.cwa"]),
+        plan("P10_L.cwa", "i1", "failed", parts=["P10_R.cwa"]),
+        # a task no longer current, and a held file (no parse) with a task of its own
+        plan("P11_L.cwa", "j1", "done"), plan("notes.cwa", "k1", "running"),
+        # a task state that is no TaskState counts as failed
+        plan("P11_R.cwa", "l1", "lost"),
+    ])
+    state.files.set_excluded(ids["P7_R.cwa"], "device failure")
+    state.files.set_excluded(ids["P8_L.cwa"], "wrong participant")
+    with state.engine.begin() as conn:
+        conn.execute(update(FileRow).where(FileRow.id == ids["P9_L.cwa"]).values(present=False))
+        conn.execute(update(FileRow).where(FileRow.id == ids["P10_L.cwa"])
+                     .values(excluded_reason=""))
+        conn.execute(update(FileRow).where(FileRow.id == ids["P3_R.cwa"]).values(parse_error=""))
+        conn.execute(update(TaskRow).where(TaskRow.key == "j1").values(current=False))
+    # done: P1_L, P7_L and the copy P99_L; failed: P1_R, P5_L, its parts P5_R and P6_L,
+    # P11_R (lost), notes2 (held, no task); waiting: P2_L, P4_L; running: P2_R, notes;
+    # pending: P3_L, P3_R, P4_R, P6_R, P8_R, P9_R, P10_L, P10_R, P11_L; P9_L is absent
+    expected = {"done": 3, "failed": 6, "waiting": 2, "running": 2, "pending": 9,
+                "excluded": 2}
+    python = _file_states_in_python(state)
+    python["failed"] += python.pop("lost")  # the walk kept the unknown state's name
+    assert python == expected
+    assert state.tasks.file_state_counts() == expected

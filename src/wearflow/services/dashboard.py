@@ -1,10 +1,14 @@
 """What the dashboard (``wearflow serve``) shows, as JSON-ready data: the pages and the
 JSON API read the same functions.
 
-Read-only towards the science: nothing here changes a result. The costly figure (files
-by state, which walks every current file) is cached per study and recomputed only when
-the state changed (the audit trail's head moved) and not more often than every
-:data:`FILES_REFRESH_S` seconds; the rest are aggregates the database computes.
+Read-only towards the science: nothing here changes a result. The costly figures (files
+by state, participants and participant-visits processed, tasks by state: each reads
+every current task, about a second at 100,000 files) are kept per study and computed
+off the request: a page gets the last answer at once, and when the state changed (the
+audit trail's head moved) and the answer is :data:`FILES_REFRESH_S` seconds old, one
+background thread computes the next. Only a study's first request waits for them (the
+server starts computing them when it starts: :func:`warm_up`). The rest are aggregates
+the database computes, per request.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import json
 import posixpath
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +28,7 @@ from wearflow.errors import StateError
 from wearflow.results import REPORTS
 from wearflow.services.alerts import current_alerts
 from wearflow.services.runs import list_runs, run_detail
-from wearflow.services.status import study_status
+from wearflow.services.status import study_counts
 from wearflow.state import State
 from wearflow.storage import Store
 
@@ -32,21 +37,94 @@ RECENT_RUNS = 10
 WORKER_WINDOW = timedelta(minutes=10)
 ISSUE_DAYS = 30
 
-_cache: dict[str, tuple[int, float, dict[str, Any]]] = {}
-_cache_lock = threading.Lock()
+
+@dataclass
+class _Counts:
+    """One study's costly figures: the last answer, and the thread computing the next."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    value: dict[str, Any] | None = None
+    marker: int = -1  # the audit trail's head the value was computed at
+    at: float = 0.0  # time.monotonic() when it was computed
+    refreshing: threading.Thread | None = None
 
 
-def _files_by_state(study: Study, state: State) -> dict[str, Any]:
+_counts: dict[str, _Counts] = {}
+_counts_lock = threading.Lock()
+
+
+def _compute(study: Study) -> tuple[int, dict[str, Any]]:
+    """(the change marker, the costly figures) read now; the marker first, so that a
+    change made during the reads makes the next request compute them again."""
+    with State(study.state_url) as state:
+        marker = state.dashboard.change_marker()
+        value = study_counts(state)
+        value["tasks_by_state"] = state.dashboard.task_states()
+    return marker, value
+
+
+def _refresh(study: Study, entry: _Counts) -> None:
+    try:
+        marker, value = _compute(study)
+    except Exception:  # kept for the request: it computes again and reports the error
+        with entry.lock:
+            entry.refreshing = None
+        return
+    with entry.lock:
+        entry.value, entry.marker, entry.at = value, marker, time.monotonic()
+        entry.refreshing = None
+
+
+def _start_refresh(study: Study, entry: _Counts) -> threading.Thread:
+    """Start computing ``study``'s figures in the background (caller holds entry.lock)."""
+    thread = threading.Thread(target=_refresh, args=(study, entry), daemon=True,
+                              name=f"wearflow-dashboard-{study.study}")
+    entry.refreshing = thread
+    thread.start()
+    return thread
+
+
+def _entry(study: Study) -> _Counts:
+    with _counts_lock:
+        return _counts.setdefault(study.state_url, _Counts())
+
+
+def warm_up(studies: Sequence[Study]) -> None:
+    """Start computing each study's costly figures in the background (at server start)."""
+    for study in studies:
+        entry = _entry(study)
+        with entry.lock:
+            if entry.value is None and entry.refreshing is None:
+                _start_refresh(study, entry)
+
+
+def forget(study: Study) -> None:
+    """Drop a study's figures: the next request computes them (tests, benchmarks)."""
+    with _counts_lock:
+        _counts.pop(study.state_url, None)
+
+
+def _costly(study: Study, state: State) -> dict[str, Any]:
+    """The study's costly figures: the last answer (refreshed in the background when the
+    state changed), or, before the first answer exists, computed (or awaited) now."""
+    entry = _entry(study)
     marker = state.dashboard.change_marker()
-    with _cache_lock:
-        hit = _cache.get(study.state_url)
-    if hit is not None and (hit[0] == marker or time.monotonic() - hit[1] < FILES_REFRESH_S):
-        return hit[2]
-    status = study_status(study)
-    value = {"files": status["files"], "participant_visits": status["participant_visits"],
-             "participants": status["participants"]}
-    with _cache_lock:
-        _cache[study.state_url] = (marker, time.monotonic(), value)
+    with entry.lock:
+        value, running = entry.value, entry.refreshing
+        if value is not None:
+            if (running is None and marker != entry.marker
+                    and time.monotonic() - entry.at >= FILES_REFRESH_S):
+                _start_refresh(study, entry)
+            return value
+        if running is None:
+            running = _start_refresh(study, entry)
+    running.join()
+    with entry.lock:
+        value = entry.value
+    if value is None:  # the computation failed: again here, where its error is reported
+        marker, value = _compute(study)
+        with entry.lock:
+            entry.value, entry.marker, entry.at = value, marker, time.monotonic()
     return value
 
 
@@ -57,8 +135,8 @@ def overview(study: Study) -> dict[str, Any]:
     since_hour = iso_utc(parse_iso(now).timestamp() - 3600)
     since_days = iso_utc(parse_iso(now).timestamp() - ISSUE_DAYS * 86400)
     with State(study.state_url) as state:
-        files = _files_by_state(study, state)
-        tasks = state.dashboard.task_states()
+        costly = _costly(study, state)
+        tasks = costly["tasks_by_state"]
         running = state.dashboard.running()
         workers = state.dashboard.workers_since(since_workers)
         last_hour = state.dashboard.finished_since(since_hour)
@@ -68,14 +146,15 @@ def overview(study: Study) -> dict[str, Any]:
     for issue in latest:  # where the problem is: its file's name, or the participant
         issue["where"] = (issue["uri"] or "").rstrip("/").rsplit("/", 1)[-1] or (
             issue["participant"] or "")
-    runs = [r.to_json() for r in list_runs(study)[:RECENT_RUNS]]
+    runs = [r.to_json() for r in list_runs(study, limit=RECENT_RUNS)]
     for run in runs:
         run["files_per_h"] = _per_hour(run["tasks_done"], run, now)
         run["data_h_per_h"] = _per_hour(run["data_h"], run, now)
     finished_ok = [r for r in runs if r["status"] == "finished" and not r["tasks_failed"]]
     return {
         "study": study.study, "now_utc": now,
-        **files,
+        "files": costly["files"], "participants": costly["participants"],
+        "participant_visits": costly["participant_visits"],
         "tasks_by_state": tasks,
         "queue": tasks.get("pending", 0) + tasks.get("waiting", 0),
         "running": running, "workers": workers,
@@ -120,8 +199,7 @@ def file_detail(study: Study, file_id: int) -> dict[str, Any]:
         tasks = state.dashboard.tasks_of_file(file_id)
         attempts = state.dashboard.attempts_of([t["key"] for t in tasks])
         versions = state.dashboard.versions(f["uri"])
-        file_issues = [i for i in state.dashboard.issues(study.study, open_=None, limit=500)
-                       if i["uri"] == f["uri"]]
+        file_issues = state.dashboard.issues(study.study, open_=None, uri=f["uri"])
         audit = state.dashboard.audit_of([f["uri"], *[t["key"] for t in tasks],
                                           *[t["result_dir"] for t in tasks if t["result_dir"]]])
     out = Store(study.output, study.storage_options)

@@ -145,11 +145,13 @@ class RunDetail:
                 "attempts": [a.to_json() for a in self.attempts]}
 
 
-def list_runs(study: Study) -> list[RunSummary]:
-    """Every run of ``study``, newest first."""
+def list_runs(study: Study, limit: int | None = None) -> list[RunSummary]:
+    """Every run of ``study`` (or the newest ``limit``), newest first."""
     with State(study.state_url) as state:
-        records = state.runs.for_study(study.study)
-        totals = state.attempts.totals()
+        records = state.runs.for_study(study.study)[:limit]
+        # summing every attempt of every run reads them all; a few runs, only theirs
+        totals = (state.attempts.totals() if limit is None else
+                  {run: t for r in records for run, t in state.attempts.totals(r.id).items()})
         dead = state.runs.dead()
     return [_summary(r, totals.get(r.id, _NO_ATTEMPTS), dead) for r in records]
 

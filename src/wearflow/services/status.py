@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,11 +30,7 @@ def study_metadata(study: Study) -> dict[str, dict[str, dict[str, Any]]]:
 def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     """One JSON-ready object: files by state, participants processed, open issues."""
     with State(study.state_url) as state:
-        counts = state.tasks.file_state_counts()
-        files = state.files.current()
-        participants = {f.participant for f in files
-                        if f.participant and not f.parse_error and not f.excluded_reason}
-        visits = _participant_visits(state)
+        counts = study_counts(state)
         current, _stale = current_participant_results(state)
         summaries = state.results.latest_summaries()
         issues = [
@@ -46,12 +41,7 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
         ]
     return {
         "study": study.study,
-        "files": {"total": len(files), "by_state": {s: counts.get(s, 0) for s in TASK_STATES}},
-        "participants": {"total": len(participants),
-                         "processed": len({p for (p, _v), done in visits.items() if done}
-                                          - {p for (p, _v), done in visits.items()
-                                             if not done})},
-        "participant_visits": {"total": len(visits), "processed": sum(visits.values())},
+        **counts,
         # where the current results are (output-relative folders): older versions stay
         # beside them, write-once
         "current": {
@@ -64,19 +54,30 @@ def study_status(study: Study, tag: str | None = None) -> dict[str, Any]:
     }
 
 
+def study_counts(state: State) -> dict[str, Any]:
+    """Files by state, participants and participant-visits processed (the counts of
+    :func:`study_status`, which the dashboard shows too): counted in the database, and
+    in Python only the task keys of the participant results are compared."""
+    by_state = state.tasks.file_state_counts()
+    n_files, n_participants = state.files.current_counts()
+    visits = _participant_visits(state)
+    return {
+        "files": {"total": n_files, "by_state": {s: by_state.get(s, 0) for s in TASK_STATES}},
+        "participants": {"total": n_participants,
+                         "processed": len({p for (p, _v), done in visits.items() if done}
+                                          - {p for (p, _v), done in visits.items()
+                                             if not done})},
+        "participant_visits": {"total": len(visits), "processed": sum(visits.values())},
+    }
+
+
 Group = tuple[str, str, str]  # solution, participant, visit ("" when the names give none)
 
 
 def _done_task_keys(state: State) -> dict[Group, set[str]]:
     """Every (solution, participant, visit) with a task for a current file, and the keys
     of its done tasks (empty when none is done yet)."""
-    expected: dict[Group, set[str]] = defaultdict(set)
-    for task, f in state.tasks.for_current_files():
-        if f.participant:
-            done = expected[(task.solution, f.participant, f.visit or "")]
-            if task.state == TaskState.DONE:
-                done.add(task.key)
-    return expected
+    return state.tasks.done_keys_by_group()
 
 
 def _made_from(row: ParticipantResultRow, expected: dict[Group, set[str]]) -> bool:
@@ -102,14 +103,23 @@ def current_participant_results(state: State
 def _participant_visits(state: State) -> dict[tuple[str, str], bool]:
     """Every (participant, visit) with a task, and whether each of its solutions has a
     participant result made from exactly its current done tasks (a failed wrist does
-    not keep the other from being the participant's result)."""
+    not keep the other from being the participant's result).
+
+    The latest result of a group is chosen as :meth:`ResultRepository.latest_participants`
+    chooses it (one made from the current done tasks if any, else the newest), from the
+    results' task keys alone."""
     expected = _done_task_keys(state)
-    aggregated = {(r.solution, r.participant, r.visit or "")
-                  for r in state.results.latest_participants() if _made_from(r, expected)}
+    latest: dict[Group, set[str]] = {}
+    for solution, participant, visit, keys_json in state.results.task_keys():
+        group = (solution, participant, visit)
+        keys = set(json.loads(keys_json))
+        done = expected.get(group) or None
+        if keys == done or latest.get(group, ()) != done:
+            latest[group] = keys
     visits: dict[tuple[str, str], bool] = {}
-    for group in expected:
+    for group, done_keys in expected.items():
         pv = (group[1], group[2])
-        visits[pv] = visits.get(pv, True) and group in aggregated
+        visits[pv] = visits.get(pv, True) and latest.get(group) == done_keys
     return visits
 
 

@@ -80,11 +80,18 @@ class DashboardQueries:
                                 .group_by(AttemptRow.state, AttemptRow.tag)).all()
         return [(str(s), str(t or ""), int(n)) for s, t, n in rows]
 
-    def attempt_spans(self) -> list[tuple[str, str]]:
-        """(started_utc, finished_utc) of every attempt (for a histogram of task seconds)."""
+    def attempt_spans(self, after_id: int = 0) -> tuple[int, list[tuple[int, str, str]]]:
+        """(attempts with an id up to ``after_id``, then (id, started_utc, finished_utc) of
+        every attempt after it), for a histogram of task seconds: attempts are appended
+        and never changed, so a histogram adds the new ones to what it has counted."""
         with self._engine.connect() as conn:
-            return [(a, b) for a, b in conn.execute(
-                select(AttemptRow.started_utc, AttemptRow.finished_utc)).all()]
+            before = conn.execute(select(func.count()).select_from(AttemptRow)
+                                  .where(AttemptRow.id <= after_id)).scalar() or 0
+            rows = conn.execute(select(AttemptRow.id, AttemptRow.started_utc,
+                                       AttemptRow.finished_utc)
+                                .where(AttemptRow.id > after_id)
+                                .order_by(AttemptRow.id)).all()
+        return int(before), [(int(i), a, b) for i, a, b in rows]
 
     def participants(self) -> tuple[int, int]:
         """(participants with a current file, participants with a participant result)."""
@@ -115,11 +122,14 @@ class DashboardQueries:
         return [{"day": d, "tag": t, "count": int(n)} for d, t, n in rows]
 
     def issues(self, study: str, *, tag: str | None = None, participant: str | None = None,
-               open_: bool | None = True, limit: int = 200) -> list[dict[str, Any]]:
+               open_: bool | None = True, uri: str | None = None, limit: int = 200
+               ) -> list[dict[str, Any]]:
         """Issues newest first (last seen), filtered."""
         q = (select(IssueRow, FileRow.id.label("file_id"))
              .outerjoin(FileRow, (FileRow.uri == IssueRow.uri) & FileRow.current)
              .where(IssueRow.study == study))
+        if uri:
+            q = q.where(IssueRow.uri == uri)
         if tag:
             q = q.where(IssueRow.tag == tag)
         if participant:

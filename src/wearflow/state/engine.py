@@ -6,6 +6,7 @@ brings the schema to the newest migration (:func:`wearflow.state.schema.upgrade`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url)
         if url.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "close", _sqlite_optimize)
         _open_with_retries(engine)
     except (SQLAlchemyError, OSError) as exc:
         raise StateError(f"cannot open the state database ({exc})", subject=where) from None
@@ -55,6 +57,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_optimize(dbapi_conn: Any, _record: Any) -> None:
+    """``PRAGMA optimize`` as a connection closes, as SQLite recommends: it analyzes the
+    tables whose indexes the connection's queries considered and that have no statistics
+    yet (or grew 25-fold since), a few hundredths of a second at 100,000 tasks, usually
+    nothing. Without statistics the planner takes every index for a selective one and
+    reads the whole tasks table through ``ix_tasks_current`` (which holds one value for
+    nearly every row): one lookup per row, twice the time of a plain scan."""
+    with contextlib.suppress(Exception):  # a connection closing after an error: they wait
+        dbapi_conn.execute("PRAGMA optimize")
 
 
 def _open_with_retries(engine: Engine) -> None:

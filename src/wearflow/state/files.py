@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, null, select, update
+from sqlalchemy import bindparam, case, distinct, func, null, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from wearflow._gc import gc_paused
@@ -104,6 +104,18 @@ class FileRepository:
                                 .where(FileRow.current, FileRow.present, FileRow.kind == kind)
                                 .order_by(FileRow.uri)).all()
         return list(map(StoredFile._make, rows))
+
+    def current_counts(self) -> tuple[int, int]:
+        """(current present sensor files, participants named by those of them whose name
+        parses and that are not excluded), counted in the database."""
+        named = ((FileRow.participant.is_not(None)) & (FileRow.participant != "")
+                 & (FileRow.parse_error.is_(None) | (FileRow.parse_error == ""))
+                 & (FileRow.excluded_reason.is_(None) | (FileRow.excluded_reason == "")))
+        with self._engine.connect() as conn:
+            files, participants = conn.execute(
+                select(func.count(), func.count(distinct(case((named, FileRow.participant)))))
+                .where(FileRow.current, FileRow.present, FileRow.kind == "sensor")).one()
+        return int(files), int(participants)
 
     def by_ids(self, ids: Sequence[int]) -> list[StoredFile]:
         """The file versions ``ids``, in that order (unknown ids left out)."""

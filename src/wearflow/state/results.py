@@ -47,10 +47,8 @@ class ResultRepository:
         """Per (solution, participant, visit): the result made from exactly the current
         done tasks when there is one (several coordinators may each have written one),
         else the newest."""
-        current: dict[tuple[str, str, str], set[str]] = {}
-        for task, f in self._tasks.done_for_current_files():
-            current.setdefault((task.solution, f.participant or "", f.visit or ""),
-                               set()).add(task.key)
+        current = {group: keys for group, keys in self._tasks.done_keys_by_group().items()
+                   if keys}
         with Session(self._engine, expire_on_commit=False) as s:
             rows = list(s.scalars(select(ParticipantResultRow)
                                   .order_by(ParticipantResultRow.created_utc,
@@ -65,6 +63,16 @@ class ResultRepository:
             if matches or not previous_matches:
                 chosen[group] = row
         return [chosen[k] for k in sorted(chosen)]
+
+    def task_keys(self) -> list[tuple[str, str, str, str]]:
+        """(solution, participant, visit or "", task_keys_json) of every participant result,
+        oldest first (as :meth:`latest_participants` reads them), and nothing else."""
+        r = ParticipantResultRow
+        with self._engine.connect() as conn:
+            return [(solution, participant, visit or "", keys) for solution, participant,
+                    visit, keys in conn.execute(
+                        select(r.solution, r.participant, r.visit, r.task_keys_json)
+                        .order_by(r.created_utc, r.key))]
 
     @retry_on_conflict
     def add_summary(self, *, key: str, solution: str, result_dir: str,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.engine import Engine
 
 from wearflow._gc import gc_paused
@@ -218,23 +218,93 @@ class TaskRepository:
                 if t.state == TaskState.DONE and f.participant]
 
     def file_state_counts(self) -> Counter[str]:
-        """One state per current file: failed > waiting > running > pending > done;
-        excluded files, and held ones (no task: name unparsed, duplicate) as failed."""
-        per_file: dict[int, str] = {}
-        for task, f in self.for_current_files():
-            for file_id in (f.id, *task.parts):  # recordings combined share their task's
-                prev = per_file.get(file_id)
-                if prev is None or (_FILE_STATE_ORDER.get(task.state, 0)
-                                    < _FILE_STATE_ORDER[prev]):
-                    per_file[file_id] = task.state
-        counts: Counter[str] = Counter()
-        for f in self._files.current():
-            if f.excluded_reason:
-                counts[TaskState.EXCLUDED.value] += 1
-                continue
-            held = f.parse_error or f.duplicate_of
-            counts[per_file.get(f.id, "failed" if held else "pending")] += 1
-        return counts
+        """One state per current sensor file: the most pressing of its tasks' (failed >
+        waiting > running > pending > done), a task combining several recordings counting
+        for each of them (``parts_json``); a file excluded by hand is ``excluded``; one
+        without a task is ``failed`` when held (its name does not parse, or its bytes
+        copy another file's) and ``pending`` otherwise.
+
+        The tasks counted are those of :meth:`for_current_files` (current tasks of the
+        current, present files not excluded). Counted in the database: one GROUP BY over
+        the files, then, for the few files that are parts of another file's task, a
+        correction read by id. A task state outside :class:`TaskState` counts as failed.
+        """
+        worst: dict[int, int] = {}  # file id -> rank of the worst task combining it as a part
+        with self._engine.connect() as conn:
+            for state, parts_json in conn.execute(
+                    select(TaskRow.state, TaskRow.parts_json)
+                    .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                    .where(*_LIVE_TASK, TaskRow.parts_json.is_not(None),
+                           TaskRow.parts_json != "")):
+                part_rank = _FILE_STATE_ORDER.get(state, 0)
+                for file_id in json.loads(parts_json or "[]"):
+                    worst[file_id] = min(worst.get(file_id, part_rank), part_rank)
+            own = (select(TaskRow.file_id, func.min(_RANK).label("rank"))
+                   .where(TaskRow.current).group_by(TaskRow.file_id).subquery())
+            rank = case((_truthy(FileRow.excluded_reason), _EXCLUDED_RANK),
+                        ((FileRow.excluded_reason.is_(None)) & own.c.rank.is_not(None),
+                         own.c.rank),
+                        (_truthy(FileRow.parse_error) | _truthy(FileRow.duplicate_of),
+                         _FILE_STATE_ORDER["failed"]),
+                        else_=_FILE_STATE_ORDER["pending"])
+            counts: dict[int, int] = dict(conn.execute(
+                select(rank, func.count())
+                .select_from(FileRow).outerjoin(own, own.c.file_id == FileRow.id)
+                .where(*_COUNTED_FILE).group_by(rank)).all())
+            for chunk in chunks(sorted(worst)):
+                mine: dict[int, int] = dict(conn.execute(
+                    select(TaskRow.file_id, func.min(_RANK)).where(
+                        TaskRow.current, TaskRow.file_id.in_(chunk))
+                    .group_by(TaskRow.file_id)).all())
+                for file_id, excluded, held, live in conn.execute(
+                        select(FileRow.id, FileRow.excluded_reason,
+                               _truthy(FileRow.parse_error) | _truthy(FileRow.duplicate_of),
+                               FileRow.excluded_reason.is_(None))
+                        .where(*_COUNTED_FILE, FileRow.id.in_(chunk))):
+                    if excluded:
+                        continue
+                    own_rank = mine.get(file_id) if live else None
+                    before = (own_rank if own_rank is not None
+                              else _FILE_STATE_ORDER["failed" if held else "pending"])
+                    after = worst[file_id] if own_rank is None else min(own_rank,
+                                                                        worst[file_id])
+                    counts[before] -= 1
+                    counts[after] = counts.get(after, 0) + 1
+        return Counter({_RANK_STATE[r]: n for r, n in sorted(counts.items()) if n > 0})
+
+    @gc_paused()
+    def done_keys_by_group(self) -> dict[tuple[str, str, str], set[str]]:
+        """(solution, participant, visit or "") -> the keys of its done tasks, for every
+        group with a task in :meth:`for_current_files` whose file names a participant
+        (an empty set when none is done yet). Only these columns are read."""
+        done = case((TaskRow.state == TaskState.DONE.value, TaskRow.key))
+        groups: dict[tuple[str, str, str], set[str]] = {}
+        with self._engine.connect() as conn:
+            for solution, participant, visit, key in conn.execute(
+                    select(TaskRow.solution, FileRow.participant,
+                           func.coalesce(FileRow.visit, ""), done)
+                    .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                    .where(*_LIVE_TASK, _truthy(FileRow.participant))):
+                keys = groups.setdefault((solution, participant, visit), set())
+                if key is not None:
+                    keys.add(key)
+        return groups
+
+
+def _truthy(column: Any) -> Any:
+    """SQL for Python's truthiness of a text column: neither NULL nor empty."""
+    return column.is_not(None) & (column != "")
+
+
+# The tasks for_current_files reads: current tasks of current, present files not excluded.
+_LIVE_TASK = (TaskRow.current, FileRow.current, FileRow.present,
+              FileRow.excluded_reason.is_(None))
+# The files file_state_counts counts: the current, present sensor files.
+_COUNTED_FILE = (FileRow.current, FileRow.present, FileRow.kind == "sensor")
+_RANK = case(_FILE_STATE_ORDER, value=TaskRow.state, else_=0)
+_EXCLUDED_RANK = len(_FILE_STATE_ORDER)
+_RANK_STATE = {**{rank: state for state, rank in _FILE_STATE_ORDER.items()},
+               _EXCLUDED_RANK: TaskState.EXCLUDED.value}
 
 
 def _move_renamed(conn: Any, new: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,9 @@ manual actions need an operator and the user's token again, with a reason.
 
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -41,7 +43,7 @@ from wearflow.services import dashboard, manual
 from wearflow.state import State
 from wearflow.storage import Store
 from wearflow.web import auth
-from wearflow.web.metrics import exposition
+from wearflow.web.metrics import exposition, warm_up_metrics
 
 T = TypeVar("T")
 HERE = __file__.rsplit("/", 1)[0]
@@ -63,8 +65,17 @@ def create_app(studies: Sequence[Study], settings: auth.Settings | None = None,
     """The application over ``studies`` (each with its own state database and users)."""
     settings = settings or auth.Settings()
     by_id = {study_id(s): s for s in studies}
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # the overview's costly counts and the metrics' histogram, in the background
+        dashboard.warm_up(studies)
+        threading.Thread(target=warm_up_metrics, args=(studies,), daemon=True,
+                         name="wearflow-metrics-warm-up").start()
+        yield
+
     app = FastAPI(title="wearflow", version=__version__, docs_url=None, redoc_url=None,
-                  description="The dashboard's JSON API: what the pages show, for scripts.")
+                  description="The dashboard's JSON API: what the pages show, for scripts.",
+                  lifespan=lifespan)
     app.add_middleware(SessionMiddleware, secret_key=session_secret or secrets.token_hex(32),
                        session_cookie="wearflow_session", same_site="strict",
                        https_only=False, max_age=12 * 3600)

@@ -3,7 +3,8 @@
 Gauges (files and tasks by state, queue length, open issues by tag, last successful
 run), counters (task attempts by outcome and tag), and a histogram of task seconds.
 Every value is read from the state database when scraped; nothing is kept in memory
-between scrapes but the histogram, recomputed only when the state changed.
+between scrapes but the histogram, to which each scrape adds the attempts recorded since
+the last, and the dashboard's costly counts (see :mod:`wearflow.services.dashboard`).
 """
 
 from __future__ import annotations
@@ -25,25 +26,45 @@ from wearflow.services.dashboard import overview
 from wearflow.state import State
 
 BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# state URL -> (last attempt id counted, cumulative bucket counts, sum, count)
 _histograms: dict[str, tuple[int, list[int], float, int]] = {}
 _lock = threading.Lock()
 
 
 def _histogram(study: Study) -> tuple[list[int], float, int]:
-    """Cumulative bucket counts, sum and count of task seconds (cached per state change)."""
-    with State(study.state_url) as state:
-        marker = state.dashboard.change_marker()
-        with _lock:
-            hit = _histograms.get(study.state_url)
-        if hit is not None and hit[0] == marker:
-            return hit[1], hit[2], hit[3]
-        spans = state.dashboard.attempt_spans()
-    seconds = [(parse_iso(b) - parse_iso(a)).total_seconds() for a, b in spans]
-    buckets = [sum(1 for s in seconds if s <= edge) for edge in BUCKETS_S]
-    value = (buckets, float(sum(seconds)), len(seconds))
+    """Cumulative bucket counts, sum and count of task seconds. Kept per study between
+    scrapes: each scrape reads only the attempts recorded since the last (attempts are
+    never changed), and all of them again if those counted are no longer there (a new
+    database at the same URL)."""
     with _lock:
-        _histograms[study.state_url] = (marker, *value)
-    return value
+        last, buckets, total, count = _histograms.get(study.state_url, (0, [], 0.0, 0))
+    with State(study.state_url) as state:
+        before, spans = state.dashboard.attempt_spans(last)
+        if before != count:
+            before, spans = state.dashboard.attempt_spans(0)
+            last, buckets, total, count = 0, [], 0.0, 0
+    buckets = list(buckets) or [0] * len(BUCKETS_S)
+    for attempt_id, started, finished in spans:
+        seconds = (parse_iso(finished) - parse_iso(started)).total_seconds()
+        for n, edge in enumerate(BUCKETS_S):
+            if seconds <= edge:
+                buckets[n] += 1
+        total += seconds
+        count += 1
+        last = attempt_id
+    with _lock:
+        _histograms[study.state_url] = (last, buckets, total, count)
+    return buckets, total, count
+
+
+def warm_up_metrics(studies: Sequence[Study]) -> None:
+    """Count every study's attempts into its histogram (at server start, off the
+    requests: the first scrape then reads only what came since)."""
+    for study in studies:
+        try:
+            _histogram(study)
+        except Exception:  # the first scrape counts them again and reports the error
+            continue
 
 
 class StudyCollector:
