@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from wearflow.errors import OutputExistsError
+from wearflow.errors import OutputExistsError, StorageError
 from wearflow.provenance import ExportProvenance, OutputRef, Provenance, ReportProvenance
 from wearflow.storage import Store, sha256_bytes
 
@@ -218,6 +218,19 @@ def write_report(store: Store, folder: str, html: bytes, provenance: ReportProve
         with contextlib.suppress(OutputExistsError):
             store.write_once(prov_path, final.to_json_bytes())
     return path, digest
+
+
+def read_json(store: Store, path: str, *, missing_ok: bool = False) -> dict[str, Any]:
+    """A JSON object written beside a result (provenance.json, qc.json); ``{}`` for one
+    that is not an object, or (``missing_ok``) not there; StorageError when it is not
+    JSON."""
+    if missing_ok and not store.exists(path):
+        return {}
+    try:
+        value = json.loads(store.read_bytes(path))
+    except ValueError:
+        raise StorageError("not a JSON document", subject=store.uri(path)) from None
+    return value if isinstance(value, dict) else {}
 
 
 def read_tables(store: Store, folder: str,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from wearflow.reports import svg
+from wearflow.reports import svg, words
 from wearflow.reports.page import clean, render
 
 TABLE_ROWS = 1000  # per-task table: failures first, then the slowest, at most this many
@@ -54,7 +54,7 @@ def _timeline(run: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]]) -> 
         tx = LEFT + PLOT_W * k / 10
         body.append(svg.line(tx, TOP - 3, tx, TOP + LANE_H * len(workers), stroke="#e3e6e8",
                              stroke_width="0.6"))
-        body.append(svg.text(tx, TOP - 5, _clock_s(span * k / 10), font_size=9,
+        body.append(svg.text(tx, TOP - 5, words.duration(span * k / 10), font_size=9,
                              text_anchor="middle", fill="#5f6b73"))
     for w, i in lane.items():
         body.append(svg.text(LEFT - 6, TOP + LANE_H * i + 12, w or "(no worker)",
@@ -71,14 +71,6 @@ def _timeline(run: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]]) -> 
             class_=f"task {outcome}", data_task=a["task_key"][:16]) + "</g>")
     return svg.svg(1000, TOP + LANE_H * len(workers) + 4, body, class_="run-timeline",
                    aria_label="tasks per worker over the run")
-
-
-def _clock_s(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.0f} s"
 
 
 def _name(uri: str) -> str:

@@ -35,7 +35,7 @@ def flag_words(flag: str) -> str:
         return _FIXED[flag]
     name, sep, value = flag.partition("=")
     if sep and name == "gap_s":
-        return f"a gap of {_duration(float(value))} in the recording"
+        return f"a gap of {duration(float(value))} in the recording"
     if sep and name in _COUNTED:
         return _COUNTED[name].format(n=value)
     kind, _, rest = flag.partition(":")
@@ -89,7 +89,8 @@ def file_problems(flags: Sequence[str]) -> list[str]:
     return [flag_words(f) for f in order]
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds in the unit that reads best (s, min, h), one decimal."""
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 60:

@@ -27,9 +27,9 @@ from wearflow.analysis import (
 )
 from wearflow.clock import utc_now
 from wearflow.config import Study
-from wearflow.errors import ConfigError, StorageError
+from wearflow.errors import ConfigError
 from wearflow.provenance import ExportProvenance, ExportSource, default_actor, software
-from wearflow.results import EXPORT_FORMATS, ExportFormat, read_tables, write_export
+from wearflow.results import EXPORT_FORMATS, ExportFormat, read_json, read_tables, write_export
 from wearflow.services.status import current_participant_results
 from wearflow.state import State
 from wearflow.state.tables import ParticipantResultRow
@@ -84,13 +84,6 @@ def _check_solution(study: Study, solution: str | None) -> None:
                           f"{', '.join(names)})", subject=study.source or study.study)
 
 
-def _read_json(store: Store, path: str) -> dict[str, Any]:
-    try:
-        value = json.loads(store.read_bytes(path))
-    except ValueError:
-        raise StorageError("not a JSON document", subject=store.uri(path)) from None
-    return value if isinstance(value, dict) else {}
-
 
 def collect(study: Study, solution: str | None = None) -> Collected:
     """Read the current participant results of ``study`` (of one solution, or all) and
@@ -107,7 +100,7 @@ def collect(study: Study, solution: str | None = None) -> Collected:
     for row in current:
         if solution is not None and row.solution != solution:
             continue
-        prov = _read_json(out, f"{row.result_dir}/provenance.json")
+        prov = read_json(out, f"{row.result_dir}/provenance.json")
         version = str((prov.get("solution") or {}).get("version", ""))
         source = Source(row, version, _time_zone(out, row, wrist_dirs))
         sources.append(source)
@@ -124,7 +117,7 @@ def _time_zone(out: Store, row: ParticipantResultRow, wrist_dirs: Mapping[str, s
     """The time zone the result's days and nights were cut in: its first wrist's."""
     for key in sorted(json.loads(row.task_keys_json)):
         if key in wrist_dirs:
-            prov = _read_json(out, f"{wrist_dirs[key]}/provenance.json")
+            prov = read_json(out, f"{wrist_dirs[key]}/provenance.json")
             return str((prov.get("task_inputs") or {}).get("time_zone", ""))
     return ""
 

@@ -18,18 +18,17 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
 
 import pyarrow as pa
 
 from wearflow.clock import utc_now
 from wearflow.config import Study
-from wearflow.errors import ConfigError, StorageError, WearflowError, one_line
+from wearflow.errors import ConfigError, WearflowError, one_line
 from wearflow.provenance import ReportProvenance, ReportSource, default_actor, software
 from wearflow.reports.participant import ParticipantResult, WristResult, render_participant
 from wearflow.reports.run import render_run
 from wearflow.reports.study import ParticipantEntry, StudyOverview, render_study
-from wearflow.results import read_tables, report_dir, write_report
+from wearflow.results import read_json, read_tables, report_dir, write_report
 from wearflow.services.runs import list_runs, run_detail
 from wearflow.services.status import current_participant_results, study_status
 from wearflow.state import State
@@ -84,13 +83,6 @@ class _Item:
     wrists: tuple[_Wrist, ...]
 
 
-def _read_json(store: Store, path: str) -> dict[str, Any]:
-    try:
-        value = json.loads(store.read_bytes(path))
-    except ValueError:
-        raise StorageError("not a JSON document", subject=store.uri(path)) from None
-    return value if isinstance(value, dict) else {}
-
 
 def _items(study: Study, participant: str | None) -> list[_Item]:
     with State(study.state_url) as state:
@@ -116,16 +108,15 @@ def _items(study: Study, participant: str | None) -> list[_Item]:
 def _participant_result(study: Study, item: _Item) -> tuple[ParticipantResult, list[ReportSource]]:
     out = Store(study.output, study.storage_options)
     row = item.row
-    prov = _read_json(out, f"{row.result_dir}/provenance.json")
+    prov = read_json(out, f"{row.result_dir}/provenance.json")
     sources = [ReportSource(kind="participant", path=row.result_dir,
                             provenance_sha256=row.provenance_sha256)]
     wrists = []
     time_zone = study.time_zone
     for w in item.wrists:
-        wprov = _read_json(out, f"{w.result_dir}/provenance.json")
+        wprov = read_json(out, f"{w.result_dir}/provenance.json")
         time_zone = str((wprov.get("task_inputs") or {}).get("time_zone") or time_zone)
-        qc = _read_json(out, f"{w.result_dir}/qc.json") if out.exists(
-            f"{w.result_dir}/qc.json") else {}
+        qc = read_json(out, f"{w.result_dir}/qc.json", missing_ok=True)
         wrists.append(WristResult(side=w.side, file_name=posixpath.basename(w.uri),
                                   result_dir=w.result_dir, qc=qc,
                                   tables=read_tables(out, w.result_dir, WRIST_TABLES)))
