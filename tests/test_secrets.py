@@ -1,19 +1,30 @@
 """Credentials never reach what wearflow records or prints: the one redaction module (URLs
-keep all but their credentials; a configuration is masked by its keys too), error lines
-and log lines.
+keep all but their credentials; a configuration is masked by its keys too), error and log
+lines, the study file (``${VAR}`` in ``state:``, ``$WEARFLOW_STATE_URL``, a state URL that does
+not parse, fingerprints that a study without credentials keeps and a rotation does not
+change), and what was recorded before credentials were masked.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
-from wearflow.errors import StateError
+from wearflow import load_study, run_study
+from wearflow.config import Study, parse_study
+from wearflow.errors import ConfigError, StateError
+from wearflow.executors import InlineExecutor
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.redact import redact_config, redact_json, redact_text, redact_url
+from wearflow.services.audit import export_audit, verify_audit
+from wearflow.services.runs import run_detail
 from wearflow.state import State
+from wearflow.state.tables import RunRow
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 cli = CliRunner()
@@ -86,3 +97,133 @@ def test_a_state_database_that_cannot_be_opened_is_one_line_without_its_password
     with pytest.raises(StateError) as info:
         State(url)
     assert "PLANTED" not in str(info.value) and "\n" not in str(info.value)
+
+
+# --- the study file: variables, the environment, fingerprints -----------------------
+
+BASE = """\
+study: FP
+input: raw/
+output: results/
+files: {sensor: ["{participant}_{side}.csv"]}
+solutions: [{name: wrist, pipeline: builtin:wrist}]
+"""
+# fingerprints computed before credentials were masked in them (main at 4e3f417): a study
+# holding no credential keeps its fingerprint
+KEPT = {
+    "": "0b31d270e7349deefbbd5277c8179361ebbf019bdb1751dc201be33b1d3e8b68",
+    "state: sqlite:////data/fp/wearflow.db\n":
+        "bd1d6d34e42243aa4a20f2d6656a287327f5745d05c1be467527d2f3a1329641",
+    "state: postgresql+psycopg://wearflow@db.example.org:5432/trial?sslmode=require\n":
+        "4a20eb2082126e03bf88b0d38234a17e207af3af3a4dcf583c240057ad485dc5",
+    "alerts: {run_failed: true, webhook: 'https://hooks.example.org/T/B/x'}\n"
+    "notifications: {sqs_queue_url: 'https://sqs.eu-west-1.amazonaws.com/1/q'}\n"
+    "storage_options: {key: k, secret: s}\n":
+        "0e376e5a727b28b3c021c9d34edc102af834fddcdb74514124eb3ebfb96a57f3",
+}
+
+
+def parse(extra: str, environ: dict[str, str] | None = None) -> Study:
+    return parse_study(yaml.safe_load(BASE + extra), source="/data/fp/study.yaml",
+                       base=Path("/data/fp"), environ=environ or {})
+
+
+@pytest.mark.parametrize("extra", list(KEPT))
+def test_a_study_without_credentials_keeps_its_fingerprint(extra: str) -> None:
+    assert parse(extra).fingerprint() == KEPT[extra]
+
+
+def test_rotating_a_credential_changes_neither_the_fingerprint_nor_the_recorded_config(
+        ) -> None:
+    def study(n: int) -> Study:
+        return parse(f"state: postgresql+psycopg://wf:pw-{n}-PLANTED@db.example.org/trial"
+                     f"?password=qpw-{n}-PLANTED\n"
+                     f"webhook: https://u:hook-{n}-PLANTED@hooks.example.org/T/tok-{n}-PLANTED"
+                     f"?token=qtok-{n}-PLANTED\n"
+                     f"storage_options: {{secret: store-{n}-PLANTED}}\n")
+
+    first, second = study(1), study(2)
+    assert first.fingerprint() == second.fingerprint()
+    assert first.public_dump() == second.public_dump()
+    dump = first.public_dump()
+    assert dump["state"] == "postgresql+psycopg://wf:***@db.example.org/trial?password=***"
+    assert dump["webhook"] == "https://hooks.example.org/..."
+    assert "PLANTED" not in json.dumps(dump) + repr(first)
+
+
+def test_state_variables_come_from_the_environment() -> None:
+    study = parse("state: postgresql+psycopg://wf:${PGPW}@${PGHOST}/trial\n",
+                  {"PGPW": "pw-PLANTED", "PGHOST": "db.example.org"})
+    assert study.state_url == "postgresql+psycopg://wf:pw-PLANTED@db.example.org/trial"
+    assert study.public_dump()["state"] == "postgresql+psycopg://wf:***@db.example.org/trial"
+    sqlite = parse("state: sqlite:///${WF_DIR}/wearflow.db\n", {"WF_DIR": "/srv/x"})
+    assert sqlite.state_url == "sqlite:////srv/x/wearflow.db"
+
+
+def test_an_unset_state_variable_is_a_one_line_error_naming_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse("state: postgresql+psycopg://wf:${PGPW}@db.example.org/trial\n",
+              {"PGHOST": "x"})
+    message = str(info.value)
+    assert "PGPW" in message and "not set" in message and "\n" not in message
+    assert message.startswith("/data/fp/study.yaml: state:")
+
+
+def test_the_state_url_comes_from_wearflow_state_url_when_the_study_file_has_none() -> None:
+    env = {"WEARFLOW_STATE_URL": "postgresql+psycopg://wf:pw-PLANTED@db.example.org/trial"}
+    assert parse("", env).state_url == env["WEARFLOW_STATE_URL"]
+    assert parse("", env).public_dump()["state"] == (
+        "postgresql+psycopg://wf:***@db.example.org/trial")
+    own = "state: sqlite:////data/fp/own.db\n"
+    assert parse(own, env).state_url == "sqlite:////data/fp/own.db"  # the study file wins
+
+
+@pytest.mark.parametrize("state", [
+    "postgresql+psycopg:/wf:pw-PLANTED@db.example.org/trial",   # one slash
+    "postgresql+psycopg//wf:pw-PLANTED@db.example.org/trial",   # no colon
+    "postgresql+psycopg://wf:pw-PLANTED@db.example.org:port/trial",  # not a port
+    "postgresql+psycopg://wf:pw@PLANTED@db.example.org/trial",  # an @ in the password
+])
+def test_a_state_url_that_does_not_parse_is_a_one_line_error_without_its_password(
+        state: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(f"state: '{state}'\n")
+    message = str(info.value)
+    assert message.startswith("/data/fp/study.yaml: state: ") and "\n" not in message
+    assert "PLANTED" not in message
+
+
+# --- what was recorded before credentials were masked -------------------------------
+
+def test_configurations_and_audit_entries_recorded_before_are_shown_masked(
+        tmp_path: Path) -> None:
+    """A run recorded its configuration whole (the state's password, the webhook's
+    token): the next run records no change for it (the fingerprint's new definition is
+    one `study.changed` with an empty diff), `runs` and `audit export` mask the secrets,
+    and the trail still verifies."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "study.yaml").write_text(
+        BASE + "webhook: https://u:hook-PLANTED@127.0.0.1:9/x?token=tok-PLANTED\n")
+    study = load_study(tmp_path)
+    old = {**study.public_dump(), "webhook": "https://u:hook-PLANTED@127.0.0.1:9/x?token="
+           "tok-PLANTED"}
+    with State(study.state_url) as state:
+        with state.engine.begin() as db:
+            db.execute(insert(RunRow).values(
+                id="20260101T000000-old", study=study.study, study_fingerprint="0" * 64,
+                config_json=json.dumps(old, sort_keys=True), host="elsewhere", pid=1,
+                user="ann", started_utc="2026-01-01T00:00:00.000Z", counts_json="{}"))
+        state.audit.record("ann", "study.changed", study.source, after={
+            "fingerprint": "0" * 64, "diff": {"state": {
+                "before": "postgresql+psycopg://wf:pw0-PLANTED@db/trial",
+                "after": "postgresql+psycopg://wf:pw-PLANTED@db/trial"}}})
+    run_study(study, executor=InlineExecutor())
+    assert "PLANTED" not in json.dumps(run_detail(study, "20260101T000000-old").to_json())
+    export = tmp_path / "audit.json"
+    export_audit(study, export, "json")
+    entries = json.loads(export.read_text())
+    assert "PLANTED" not in export.read_text()
+    assert "wf:***@db" in entries[0]["after_json"]
+    changed = [json.loads(e["after_json"]) for e in entries if e["action"] == "study.changed"]
+    assert changed[1] == {"fingerprint": study.fingerprint(), "diff": {}}
+    assert verify_audit(study).ok
