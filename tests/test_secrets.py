@@ -2,7 +2,8 @@
 keep all but their credentials; a configuration is masked by its keys too), error and log
 lines, the study file (``${VAR}`` in ``state:``, ``$WEARFLOW_STATE_URL``, a state URL that does
 not parse, fingerprints that a study without credentials keeps and a rotation does not
-change), and what was recorded before credentials were masked.
+change), what was recorded before credentials were masked, and an export under an
+earlier fingerprint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from study_helpers import write_csv
 from wearflow import load_study, run_study
 from wearflow.config import Study, parse_study
 from wearflow.errors import ConfigError, StateError
@@ -22,6 +24,7 @@ from wearflow.executors import InlineExecutor
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.redact import redact_config, redact_json, redact_text, redact_url
 from wearflow.services.audit import export_audit, verify_audit
+from wearflow.services.export import export_results
 from wearflow.services.runs import run_detail
 from wearflow.state import State
 from wearflow.state.tables import RunRow
@@ -227,3 +230,21 @@ def test_configurations_and_audit_entries_recorded_before_are_shown_masked(
     changed = [json.loads(e["after_json"]) for e in entries if e["action"] == "study.changed"]
     assert changed[1] == {"fingerprint": study.fingerprint(), "diff": {}}
     assert verify_audit(study).ok
+
+
+# --- an export under an earlier fingerprint -----------------------------------------
+
+def test_an_export_made_under_an_earlier_fingerprint_is_the_same_export(
+        tmp_path: Path) -> None:
+    """Leaving credentials out changes the fingerprint of a study that held some; the
+    export of unchanged results is still the same export (not another one in its way)."""
+    (tmp_path / "raw").mkdir()
+    write_csv(tmp_path / "raw/P1_L.csv", seed=1, hours=0.2)
+    (tmp_path / "study.yaml").write_text(BASE)
+    before = load_study(tmp_path)
+    run_study(before, executor=InlineExecutor())
+    first = export_results(before)
+    (tmp_path / "study.yaml").write_text(BASE + "identity: someone-else\n")
+    after = load_study(tmp_path)
+    assert after.fingerprint() != before.fingerprint()
+    assert export_results(after).location == first.location
