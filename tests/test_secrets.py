@@ -1,33 +1,49 @@
-"""Credentials never reach what wearflow records or prints: the one redaction module (URLs
-keep all but their credentials; a configuration is masked by its keys too), error and log
-lines, the study file (``${VAR}`` in ``state:``, ``$WEARFLOW_STATE_URL``, a state URL that does
-not parse, fingerprints that a study without credentials keeps and a rotation does not
-change), what was recorded before credentials were masked, and an export under an
-earlier fingerprint.
+"""Credentials in a study file never reach what wearflow records or prints.
+
+The one redaction module (URLs keep all but their credentials; a configuration is masked
+by its keys too); error and log lines; the study file (``${VAR}`` in ``state:``,
+``$WEARFLOW_STATE_URL``, a state URL that does not parse, fingerprints that a study
+without credentials keeps and a rotation does not change); what was recorded before
+credentials were masked; an export under an earlier fingerprint. Last, end to end: a
+study on PostgreSQL plants a secret everywhere a study file can hold one (the state URL's
+password, the issue webhook's user:password@ and ?token=, the alert webhook's, storage
+options, the SMTP password's environment variable), is run, has every secret rotated, is
+run again, and is asked by every command and the dashboard; deliberately wrong state
+URLs fail in one line. Every log, output file, provenance, state table, audit export,
+JSON, page and error line is searched: no planted secret anywhere.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, inspect, text
 from typer.testing import CliRunner
 
 from study_helpers import write_csv
 from wearflow import load_study, run_study
+from wearflow.cli import app
 from wearflow.config import Study, parse_study
 from wearflow.errors import ConfigError, StateError
 from wearflow.executors import InlineExecutor
+from wearflow.identity import Role
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.redact import redact_config, redact_json, redact_text, redact_url
 from wearflow.services.audit import export_audit, verify_audit
 from wearflow.services.export import export_results
 from wearflow.services.runs import run_detail
+from wearflow.services.users import add_user
 from wearflow.state import State
 from wearflow.state.tables import RunRow
+from wearflow.web.app import create_app, study_id
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 cli = CliRunner()
@@ -248,3 +264,196 @@ def test_an_export_made_under_an_earlier_fingerprint_is_the_same_export(
     after = load_study(tmp_path)
     assert after.fingerprint() != before.fingerprint()
     assert export_results(after).location == first.location
+
+
+# --- end to end ------------------------------------------------------------------------
+
+STUDY = """\
+study: SECRETS
+input: raw/
+output: results/
+files:
+  sensor: ["{{participant}}_{{side}}.csv"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+state: {state}
+webhook: http://hookuser:hookpw-{n}-PLANTED@127.0.0.1:{port}/issues?token=hooktok-{n}-PLANTED
+storage_options: {{secret: store-{n}-PLANTED}}
+alerts:
+  run_failed: true
+  webhook: http://alertuser:alertpw-{n}-PLANTED@127.0.0.1:{port}/alerts?token=alerttok-{n}-PLANTED
+  email: {{smtp_host: 127.0.0.1, smtp_port: {closed}, from: w@example.org,
+           to: [a@example.org], username: alerts, password_env: WF_TEST_SMTP}}
+"""
+KINDS = ("pgpw", "hookpw", "hooktok", "store", "alertpw", "alerttok", "smtp", "wrongpw")
+
+
+def planted(n: int) -> list[str]:
+    return [f"{kind}-{n}-PLANTED" for kind in KINDS]
+
+
+class Receiver:
+    """A webhook on 127.0.0.1 that answers every POST 200 and keeps its path and headers."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, str]]] = []
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                posts.append((self.path, dict(self.headers)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_password(url: str, password: str) -> str:
+    """``postgresql+psycopg://postgres@host/db`` with a password (the test server trusts
+    every login, so any password connects)."""
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user}:{password}@{host}"
+
+
+def every_table(url: str) -> str:
+    """The text of every value of every row of every table of the state database (a
+    row's repr would cut long values)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            return "\n".join(str(value) for table in inspect(db).get_table_names()
+                             for row in db.execute(text(f'SELECT * FROM "{table}"'))
+                             for value in row)
+    finally:
+        engine.dispose()
+
+
+def every_file(root: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace")
+                     for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".yaml"
+                     and "raw" not in p.relative_to(root).parts)
+
+
+def dashboard(root: Path, run_id: str, printed: list[str]) -> None:
+    """Every page and API answer of the dashboard about the study, its run and files."""
+    from fastapi.testclient import TestClient  # warns (deprecated httpx) when imported
+
+    study = load_study(root)
+    client = TestClient(create_app([study], session_secret="t"))
+    headers = {"Authorization": f"Bearer {add_user(study, 'val', Role.VIEWER)}"}
+    sid = study_id(study)
+    for path in ("/", f"/s/{sid}/", f"/s/{sid}/runs/{run_id}", f"/s/{sid}/issues?state=all",
+                 f"/api/s/{sid}/overview", f"/api/s/{sid}/runs/{run_id}",
+                 f"/api/s/{sid}/issues?state=all", "/metrics",
+                 *(f"/{api}s/{sid}/files/{n}" for n in (1, 2, 3, 4) for api in ("", "api/"))):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200, (path, answer.text)
+        printed.append(answer.text)
+
+
+def test_no_planted_secret_reaches_any_record_output_or_error_line(
+        tmp_path: Path, pg_url: str, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wearflow.notify.BACKOFF_S", 0.001)
+    root = tmp_path / "study"
+    (root / "raw").mkdir(parents=True)
+    write_csv(root / "raw/P1_L.csv", seed=1, hours=0.2)
+    write_csv(root / "raw/P1_R.csv", seed=2, hours=0.2)
+    (root / "raw/P2_L.csv").write_text("not,a\nrecording\n")  # fails: an issue, an alert
+    port, closed = receiver.port, closed_port()
+
+    def study_file(n: int, state: str) -> None:
+        (root / "study.yaml").write_text(STUDY.format(n=n, state=state, port=port,
+                                                      closed=closed))
+
+    printed: list[str] = []
+
+    def wearflow(command: str, *args: str, code: int | None = 0) -> str:
+        result = cli.invoke(app, [*command.split(), str(root), *args])
+        printed.extend([result.stdout, result.stderr])
+        if code is not None:
+            assert result.exit_code == code, (command, args, result.output)
+        return result.stdout
+
+    monkeypatch.setenv("WF_TEST_SMTP", "smtp-1-PLANTED")
+    study_file(1, with_password(pg_url, "pgpw-1-PLANTED"))
+    wearflow("run", "--executor", "inline", code=1)  # P2_L failed
+    # every secret rotated; the state's password now from the environment, as deploy.md
+    monkeypatch.setenv("WF_TEST_SMTP", "smtp-2-PLANTED")
+    monkeypatch.setenv("WF_TEST_PGPW", "pgpw-2-PLANTED")
+    study_file(2, with_password(pg_url, "${WF_TEST_PGPW}"))
+    (root / "raw/P3_L.csv").write_text("not,a\nrecording\n")  # a second issue to post
+    wearflow("run", "--executor", "inline", code=1)
+    runs = json.loads(wearflow("runs", "--json"))
+    assert len(runs) == 2
+    detail = json.loads(wearflow("runs", runs[0]["run_id"], "--json"))
+    assert detail["config"]["state"] == with_password(pg_url, "***")
+    assert detail["config"]["webhook"] == f"http://127.0.0.1:{port}/..."
+    wearflow("status", "--json")
+    wearflow("validate", "--json")
+    wearflow("alerts", "--json")
+    wearflow("report", code=None)
+    audit = json.loads(wearflow("audit export", "--format", "json"))
+    wearflow("audit export", "--format", "csv")
+    # a rotation changes neither the study's fingerprint nor its configuration as recorded
+    assert [e["action"] for e in audit].count("study.loaded") == 1
+    assert "study.changed" not in [e["action"] for e in audit]
+    fingerprints = {json.loads(e["after_json"])["fingerprint"] for e in audit
+                    if e["action"] == "study.loaded"}
+    assert fingerprints == {detail["study_fingerprint"]}
+    dashboard(root, detail["run"]["run_id"], printed)
+    # the webhooks got their credentials (as a header) and their tokens (in the URL)
+    paths = sorted({path for path, _ in receiver.posts})
+    assert paths == ["/alerts?token=alerttok-1-PLANTED", "/issues?token=hooktok-1-PLANTED",
+                     "/issues?token=hooktok-2-PLANTED"]
+
+    # a wrong state URL: one line, no password
+    wrong_pw = with_password(pg_url, "wrongpw-1-PLANTED")
+    for wrong in (wrong_pw.replace("://", ":/"),  # does not parse
+                  wrong_pw.rsplit(":", 1)[0] + ":port/db",  # not a port
+                  with_password(pg_url, "wrongpw@1-PLANTED"),  # an @ in the password
+                  wrong_pw.rsplit(":", 1)[0] + ":1/db"):  # no server there
+        study_file(2, wrong)
+        result = cli.invoke(app, ["status", str(root)])
+        printed.extend([result.stdout, result.stderr])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error [PIPELINE_ISSUE] "), line
+
+    everything = {"printed": "\n".join(printed), "files": every_file(root),
+                  "state": every_table(pg_url)}
+    # what is searched holds the configuration, masked, and the log
+    assert "postgres:***@127.0.0.1" in everything["state"]
+    assert "alert fired" in everything["files"] and "postgres:***@" in everything["printed"]
+    for n in (1, 2):
+        for secret in [*planted(n), "wrongpw@1-PLANTED", "1-PLANTED"]:
+            for where, content in everything.items():
+                assert secret not in content, (secret, where)
