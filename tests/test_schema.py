@@ -42,7 +42,7 @@ def test_a_database_from_before_migrations_is_upgraded_keeping_its_rows(
             "'2026-01-01T00:00:00.000Z', '{}')"))
     assert "retry_after_utc" not in {c["name"] for c in inspect(engine).get_columns("tasks")}
     state = State(state_url)
-    assert state.runs.begin("new-run", "S", "f", "bob", {}) == {}  # the old run is there
+    assert state.runs.begin("new-run", "S", "f", "bob", {}) == ("f", {})  # the old run
     state.close()
     with engine.connect() as conn:
         assert schema.current_revision(conn) == schema.head_revision()

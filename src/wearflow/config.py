@@ -3,31 +3,44 @@
 This module reads YAML and nothing else. Relative paths in the study file are
 resolved against the folder that holds it, so a study folder can be moved or
 shared as a whole.
+
+Credentials stay out of what is recorded: ``state:`` takes ``${VAR}`` from the
+environment (a password need not be written in the file), or comes whole from
+``$WEARFLOW_STATE_URL`` when the file has no ``state:``; the study's configuration as
+recorded and printed (:meth:`Study.public_dump`) and its fingerprint mask every credential
+(:mod:`wearflow.redact`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from wearflow.config_messages import validation_message, yaml_message
 from wearflow.errors import ConfigError, Tag, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
+from wearflow.redact import redact_config
 
 STUDY_FILE_NAME = "study.yaml"
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device", "location"})
+# the state database's URL when the study file has no `state:` (a deployment's, e.g. a
+# Kubernetes secret's, so that the password is never in the study file)
+STATE_URL_VARIABLE = "WEARFLOW_STATE_URL"
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SIDES = ("left", "right")
 
 
@@ -173,7 +186,7 @@ class AlertsConfig(_Frozen):
     window_minutes: float = Field(default=60.0, gt=0)
     issue_tags: tuple[Tag, ...] = ()
     # may carry credentials (user:password@, a token in its path or query): never
-    # printed, logged or stored whole (see public_dump and wearflow.delivery.redact_url)
+    # printed, logged or stored whole (see public_dump and wearflow.redact.url_host)
     webhook: str | None = Field(default=None, repr=False)
     email: EmailConfig | None = None
 
@@ -276,8 +289,9 @@ class Study(_Frozen):
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     qc: QcConfig = Field(default_factory=QcConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
-    webhook: str | None = Field(default=None, pattern=r"^https?://")
-    state: str | None = None
+    # each may hold credentials: never shown whole (repr, public_dump)
+    webhook: str | None = Field(default=None, pattern=r"^https?://", repr=False)
+    state: str | None = Field(default=None, repr=False)
     time_zone: str = "UTC"
     device_time_zone: str | None = None
     # where tasks run: inline | local | dask (a local Dask cluster) | dask://host:8786
@@ -353,15 +367,13 @@ class Study(_Frozen):
         return True
 
     def public_dump(self) -> dict[str, Any]:
-        """The configuration without storage options (which may hold credentials), the
-        alerts' webhook cut to its scheme and host (its path, query and user may hold
-        tokens)."""
+        """The configuration as it is recorded (the runs table, the audit trail) and shown:
+        without storage options (which may hold credentials), every credential masked
+        (:func:`wearflow.redact.redact_config`: the state's password, the webhooks cut to
+        their scheme and host)."""
         dump = self.model_dump(mode="json", exclude={"storage_options"})
-        alerts = self.alerts.model_dump(mode="json", by_alias=True)
-        if self.alerts.webhook:
-            alerts["webhook"] = redacted_url(self.alerts.webhook)
-        dump["alerts"] = alerts
-        return dump
+        dump["alerts"] = self.alerts.model_dump(mode="json", by_alias=True)
+        return dict(redact_config(dump))
 
     @property
     def clock_time_zone(self) -> str:
@@ -369,9 +381,10 @@ class Study(_Frozen):
         return self.device_time_zone or self.time_zone
 
     def fingerprint(self) -> str:
-        """sha256 of the resolved configuration, key-order stable. Storage options,
-        where and how tasks run (executor, workers, memory, retries) and reports are
-        left out: they do not change any result."""
+        """sha256 of the configuration as recorded (:meth:`public_dump`: credentials
+        masked, so a rotated password or token keeps it), key-order stable. Storage
+        options, where and how tasks run (executor, workers, memory, retries), reports and
+        alerts are left out: they do not change any result."""
         dump = {k: v for k, v in self.public_dump().items() if k not in EXECUTION_FIELDS}
         canonical = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -383,19 +396,6 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
     ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
     ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig}
-
-
-def redacted_url(url: str) -> str:
-    """``https://hooks.example.org/...``: a URL's scheme and host (and port) only. Its user
-    and password, path, query and fragment are cut: any of them may be a credential (a
-    webhook's token is often its path)."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    host = parts.hostname or "?"
-    return f"{parts.scheme or '?'}://{host}{port}/..."
 
 
 def strip_file_scheme(location: str) -> str:
@@ -430,8 +430,11 @@ def study_file_path(path: str | Path) -> Path:
     return p / STUDY_FILE_NAME if p.is_dir() else p
 
 
-def parse_study(data: Any, *, source: str, base: Path) -> Study:
-    """Validate an already-parsed study mapping; relative paths resolve against ``base``."""
+def parse_study(data: Any, *, source: str, base: Path,
+                environ: Mapping[str, str] | None = None) -> Study:
+    """Validate an already-parsed study mapping; relative paths resolve against ``base``,
+    ``${VAR}`` in ``state:`` (and ``$WEARFLOW_STATE_URL`` when there is none) from
+    ``environ`` (default: the process's environment)."""
     if not isinstance(data, dict):
         raise ConfigError("the study file must be a YAML mapping of keys", subject=source)
     try:
@@ -442,13 +445,50 @@ def parse_study(data: Any, *, source: str, base: Path) -> Study:
         update={
             "input": tuple(_resolve(x, base) for x in study.input),
             "output": _resolve(study.output, base),
-            "state": _resolve_sqlite(study.state, base) if study.state else None,
+            "state": _state_url(study.state, base, os.environ if environ is None else environ,
+                                source),
             "solutions": tuple(
                 s.model_copy(update={"pipeline": _resolve_pipeline(s.pipeline, base)})
                 for s in study.solutions
             ),
         }
     )
+
+
+def _state_url(written: str | None, base: Path, environ: Mapping[str, str],
+               source: str) -> str | None:
+    """The state URL: the study file's with every ``${VAR}`` taken from ``environ``, else
+    ``$WEARFLOW_STATE_URL`` as it is; a relative SQLite path resolved against ``base``.
+
+    Raises
+    ------
+    ConfigError
+        A variable is not set, or the URL is not a database URL (the message never
+        repeats the URL: it may hold a password).
+    """
+    key = "state"
+    if written is None:
+        url, key = environ.get(STATE_URL_VARIABLE) or None, STATE_URL_VARIABLE
+        if url is None:
+            return None
+    else:
+        unset = sorted({name for name in _VARIABLE_RE.findall(written) if name not in environ})
+        if unset:
+            raise ConfigError(f"state: the environment variable{'s' * (len(unset) > 1)} "
+                              f"{', '.join(unset)} {'are' if len(unset) > 1 else 'is'} not "
+                              "set (${...} in state: is read from the environment)",
+                              subject=source)
+        url = _VARIABLE_RE.sub(lambda m: environ[m.group(1)], written)
+    try:
+        why = "an @ in the user or password must be written %40" if "@" in (
+            make_url(url).host or "") else ""
+    except (ArgumentError, ValueError, TypeError) as exc:
+        why = "its port is not a number" if isinstance(exc, ValueError) else "it does not parse"
+    if why:
+        raise ConfigError(f"{key}: not a database URL ({why}); expected "
+                          "dialect+driver://<user>:<password>@<host>:<port>/<database> or "
+                          "sqlite:///<path>", subject=source)
+    return _resolve_sqlite(url, base)
 
 
 def _resolve_pipeline(pipeline: str, base: Path) -> str:

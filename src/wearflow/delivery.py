@@ -6,7 +6,7 @@ in-process fake for tests. ``send`` either delivers or raises :class:`DeliveryEr
 with a one-line reason; it never retries (the caller decides when to try again).
 
 No credential leaves this module: a webhook URL is only ever shown as its
-:func:`~wearflow.config.redacted_url` (scheme and host; its user, password, path and
+:func:`~wearflow.redact.url_host` (scheme and host; its user, password, path and
 query may be tokens), credentials in the URL are sent as a Basic ``Authorization``
 header, the SMTP password is read by the caller from the environment variable the study
 file names, and error texts are scrubbed of every part of the URL and of the password.
@@ -21,15 +21,16 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from wearflow.config import EmailConfig, redacted_url
+from wearflow.config import EmailConfig
 from wearflow.errors import DeliveryError, one_line
+from wearflow.redact import scrub, url_host, url_secrets
 
 TIMEOUT_S = 10.0  # per connection (and per read) to a webhook or an SMTP server
 
@@ -57,24 +58,6 @@ class Target(Protocol):
         ...
 
 
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` in one line with every (non-empty) secret replaced by ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return one_line(text)
-
-
-def url_secrets(url: str) -> list[str]:
-    """The parts of ``url`` that may be credentials: itself, its password, and its path,
-    query and fragment (as written and decoded). Its user name is not one (and, short,
-    would cut words out of a message)."""
-    parts = urlsplit(url)
-    found = [url, parts.password, parts.query, parts.fragment]
-    if parts.path not in ("", "/"):
-        found.append(parts.path)
-    return [s for s in {*found, *(unquote(s) for s in found if s)} if s]
-
-
 def post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float = TIMEOUT_S) -> None:
     """POST ``payload`` as JSON (sorted keys); any 2xx answer is delivered.
 
@@ -97,17 +80,17 @@ def post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float = TIMEOU
         url_sent = url
     body = json.dumps(dict(payload), sort_keys=True).encode()
     request = urllib.request.Request(url_sent, data=body, method="POST", headers=headers)
-    where = redacted_url(url)
+    where = url_host(url)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise DeliveryError(f"HTTP {exc.code} {scrub(str(exc.reason), url_secrets(url))}",
+        raise DeliveryError(f"HTTP {exc.code} {one_line(scrub(str(exc.reason), url_secrets(url)))}",
                             subject=where) from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeliveryError(scrub(f"{type(exc).__name__}: {reason}", url_secrets(url)),
+        raise DeliveryError(one_line(scrub(f"{type(exc).__name__}: {reason}", url_secrets(url))),
                             subject=where) from None
     if not 200 <= status < 300:
         raise DeliveryError(f"HTTP {status}", subject=where)
@@ -122,7 +105,7 @@ class WebhookTarget:
         self._url, self._timeout_s = url, timeout_s
 
     def describe(self) -> str:
-        return f"webhook {redacted_url(self._url)}"
+        return f"webhook {url_host(self._url)}"
 
     def send(self, message: Message) -> None:
         post_json(self._url, message.payload, timeout_s=self._timeout_s)
@@ -166,7 +149,7 @@ class EmailTarget:
                     smtp.login(c.username, self._password)
                 smtp.send_message(mail)
         except (smtplib.SMTPException, OSError, ValueError) as exc:
-            raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}", [self._password]),
+            raise DeliveryError(one_line(scrub(f"{type(exc).__name__}: {exc}", [self._password])),
                                 subject=self.describe()) from None
 
 

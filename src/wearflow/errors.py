@@ -17,11 +17,17 @@ problem tag, so that callers can report it without a traceback::
     │   └── NameParseError                             a file name does not parse into its fields
     ├── AlgorithmError                 ALGORITHM_ISSUE a solution failed on valid data
     └── OutputExistsError              PIPELINE_ISSUE  a write-once output already exists
+
+An error never carries a credential: its message and subject are masked as
+:func:`wearflow.redact.redact_text` masks a URL's password and tokens, so that no error
+line, log, issue or alert repeats one.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from wearflow.redact import redact_text
 
 # exit codes of every command and of run_study's report: 0 every current file is done;
 # 1 some files failed or were held (the rest completed); 2 the command could not do its job
@@ -57,8 +63,8 @@ class WearflowError(Exception):
 
     def __init__(self, message: str, *, subject: str | None = None,
                  transient: bool | None = None) -> None:
-        self.message = message
-        self.subject = subject
+        self.message = message = redact_text(message)
+        self.subject = subject = None if subject is None else redact_text(subject)
         if transient is not None:
             self.transient = transient
         super().__init__(f"{subject}: {message}" if subject else message)

@@ -18,14 +18,13 @@ to install, not a traceback::
 from __future__ import annotations
 
 import importlib
-import re
 from types import ModuleType
 
 from wearflow.errors import ConfigError
+from wearflow.redact import redact_url
 
 # state URL scheme -> (module, extra) of the database driver wearflow ships as an extra
 _STATE_DRIVERS = {"postgresql+psycopg": ("psycopg", "postgres")}
-_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
 
 
 def require(module: str, extra: str, what: str, *, subject: str | None = None) -> ModuleType:
@@ -71,4 +70,4 @@ def require_state_driver(url: str) -> None:
     if scheme in _STATE_DRIVERS:
         module, extra = _STATE_DRIVERS[scheme]
         require(module, extra, "a PostgreSQL state database",
-                subject=_PASSWORD.sub(r"\1:***@", url))
+                subject=redact_url(url))

@@ -3,6 +3,8 @@
 Format (parsable by dashboards and grep)::
 
     2026-11-23T10:00:00.123Z [DATA_ISSUE] study=DEMO-001 uri=file:///.../P1_L.cwa reader: ...
+
+A URL's password and tokens never reach a line (:func:`wearflow.redact.redact_text`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+
+from wearflow.redact import redact_text
 
 LOGGER_NAME = "wearflow"
 
@@ -22,7 +26,8 @@ class _UtcFormatter(logging.Formatter):
         tag = getattr(record, "tag", record.levelname)
         fields = " ".join(f"{k}={v}" for k, v in sorted(getattr(record, "fields", {}).items())
                           if v is not None)
-        return f"{stamp} [{tag}] {fields + ' ' if fields else ''}{record.getMessage()}"
+        return redact_text(f"{stamp} [{tag}] {fields + ' ' if fields else ''}"
+                           f"{record.getMessage()}")
 
 
 def get_logger() -> logging.Logger:

@@ -99,9 +99,11 @@ class ExportProvenance(_Record):
         return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
 
     def same_export(self, other: ExportProvenance) -> bool:
-        """Whether ``other`` records the same export (who made it, when and with which
-        software aside)."""
-        keep = {"user", "software", "created_utc"}
+        """Whether ``other`` records the same export (who made it, when, with which
+        software and under which study fingerprint aside: the same tables from the same
+        results are the same export after a change of the study's configuration that
+        changed no result, e.g. credentials left out of the fingerprint)."""
+        keep = {"user", "software", "created_utc", "study_fingerprint"}
         return self.model_dump(exclude=keep) == other.model_dump(exclude=keep)
 
 

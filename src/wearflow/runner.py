@@ -133,17 +133,18 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
 
 def _begin(ctx: RunContext) -> None:
     """Record the run, and in the audit trail the study's configuration when it is new
-    or changed since the previous run."""
+    or changed since the previous run (both with their credentials masked: a rotated
+    password is no change). A fingerprint changed with no change of the configuration
+    (credentials left out of it since the previous run) is a change with an empty diff."""
     study = ctx.study
-    config = study.public_dump()
-    previous = ctx.state.runs.begin(ctx.run_id, study.study, study.fingerprint(), ctx.actor,
-                                    config)
-    after = {"fingerprint": study.fingerprint()}
+    config, fingerprint = study.public_dump(), study.fingerprint()
+    previous = ctx.state.runs.begin(ctx.run_id, study.study, fingerprint, ctx.actor, config)
+    after = {"fingerprint": fingerprint}
     if previous is None:
         ctx.audit.record(ctx.actor, "study.loaded", study.source, after=after)
-    elif previous != config:
+    elif previous != (fingerprint, config):
         ctx.audit.record(ctx.actor, "study.changed", study.source, before=None,
-                         after={**after, "diff": audit_diff(previous, config)})
+                         after={**after, "diff": audit_diff(previous[1], config)})
 
 
 def _could_not_run(study: Study, state: State, exc: WearflowError) -> None:

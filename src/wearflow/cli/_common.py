@@ -35,14 +35,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     """A command's wearflow errors as one plain line on stderr (never wrapped, no
-    traceback) and exit code 2."""
+    traceback, no credential: see :class:`~wearflow.errors.WearflowError`) and exit
+    code 2."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except WearflowError as exc:
-            typer.echo(f"error [{exc.tag.value}] {exc}", err=True)
+            typer.echo(f"error [{exc.tag.value}] {one_line(str(exc), limit=1000)}", err=True)
             raise typer.Exit(EXIT_CANNOT_RUN) from None
 
     return wrapper

@@ -15,6 +15,7 @@ import pandas as pd
 from rich.table import Table
 
 from wearflow.config import STUDY_FILE_NAME, Study, strip_file_scheme
+from wearflow.redact import redact_url
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -87,7 +88,8 @@ def print_summary(console: Console, study: Study, report: RunReport) -> None:
     console.print(f"participant results: {output / 'processed'}")
     console.print(f"analysis-ready tables: wearflow export {_study_dir(study)} "
                   "[--format parquet]", highlight=False, soft_wrap=True)
-    console.print(f"log: {output / 'logs' / 'wearflow.log'}; state: {study.state_url}")
+    console.print(f"log: {output / 'logs' / 'wearflow.log'}; state: "
+                  f"{redact_url(study.state_url)}")
 
 
 def _study_dir(study: Study) -> str:

@@ -28,6 +28,7 @@ unique-key (or busy / serialization) error and retries on the new last entry.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -46,6 +47,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from wearflow._gc import gc_paused
 from wearflow.clock import utc_now
 from wearflow.errors import StateError
+from wearflow.redact import redact_json, redact_url
 from wearflow.state.bulk import insert_many
 from wearflow.state.tables import audit_table
 
@@ -152,7 +154,7 @@ class AuditTrail:
 
     def __init__(self, engine: Engine, *, clock: Callable[[], str] = utc_now) -> None:
         self._engine, self._clock = engine, clock
-        self._where = engine.url.render_as_string(hide_password=True)
+        self._where = redact_url(engine.url.render_as_string(hide_password=False))
 
     def record(self, actor: str, action: str, object: str, *, before: Any = None,
                after: Any = None, reason: str | None = None) -> AuditEntry:
@@ -210,8 +212,13 @@ class AuditTrail:
         The same trail always gives the same bytes. In CSV, NULL is an empty cell.
         Rebuild the entries (``AuditEntry(**row)``) to run :func:`verify_entries`
         on an export away from the database.
+
+        A credential in an entry's before or after (a configuration recorded whole before
+        wearflow masked credentials) is masked (:func:`wearflow.redact.redact_json`); such
+        an entry no longer matches its ``entry_hash`` in the export (it does in the
+        database, where ``audit verify`` checks it). No entry recorded since holds one.
         """
-        entries = self.entries()
+        entries = [_masked(e) for e in self.entries()]
         if fmt == "json":
             text = json.dumps([asdict(e) for e in entries], indent=2, ensure_ascii=False) + "\n"
         elif fmt == "csv":
@@ -224,6 +231,14 @@ class AuditTrail:
             Path(dest).write_text(text, encoding="utf-8", newline="")
         else:
             dest.write(text)
+
+
+def _masked(entry: AuditEntry) -> AuditEntry:
+    before, after = (None if text is None else redact_json(text)
+                     for text in (entry.before_json, entry.after_json))
+    if (before, after) == (entry.before_json, entry.after_json):
+        return entry
+    return dataclasses.replace(entry, before_json=before, after_json=after)
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

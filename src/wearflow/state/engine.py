@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
-from wearflow.errors import StateError
+from wearflow.errors import StateError, one_line
 from wearflow.extras import require_state_driver
+from wearflow.redact import redact_url
 from wearflow.state import schema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,12 +32,18 @@ def open_engine(url: str) -> Engine:
     Raises
     ------
     StateError
-        The database cannot be opened or migrated (the URL's password is hidden).
+        The database cannot be opened or migrated (the URL's credentials are masked, an
+        unparsable URL is not repeated).
     """
     try:
-        where = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        where = url
+        parses = "@" not in (make_url(url).host or "")  # else part of a password
+    except (ArgumentError, ValueError):
+        parses = False
+    if not parses:
+        raise StateError("the state database URL does not parse (expected "
+                         "dialect+driver://<user>:<password>@<host>:<port>/<database>, an @ in the "
+                         "user or password written %40)", subject="state")
+    where = redact_url(url)
     require_state_driver(url)
     try:
         if url.startswith("sqlite:///") and ":memory:" not in url:
@@ -47,7 +54,8 @@ def open_engine(url: str) -> Engine:
             event.listen(engine, "close", _sqlite_optimize)
         _open_with_retries(engine)
     except (SQLAlchemyError, OSError) as exc:
-        raise StateError(f"cannot open the state database ({exc})", subject=where) from None
+        raise StateError(one_line(f"cannot open the state database ({exc})"),
+                         subject=where) from None
     return engine
 
 

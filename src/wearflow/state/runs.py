@@ -1,4 +1,9 @@
-"""Runs: who started which run of a study, with what configuration, and how it ended."""
+"""Runs: who started which run of a study, with what configuration, and how it ended.
+
+A configuration is read back with its credentials masked (:func:`wearflow.redact.
+redact_config`): one recorded whole, before wearflow masked them, is shown and compared
+as one recorded since.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from wearflow.clock import utc_now
+from wearflow.redact import redact_config
 from wearflow.state.engine import retry_on_conflict
 from wearflow.state.tables import RunRow
 
@@ -32,8 +38,8 @@ class RunRecord(NamedTuple):
 
     @property
     def config(self) -> dict[str, object]:
-        """The study's configuration the run used (its public dump)."""
-        return dict(json.loads(self.config_json or "{}"))
+        """The study's configuration the run used (its public dump, credentials masked)."""
+        return dict(redact_config(json.loads(self.config_json or "{}")))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -53,17 +59,21 @@ class RunRepository:
 
     @retry_on_conflict
     def begin(self, run_id: str, study: str, fingerprint: str, user: str,
-              config: Mapping[str, object]) -> dict[str, object] | None:
-        """Record a run; return the configuration of the previous run (None if first)."""
+              config: Mapping[str, object]) -> tuple[str, dict[str, object]] | None:
+        """Record a run; return the fingerprint and configuration (credentials masked) of
+        the previous run (None if first)."""
         with self._engine.begin() as conn:
-            last = conn.scalars(select(RunRow.config_json).where(RunRow.study == study)
+            last = conn.execute(select(RunRow.study_fingerprint, RunRow.config_json)
+                                .where(RunRow.study == study)
                                 .order_by(RunRow.started_utc.desc(), RunRow.id.desc())
                                 .limit(1)).first()
             conn.execute(insert(RunRow).values(
                 id=run_id, study=study, study_fingerprint=fingerprint, user=user,
                 config_json=json.dumps(config, sort_keys=True), host=socket.gethostname(),
                 pid=os.getpid(), started_utc=utc_now(), counts_json="{}"))
-        return None if last is None else dict(json.loads(last))
+        if last is None:
+            return None
+        return last[0], dict(redact_config(json.loads(last[1] or "{}")))
 
     def finish(self, run_id: str, counts: Mapping[str, int]) -> None:
         with self._engine.begin() as conn:
