@@ -5,6 +5,8 @@ other files and `wearflow watch` carry on."""
 from __future__ import annotations
 
 import io
+import logging
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -148,3 +150,33 @@ def test_metadata_just_under_every_bound_is_read() -> None:
 
     values = parse_metadata(GOOD_XLSX, "file:///m.xlsx", {})
     assert [(v.participant, v.field, v.value) for v in values] == [("P1", "height_m", "1.7")]
+
+
+# --- the watch loop ------------------------------------------------------------------------
+
+def test_watch_logs_a_failed_cycle_and_carries_on(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import wearflow.watch
+
+    (tmp_path / "study.yaml").write_text(STUDY)
+    (tmp_path / "raw").mkdir()
+    stop = threading.Event()
+    cycles: list[int] = []
+
+    def run_study(*_args: object, **_kwargs: object) -> object:
+        cycles.append(1)
+        if len(cycles) == 1:
+            raise KeyError("an unforeseen bug in one cycle")
+        stop.set()
+        raise ValueError("and another")
+
+    monkeypatch.setattr(wearflow.watch, "run_study", run_study)
+    with caplog.at_level(logging.INFO, logger="wearflow"):
+        report = wearflow.watch.watch_study(
+            load_study(tmp_path), executor=InlineExecutor(), stop=stop, poll_s=0.01,
+            settle_s=0.0, idle_cycle_s=0.0, install_signal_handlers=False)
+    assert len(cycles) == 2  # the loop went on after the first error
+    assert len(report.errors) == 2 and "an unforeseen bug in one cycle" in report.errors[0]
+    logged = [r for r in caplog.records if "an unforeseen bug" in r.getMessage()]
+    assert logged and logged[0].tag == "PIPELINE_ISSUE"  # type: ignore[attr-defined]
