@@ -5,10 +5,12 @@ per task; each exceeded is one issue naming the file, and the rest of the study 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
-from wearflow.errors import ReaderError
+from wearflow import load_study
+from wearflow.errors import ConfigError, ReaderError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -68,3 +70,20 @@ def test_gzip_content_is_capped_by_what_the_task_may_use() -> None:
     with pytest.raises(ReaderError, match="decompressed size exceeds"):
         read_recording(gzip.compress(inflated), "file:///raw/P1_L.csv.gz",
                        max_decompressed_bytes=len(inflated) - 1)
+
+
+# --- the study file -----------------------------------------------------------------------
+
+def test_a_yaml_alias_in_the_study_file_is_refused(tmp_path: Path) -> None:
+    laughs = "\n".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]"
+                       for i in range(1, 6))
+    (tmp_path / "study.yaml").write_text(
+        STUDY + f"storage_options:\n  l0: &l0 [lol]\n{laughs}\n")
+    with pytest.raises(ConfigError, match=r"YAML alias") as caught:
+        load_study(tmp_path)
+    assert "\n" not in caught.value.message
+    (tmp_path / "study.yaml").write_text(STUDY + "workers: &w 1\nretries: {max_attempts: *w}\n")
+    with pytest.raises(ConfigError, match=r"line 11: YAML alias \*w refused"):
+        load_study(tmp_path)
+    (tmp_path / "study.yaml").write_text(STUDY + "workers: &w 1\n")  # an anchor alone is fine
+    assert load_study(tmp_path).workers == 1

@@ -455,14 +455,29 @@ def _resolve_pipeline(pipeline: str, base: Path) -> str:
     return pipeline if pipeline.startswith("builtin:") else _resolve(pipeline, base)
 
 
+class _StudyLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` refused where it stands. An alias repeats what its
+    anchor names without copying it, so nine nested lines of aliases make a billion
+    values; a study file writes its values out (an anchor alone is harmless)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None,
+                f"YAML alias *{event.anchor} refused: a study file writes its values out "
+                "(aliases can expand a small file without bound)", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_study(path: str | Path) -> Study:
     """Load and validate a study file (or a folder holding ``study.yaml``).
 
     Raises
     ------
     ConfigError
-        The file is missing, not YAML, or invalid; the message names the file
-        and every offending key.
+        The file is missing, not YAML (YAML aliases included), or invalid; the message
+        names the file and every offending key.
     """
     file = study_file_path(path)
     source = str(file)
@@ -473,7 +488,7 @@ def load_study(path: str | Path) -> Study:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the study file ({exc})", subject=source) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StudyLoader)  # a SafeLoader, without aliases
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_message(exc), subject=source) from None
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:
