@@ -193,7 +193,8 @@ class AlertsConfig(_Frozen):
 
 # keys that do not change any result, left out of the study fingerprint
 EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
-                              "alerts"})
+                              "alerts", "task_timeout_s", "task_memory_limit_gb"})
+DEFAULT_TASK_TIMEOUT_S = 7200.0  # a week at 100 Hz takes minutes; hours is a stuck task
 
 
 class RetryConfig(_Frozen):
@@ -285,6 +286,11 @@ class Study(_Frozen):
     workers: int | None = Field(default=None, ge=1)
     # memory all workers of one machine may use together (default: 80% of physical memory)
     memory_limit_gb: float | None = Field(default=None, gt=0)
+    # one task's limits, a hostile file's cost bounded: wall-clock seconds (null: none),
+    # and the memory it may take on top of its worker's own (default: memory_limit_gb,
+    # or 80% of physical memory); a task over either fails naming its file
+    task_timeout_s: float | None = Field(default=DEFAULT_TASK_TIMEOUT_S, gt=0)
+    task_memory_limit_gb: float | None = Field(default=None, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
