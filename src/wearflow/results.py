@@ -48,7 +48,10 @@ FLOAT_FORMAT = "%.10g"
 
 
 def _safe(part: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part) or "_"
+    """``part`` as one folder name: only letters, digits, ``-_.``; never ``.`` or ``..``
+    (which are path parts: a result folder named so would land elsewhere)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in part) or "_"
+    return "_" * len(safe) if safe in (".", "..") else safe
 
 
 def single_wrist_dir(solution: str, participant: str, file_name: str, task_key: str) -> str:

@@ -1,0 +1,70 @@
+"""Hostile names: participant ids that are path parts, line breaks in file names (log
+lines), formulas in cells of the CSVs meant for spreadsheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from study_helpers import issues_by_file, write_csv
+from wearflow import load_study, run_study
+from wearflow.executors import InlineExecutor
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+STUDY = """\
+study: HOSTILE
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.csv"]
+  metadata: ["meta/*.csv", "meta/*.xlsx"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+
+
+# --- names: path parts, control characters, formulas --------------------------------------
+
+FORGED = "P3\n2026-01-01T00:00:00.000Z [INFO] study=HOSTILE all good"
+NAMES = {"dot": " ._L.csv", "dotdot": " .._L.csv", "newline": f"{FORGED}_L.csv",
+         "formula": "=2+5_L.csv", "good": "P1_L.csv"}
+
+
+@pytest.fixture(scope="module")
+def named_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of a study whose file names are hostile: ids `` .`` and `` ..`` (a name
+    starting with a dot is a hidden file, never cataloged), a name
+    with a line break, a participant ``=2+5``; P1 is an ordinary participant."""
+    root = tmp_path_factory.mktemp("names")
+    (root / "study.yaml").write_text(STUDY)
+    (root / "raw").mkdir()
+    for seed, name in enumerate(NAMES.values(), start=1):
+        write_csv(root / "raw" / name, seed=seed)
+    run_study(load_study(root), executor=InlineExecutor())
+    return root
+
+
+@pytest.mark.parametrize("name", [" ._L.csv", " .._L.csv"])
+def test_a_dot_or_dotdot_participant_id_is_refused_naming_the_file(
+        named_study: Path, name: str) -> None:
+    ((tag, message),) = issues_by_file(named_study)[name]
+    assert tag == "DATA_ISSUE" and "participant id" in message
+    wrist = named_study / "results/single-wrist-processed/wrist"
+    assert sorted(p.name for p in wrist.iterdir()) == ["P1", "_2_5"]
+    from wearflow.services.verify import verify_outputs
+
+    report = verify_outputs(load_study(named_study))
+    assert report.ok, report.problems
+    assert report.checked > 0
+
+
+def test_results_never_leave_their_folder_whatever_the_id() -> None:
+    from wearflow.results import participant_dir, single_wrist_dir
+
+    for bad in (".", "..", " ..", "...", "a/../.."):
+        for path in (single_wrist_dir("wrist", bad, bad, "k" * 16),
+                     participant_dir("wrist", bad, "k" * 16, visit=bad)):
+            assert all(part not in (".", "..") for part in path.split("/")), path
