@@ -3,6 +3,7 @@ lines), formulas in cells of the CSVs meant for spreadsheets."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,25 @@ def test_results_never_leave_their_folder_whatever_the_id() -> None:
         for path in (single_wrist_dir("wrist", bad, bad, "k" * 16),
                      participant_dir("wrist", bad, "k" * 16, visit=bad)):
             assert all(part not in (".", "..") for part in path.split("/")), path
+
+
+def test_a_line_break_in_a_file_name_cannot_forge_a_log_line(named_study: Path) -> None:
+    log = (named_study / "results/logs/wearflow.log").read_text(encoding="utf-8")
+    assert log.count("\n") == len(log.splitlines())  # no other line separator inside
+    for line in log.splitlines():
+        assert line[:4].isdigit() and line[23:26] == "Z [", line
+    assert "P3\\n2026-01-01T00:00:00.000Z [INFO]" in log
+    ((tag, _message),) = issues_by_file(named_study)[f"{FORGED}_L.csv"]
+    assert tag == "DATA_ISSUE"  # a name with a control character is refused too
+
+
+def test_control_characters_in_log_fields_and_messages_are_escaped() -> None:
+    from wearflow.logs import _UtcFormatter
+
+    record = logging.LogRecord("wearflow", logging.INFO, "", 0, "read\r\nfake\u2028x\x1b[31m",
+                               None, None)
+    record.tag = "DATA_ISSUE"
+    record.fields = {"uri": "file:///raw/a\nb\tc.csv", "study": "S"}
+    line = _UtcFormatter().format(record)
+    assert len(line.splitlines()) == 1 and "\t" not in line and "\x1b" not in line
+    assert line.endswith(r"study=S uri=file:///raw/a\nb\tc.csv read\r\nfake\u2028x\x1b[31m")
