@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from study_helpers import issues_by_file, write_csv
-from wearflow import load_study, run_study
+from wearflow import load_study, run_study, study_status
 from wearflow.executors import InlineExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -91,3 +92,43 @@ def test_control_characters_in_log_fields_and_messages_are_escaped() -> None:
     line = _UtcFormatter().format(record)
     assert len(line.splitlines()) == 1 and "\t" not in line and "\x1b" not in line
     assert line.endswith(r"study=S uri=file:///raw/a\nb\tc.csv read\r\nfake\u2028x\x1b[31m")
+
+
+def test_formulas_are_neutralised_in_spreadsheet_csvs_only(named_study: Path) -> None:
+    study = load_study(named_study)
+    summaries = study_status(study)["current"]["summaries"]
+    folder = named_study / "results" / summaries["wrist"]
+    summary = pd.read_csv(folder / "summary.csv", dtype={"participant": str})
+    assert set(summary["participant"]) == {"P1", "'=2+5"}
+    assert set(pd.read_parquet(folder / "summary.parquet")["participant"]) == {"P1", "=2+5"}
+    from wearflow.services.export import export_results
+    from wearflow.services.status import export_qc
+
+    exported = export_results(study)
+    day = pd.read_csv(Path(exported.location.removeprefix("file://"))
+                      / "participant_visit_day.csv", dtype={"participant": str})
+    assert set(day["participant"]) == {"P1", "'=2+5"}
+    qc = pd.read_csv(named_study / "results" / export_qc(study).path,
+                     dtype={"participant": str})
+    assert "'=2+5" in set(qc["participant"]) and "=2+5" not in set(qc["participant"])
+    # the per-file results are not spreadsheet CSVs: their bytes stay as the tables are
+    (result,) = (named_study / "results/single-wrist-processed/wrist/_2_5").rglob("qc_days.csv")
+    from wearflow.results import csv_bytes
+
+    assert result.read_bytes() == csv_bytes(pd.read_parquet(result.with_suffix(".parquet")))
+
+
+def test_only_string_cells_that_start_a_formula_are_neutralised() -> None:
+    from wearflow.results import csv_bytes
+
+    table = pd.DataFrame({
+        "text": ["=1+2", "+x", "-x", "@SUM(A1)", "\tx", "-1.5", "+3", "plain", None, "a=b"],
+        "number": [-1.5, 2.0, -3.0, 1e-9, -0.0, 0.5, -7.0, 1.0, None, 4.0],
+        "mixed": [-1, "-1+1", 3, "=x", 5, 6, 7, 8, 9, 10],
+    })
+    lines = csv_bytes(table, spreadsheet=True).decode().splitlines()
+    assert lines[1:5] == ["'=1+2,-1.5,-1", "'+x,2,'-1+1", "'-x,-3,3", "'@SUM(A1),1e-09,'=x"]
+    assert lines[5].startswith("'\tx,")
+    assert lines[6:] == ["-1.5,0.5,6", "+3,-7,7", "plain,1,8", ",,9", "a=b,4,10"]
+    plain = pd.DataFrame({"a": ["x", "y"], "b": [-1.25, 2.0], "c": [-1, 2]})
+    assert csv_bytes(plain, spreadsheet=True) == csv_bytes(plain)
