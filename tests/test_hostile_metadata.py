@@ -112,6 +112,14 @@ def xlsx_with(old: str, new: str) -> bytes:
     return rezip(GOOD_XLSX, edit=in_sheet(old, new))
 
 
+def with_part(name: str, body: str) -> bytes:
+    """The good workbook with one more part."""
+    out = io.BytesIO(rezip(GOOD_XLSX))
+    with zipfile.ZipFile(out, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, body)
+    return out.getvalue()
+
+
 # each bound of the metadata parsers, fed just over its limit (made small here)
 METADATA_OVER = {
     "bytes": ("MAX_METADATA_BYTES", 64, b"participant,height_cm\n" + b"P1,170\n" * 10),
@@ -127,6 +135,9 @@ METADATA_OVER = {
         '</row><row r="5"><c r="A5" t="inlineStr"><is><t>P9</t></is></c></row></sheetData>')),
     "xlsx unzipped bytes": ("MAX_XLSX_UNZIPPED_BYTES", 4096, xlsx_with(
         "</sheetData>", "</sheetData>" + "<!-- padding -->" * 400)),
+    "xlsx shared strings": ("MAX_METADATA_CELLS", 7, with_part(
+        "xl/sharedStrings.xml", '<sst xmlns="http://schemas.openxmlformats.org/'
+        'spreadsheetml/2006/main">' + "<si><t>s</t></si>" * 8 + "</sst>")),
 }
 
 

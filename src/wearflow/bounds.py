@@ -122,31 +122,57 @@ class _Refused(Exception):
     """Stops the XML scan: the part declares a document type."""
 
 
-def xml_parts_problem(data: bytes) -> tuple[str | None, dict[str, SheetSize]]:
+@dataclass(frozen=True)
+class WorkbookShape:
+    """What a workbook's parts will make a reader build: each worksheet's grid (by part
+    name) and the strings of its shared-strings table (held in memory whole)."""
+
+    sheets: dict[str, SheetSize]
+    shared_strings: int
+
+
+def xml_parts_problem(data: bytes) -> tuple[str | None, WorkbookShape]:
     """Scan every XML part of a zip that :func:`zip_problem` accepted, streamed: a part
     that declares a document type (``<!DOCTYPE``: the only place entities are defined,
     so none can expand) or is not well-formed is a problem; each worksheet part's grid
-    (``xl/worksheets/...``: its last row and widest column, as a reader pads them) is
-    measured. Returns (problem or None, grid by part name)."""
-    sizes: dict[str, SheetSize] = {}
+    (``xl/worksheets/...``: its last row and widest column, as a reader pads them) and
+    the shared strings (``<si>`` of ``xl/sharedStrings.xml``) are counted. Returns
+    (problem or None, the workbook's shape as far as it was scanned)."""
+    sheets: dict[str, SheetSize] = {}
+    strings = _Strings()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for part in archive.infolist():
             name = part.filename
             if not name.lower().endswith(_XML_SUFFIXES):
                 continue
             grid = _Grid() if name.startswith("xl/worksheets/") else None
+            counter: _Grid | _Strings | None = (
+                strings if name.lower() == "xl/sharedstrings.xml" else grid)
             try:
                 with archive.open(part) as stream:
-                    _scan_xml(stream, grid)
+                    _scan_xml(stream, counter)
             except _Refused:
                 return (f"part {name} declares an XML document type (<!DOCTYPE>): refused, "
-                        "its entities could expand without bound"), sizes
+                        "its entities could expand without bound"), WorkbookShape(
+                            sheets, strings.count)
             except (expat.ExpatError, zipfile.BadZipFile, OSError, ValueError,
                     EOFError) as exc:
-                return f"part {name} is not readable XML ({exc})", sizes
+                return (f"part {name} is not readable XML ({exc})",
+                        WorkbookShape(sheets, strings.count))
             if grid is not None:
-                sizes[name] = SheetSize(grid.rows, grid.columns)
-    return None, sizes
+                sheets[name] = SheetSize(grid.rows, grid.columns)
+    return None, WorkbookShape(sheets, strings.count)
+
+
+class _Strings:
+    """The strings of a shared-strings table."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def start(self, name: str, _attrs: dict[str, str]) -> None:
+        if name.rsplit(" ", 1)[-1] == "si":
+            self.count += 1
 
 
 class _Grid:
@@ -196,7 +222,7 @@ def _column_index(letters: str) -> int:
     return index
 
 
-def _scan_xml(stream: IO[bytes], grid: _Grid | None) -> None:
+def _scan_xml(stream: IO[bytes], counter: _Grid | _Strings | None) -> None:
     parser = expat.ParserCreate(namespace_separator=" ")
 
     def refuse(*_args: object) -> None:
@@ -204,8 +230,8 @@ def _scan_xml(stream: IO[bytes], grid: _Grid | None) -> None:
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
-    if grid is not None:
-        parser.StartElementHandler = grid.start
+    if counter is not None:
+        parser.StartElementHandler = counter.start
     while chunk := stream.read(_SCAN_BYTES):
         parser.Parse(chunk, False)
     parser.Parse(b"", True)

@@ -154,7 +154,7 @@ MAX_METADATA_ROWS = 500_000
 MAX_METADATA_CELLS = 2_000_000
 """Rows x the widest row: a reader pads every row to the widest, so a sheet whose one
 cell sits at row 1,048,576 and column 16,384 would be a grid of 17 billion cells."""
-MAX_XLSX_UNZIPPED_BYTES = 128 * 1024**2
+MAX_XLSX_UNZIPPED_BYTES = 64 * 1024**2
 MAX_XLSX_PARTS = 1000
 _XLSX_REQUIRED = ("[Content_Types].xml",)
 _CSV_SEPARATORS = b",;\t|"  # what the CSV sniffer may choose
@@ -225,13 +225,16 @@ def _xlsx_problem(data: bytes) -> str | None:
                           max_parts=MAX_XLSX_PARTS, required=_XLSX_REQUIRED)
     if problem is not None:
         return f"is not an XLSX workbook: {problem}"
-    problem, sheets = xml_parts_problem(data)
+    problem, shape = xml_parts_problem(data)
     if problem is not None:
         return f"XLSX {problem}"
-    for name, size in sorted(sheets.items()):
+    for name, size in sorted(shape.sheets.items()):
         problem = _grid_problem(size.rows, size.columns, f"XLSX sheet {name}")
         if problem is not None:
             return problem
+    if shape.shared_strings > MAX_METADATA_CELLS:
+        return (f"XLSX holds {shape.shared_strings} shared strings, more than "
+                f"{MAX_METADATA_CELLS} (the cells a metadata table may have)")
     return None
 
 
