@@ -176,11 +176,10 @@ def read_table(data: bytes, uri: str) -> pd.DataFrame:
                 if problem is None:
                     return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
             else:
-                text = data.decode("utf-8-sig")
                 problem = _csv_problem(data)
                 if problem is None:
-                    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                                       sep=None, engine="python")
+                    return pd.read_csv(io.StringIO(data.decode("utf-8-sig")), dtype=str,
+                                       keep_default_na=False, sep=None, engine="python")
         except Exception as exc:  # any parser error, MemoryError included: the file's issue
             problem = f"cannot be read as CSV or XLSX ({type(exc).__name__}: {exc})"
     raise DataError(one_line(f"metadata file {problem}"), subject=uri)

@@ -190,7 +190,8 @@ def time_limit(seconds: float | None, *, hard_stop_after_s: float | None = None
         finally:
             if hard_stop_after_s is not None:
                 faulthandler.cancel_dump_traceback_later()
-            signal.signal(signal.SIGALRM, previous)
+            # None: a handler installed outside Python; the default is the closest
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
             if outer_s:
                 left = max(outer_s - (time.monotonic() - began), 1e-3)
                 signal.setitimer(signal.ITIMER_REAL, left, outer_interval_s)
