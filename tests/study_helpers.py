@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from wearflow import load_study, study_status
 from wearflow.demo.synthetic import generate_recording
 
 
@@ -22,3 +23,12 @@ def write_csv(path: Path, seed: int, hours: float = 1.0, *, start_utc: datetime 
     pd.DataFrame({"timestamp": stamps, "x": rec.accel_g[:, 0], "y": rec.accel_g[:, 1],
                   "z": rec.accel_g[:, 2], "temperature": rec.temperature_c}).to_csv(
         path, index=False, float_format="%.5f")
+
+
+def issues_by_file(root: Path) -> dict[str, list[tuple[str, str]]]:
+    """(tag, message) of each open issue, by the name of the file it names."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for issue in study_status(load_study(root))["issues"]:
+        name = (issue["uri"] or "").rsplit("/", 1)[-1]
+        out.setdefault(name, []).append((issue["tag"], issue["message"]))
+    return out

@@ -80,7 +80,7 @@ def test_specs_are_the_ones_the_constructor_makes() -> None:
             device_time_zone=s.clock_time_zone, user=spec.user, metadata=inputs,
             memory_bytes=estimate_peak_bytes(f.path, f.size_bytes,
                                              configs[sol.name].bytes_per_sample),
-            storage_options=s.storage_options)
+            storage_options=s.storage_options, timeout_s=s.task_timeout_s)
         assert spec == expected
         assert vars(spec) == vars(expected)  # every field, defaults included
         assert pickle.loads(pickle.dumps(spec)) == spec

@@ -156,6 +156,11 @@ class NameParser:
 
     def _fields(self, groups: Mapping[str, str], path: str) -> dict[str, str]:
         fields = {k: v.strip() for k, v in groups.items()}
+        for name, value in fields.items():
+            problem = _id_problem(value)
+            if problem is not None:
+                raise NameParseError(f"{'participant id' if name == 'participant' else name} "
+                                     f"{value!r} {problem}", subject=path)
         if "side" in fields:
             side = self._sides.get(fields["side"].lower())
             if side is None:
@@ -167,6 +172,19 @@ class NameParser:
         if not fields.get("participant"):
             raise NameParseError("empty participant id", subject=path)
         return fields
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _id_problem(value: str) -> str | None:
+    """Why a field of a name cannot be an id: ``.`` and ``..`` are path parts (a result
+    folder named so lands elsewhere), a control character breaks lines and logs."""
+    if value in (".", ".."):
+        return "is a path part, not an id"
+    if _CONTROL.search(value):
+        return "holds a control character (a line break, a tab, ...)"
+    return None
 
 
 def _extension(pattern: str) -> str:

@@ -206,7 +206,8 @@ class AlertsConfig(_Frozen):
 
 # keys that do not change any result, left out of the study fingerprint
 EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
-                              "alerts"})
+                              "alerts", "task_timeout_s", "task_memory_limit_gb"})
+DEFAULT_TASK_TIMEOUT_S = 7200.0  # a week at 100 Hz takes minutes; hours is a stuck task
 
 
 class RetryConfig(_Frozen):
@@ -299,6 +300,11 @@ class Study(_Frozen):
     workers: int | None = Field(default=None, ge=1)
     # memory all workers of one machine may use together (default: 80% of physical memory)
     memory_limit_gb: float | None = Field(default=None, gt=0)
+    # one task's limits, a hostile file's cost bounded: wall-clock seconds (null: none),
+    # and the memory it may take on top of its worker's own (default: memory_limit_gb,
+    # or 80% of physical memory); a task over either fails naming its file
+    task_timeout_s: float | None = Field(default=DEFAULT_TASK_TIMEOUT_S, gt=0)
+    task_memory_limit_gb: float | None = Field(default=None, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
@@ -495,14 +501,29 @@ def _resolve_pipeline(pipeline: str, base: Path) -> str:
     return pipeline if pipeline.startswith("builtin:") else _resolve(pipeline, base)
 
 
+class _StudyLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` refused where it stands. An alias repeats what its
+    anchor names without copying it, so nine nested lines of aliases make a billion
+    values; a study file writes its values out (an anchor alone is harmless)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None,
+                f"YAML alias *{event.anchor} refused: a study file writes its values out "
+                "(aliases can expand a small file without bound)", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_study(path: str | Path) -> Study:
     """Load and validate a study file (or a folder holding ``study.yaml``).
 
     Raises
     ------
     ConfigError
-        The file is missing, not YAML, or invalid; the message names the file
-        and every offending key.
+        The file is missing, not YAML (YAML aliases included), or invalid; the message
+        names the file and every offending key.
     """
     file = study_file_path(path)
     source = str(file)
@@ -513,7 +534,7 @@ def load_study(path: str | Path) -> Study:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the study file ({exc})", subject=source) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StudyLoader)  # a SafeLoader, without aliases
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_message(exc), subject=source) from None
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:

@@ -5,17 +5,38 @@ Format (parsable by dashboards and grep)::
     2026-11-23T10:00:00.123Z [DATA_ISSUE] study=DEMO-001 uri=file:///.../P1_L.cwa reader: ...
 
 A URL's password and tokens never reach a line (:func:`wearflow.redact.redact_text`).
+Control characters in the fields and the message (a file name may hold a line break)
+are escaped, so that every event is exactly one line and no line can be forged.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
 from wearflow.redact import redact_text
 
 LOGGER_NAME = "wearflow"
+
+
+# C0 and C1 control characters and the Unicode line and paragraph separators: any of
+# them in a file name would break a line (or forge one) in the log
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                                  else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\n``, ``\\x1b``,
+    ``\\u2028``): one log line stays one line, whatever a file name holds."""
+    return _CONTROL.sub(_escape, text)
 
 
 class _UtcFormatter(logging.Formatter):
@@ -26,8 +47,8 @@ class _UtcFormatter(logging.Formatter):
         tag = getattr(record, "tag", record.levelname)
         fields = " ".join(f"{k}={v}" for k, v in sorted(getattr(record, "fields", {}).items())
                           if v is not None)
-        return redact_text(f"{stamp} [{tag}] {fields + ' ' if fields else ''}"
-                           f"{record.getMessage()}")
+        line = f"{stamp} [{tag}] {fields + ' ' if fields else ''}{record.getMessage()}"
+        return escape_controls(redact_text(line))
 
 
 def get_logger() -> logging.Logger:

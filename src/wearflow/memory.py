@@ -34,11 +34,27 @@ MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit
 GB = 1024**3
 
 
-def estimated_samples(file_name: str, size_bytes: int) -> int:
+def _on_disk_bytes_per_sample(file_name: str) -> float:
     name = file_name.lower()
-    per_sample = next((b for end, b in ON_DISK_BYTES_PER_SAMPLE if name.endswith(end)),
-                      UNKNOWN_FORMAT_BYTES_PER_SAMPLE)
-    return int(size_bytes / per_sample) + 1
+    return next((b for end, b in ON_DISK_BYTES_PER_SAMPLE if name.endswith(end)),
+                UNKNOWN_FORMAT_BYTES_PER_SAMPLE)
+
+
+def estimated_samples(file_name: str, size_bytes: int) -> int:
+    return int(size_bytes / _on_disk_bytes_per_sample(file_name)) + 1
+
+
+def max_inflated_bytes(file_name: str, limit_bytes: int,
+                       bytes_per_sample: float = DEFAULT_BYTES_PER_SAMPLE) -> int:
+    """The most a compressed file may inflate to when one task may use ``limit_bytes``
+    (on top of its worker's own footprint): content whose samples, at the fewest bytes
+    per sample of the format inside (the name without ``.gz``), fit the limit.
+
+    The plan estimates a ``.gz`` file from its compressed size; its content is what
+    the task decodes. Inflating no further than this keeps a gzip bomb inside what the
+    task may use, whatever its ratio."""
+    inner = file_name.lower().removesuffix(".gz")
+    return int(limit_bytes / bytes_per_sample * _on_disk_bytes_per_sample(inner))
 
 
 def estimate_peak_bytes(file_name: str, size_bytes: int,

@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from wearflow.errors import DataError
+from wearflow.bounds import count_lines, widest_line, xml_parts_problem, zip_problem
+from wearflow.errors import DataError, one_line
+from wearflow.storage import Store
 
 CANONICAL_FIELDS = ("participant", "height_m", "weight_kg", "age_years", "sex",
                     "dominant_hand", "time_zone", "device_left", "device_right", "visit",
@@ -143,17 +145,96 @@ def _canonical(column: str, mapping: Mapping[str, str]) -> tuple[str | None, str
     return _ALIASES.get(key), unit
 
 
+MAX_METADATA_BYTES = 32 * 1024**2
+"""A metadata file larger than this is refused unread (a table of 10,000 participants
+and 100 columns is a few MB)."""
+MAX_METADATA_COLUMNS = 1000
+MAX_METADATA_ROWS = 500_000
+"""Lines of a CSV, rows of a sheet (as far as its last row), the header included."""
+MAX_METADATA_CELLS = 2_000_000
+"""Rows x the widest row: a reader pads every row to the widest, so a sheet whose one
+cell sits at row 1,048,576 and column 16,384 would be a grid of 17 billion cells."""
+MAX_XLSX_UNZIPPED_BYTES = 64 * 1024**2
+MAX_XLSX_PARTS = 1000
+_XLSX_REQUIRED = ("[Content_Types].xml",)
+_CSV_SEPARATORS = b",;\t|"  # what the CSV sniffer may choose
+
+
 def read_table(data: bytes, uri: str) -> pd.DataFrame:
-    """A metadata file (CSV or XLSX, by content) as a table of strings."""
-    try:
-        if data[:4] == b"PK\x03\x04":  # XLSX is a zip container
-            return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
-        text = data.decode("utf-8-sig")
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           sep=None, engine="python")
-    except (UnicodeDecodeError, ValueError, ImportError, pd.errors.ParserError) as exc:
-        raise DataError(f"metadata file cannot be read as CSV or XLSX ({exc})",
-                        subject=uri) from None
+    """A metadata file (CSV or XLSX, by content) as a table of strings.
+
+    The file is measured before any parser sees it (bytes; lines, fields and cells of a
+    CSV; parts, unzipped bytes, XML document types and the sheet's grid of a workbook),
+    so that a hostile file costs bounded memory and time; any file that cannot be read
+    is a :class:`DataError` naming it, whatever the parser raised.
+    """
+    problem = _size_problem(len(data))
+    if problem is None:
+        try:
+            if data[:4] == b"PK\x03\x04":  # XLSX is a zip container
+                problem = _xlsx_problem(data)
+                if problem is None:
+                    return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+            else:
+                problem = _csv_problem(data)
+                if problem is None:
+                    return pd.read_csv(io.StringIO(data.decode("utf-8-sig")), dtype=str,
+                                       keep_default_na=False, sep=None, engine="python")
+        except Exception as exc:  # any parser error, MemoryError included: the file's issue
+            problem = f"cannot be read as CSV or XLSX ({type(exc).__name__}: {exc})"
+    raise DataError(one_line(f"metadata file {problem}"), subject=uri)
+
+
+def _size_problem(size_bytes: int) -> str | None:
+    if size_bytes > MAX_METADATA_BYTES:
+        return f"is {size_bytes} bytes, more than {MAX_METADATA_BYTES}"
+    return None
+
+
+def read_metadata_file(store: Store, path: str, uri: str, size_bytes: int,
+                       mapping: Mapping[str, str]) -> list[MetadataValue]:
+    """:func:`parse_metadata` of a stored file of ``size_bytes`` (as cataloged); one
+    larger than ``MAX_METADATA_BYTES`` is refused unread."""
+    problem = _size_problem(size_bytes)
+    if problem is not None:
+        raise DataError(f"metadata file {problem}", subject=uri)
+    return parse_metadata(store.read_bytes(path), uri, mapping)
+
+
+def _grid_problem(rows: int, columns: int, where: str) -> str | None:
+    if columns > MAX_METADATA_COLUMNS:
+        return f"{where} has more than {MAX_METADATA_COLUMNS} columns ({columns})"
+    if rows > MAX_METADATA_ROWS:
+        return f"{where} has more than {MAX_METADATA_ROWS} rows ({rows})"
+    if rows * columns > MAX_METADATA_CELLS:
+        return (f"{where} spans {rows} rows x {columns} columns, more than "
+                f"{MAX_METADATA_CELLS} cells")
+    return None
+
+
+def _csv_problem(data: bytes) -> str | None:
+    line, fields = widest_line(data, _CSV_SEPARATORS, stop_above=MAX_METADATA_COLUMNS)
+    if fields > MAX_METADATA_COLUMNS:
+        return f"line {line} has more than {MAX_METADATA_COLUMNS} fields ({fields} at least)"
+    return _grid_problem(count_lines(data), fields, "the CSV")
+
+
+def _xlsx_problem(data: bytes) -> str | None:
+    problem = zip_problem(data, max_unzipped_bytes=MAX_XLSX_UNZIPPED_BYTES,
+                          max_parts=MAX_XLSX_PARTS, required=_XLSX_REQUIRED)
+    if problem is not None:
+        return f"is not an XLSX workbook: {problem}"
+    problem, shape = xml_parts_problem(data)
+    if problem is not None:
+        return f"XLSX {problem}"
+    for name, size in sorted(shape.sheets.items()):
+        problem = _grid_problem(size.rows, size.columns, f"XLSX sheet {name}")
+        if problem is not None:
+            return problem
+    if shape.shared_strings > MAX_METADATA_CELLS:
+        return (f"XLSX holds {shape.shared_strings} shared strings, more than "
+                f"{MAX_METADATA_CELLS} (the cells a metadata table may have)")
+    return None
 
 
 def parse_metadata(data: bytes, uri: str, mapping: Mapping[str, str]) -> list[MetadataValue]:

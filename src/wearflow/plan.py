@@ -30,7 +30,7 @@ from wearflow.clock import parse_iso
 from wearflow.config import Study
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
-from wearflow.memory import WORKER_BASE_BYTES, estimate_peak_bytes
+from wearflow.memory import GB, WORKER_BASE_BYTES, estimate_peak_bytes
 from wearflow.metadata import DIARY, PROTOCOL_FIELDS, MetaCell, Metadata
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
@@ -221,7 +221,9 @@ def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
         storage_options=study.storage_options,
         memory_bytes=sum(estimate_peak_bytes(m.path, m.size_bytes, config.bytes_per_sample)
                          for m in group) - WORKER_BASE_BYTES * (len(group) - 1),
-        visit=f.visit or "", parts=parts)
+        visit=f.visit or "", parts=parts, timeout_s=study.task_timeout_s,
+        memory_limit_bytes=None if study.task_memory_limit_gb is None
+        else int(study.task_memory_limit_gb * GB))
 
 
 def group_sha256(group: Sequence[StoredFile]) -> str:

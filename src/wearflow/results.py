@@ -16,7 +16,10 @@ Layout under the study's output location::
 Every folder is keyed by the hash of what made it, so outputs are write-once:
 a changed input or solution writes a new folder and the old one stays.
 Bytes are deterministic: rows sorted, floats printed with a fixed format,
-no wall-clock time inside tables (those live in provenance.json only).
+no wall-clock time inside tables (those live in provenance.json only). The CSVs
+meant for spreadsheets (study summary, export, QC table) have the string cells a
+spreadsheet would take for a formula prefixed with ``'``; the per-file and
+participant tables are written as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -48,7 +52,10 @@ FLOAT_FORMAT = "%.10g"
 
 
 def _safe(part: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part) or "_"
+    """``part`` as one folder name: only letters, digits, ``-_.``; never ``.`` or ``..``
+    (which are path parts: a result folder named so would land elsewhere)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in part) or "_"
+    return "_" * len(safe) if safe in (".", "..") else safe
 
 
 def single_wrist_dir(solution: str, participant: str, file_name: str, task_key: str) -> str:
@@ -79,10 +86,48 @@ def _participant_folder(participant: str) -> str:
     return f"~{folder}" if folder == SUMMARY_FOLDER else folder
 
 
-def csv_bytes(table: pd.DataFrame) -> bytes:
+def csv_bytes(table: pd.DataFrame, *, spreadsheet: bool = False) -> bytes:
+    """The table as CSV. ``spreadsheet``: a CSV meant to be opened in a spreadsheet (the
+    study summary, the export, the QC table) has its formulas neutralised
+    (:func:`spreadsheet_safe`)."""
     buf = io.StringIO()
-    table.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    (spreadsheet_safe(table) if spreadsheet else table).to_csv(
+        buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
     return buf.getvalue().encode()
+
+
+# what a spreadsheet reads as the start of a formula (OWASP's list: = + - @, tab, CR)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _neutralised(value: object) -> object:
+    if (isinstance(value, str) and value.startswith(_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each string cell that a spreadsheet would take for a formula
+    (``=2+5``, ``+x``, ``-x``, ``@SUM(...)``: a participant id can be anything) prefixed
+    with ``'``, so it is shown as text. Numbers are never touched (``-1.5`` stays a
+    number, and so does a string that is a plain number); a table with no such cell is
+    returned as it is, so its CSV bytes do not change."""
+    changed: dict[str, pd.Series] = {}
+    for name in table.columns:
+        column = table[name]
+        if not (column.dtype == object or pd.api.types.is_string_dtype(column.dtype)):
+            continue
+        safe = column.map(_neutralised)
+        if not safe.equals(column):
+            changed[name] = safe
+    if not changed:
+        return table
+    out = table.copy()
+    for name, safe in changed.items():
+        out[name] = safe
+    return out
 
 
 def parquet_bytes(table: pd.DataFrame) -> bytes:
@@ -105,8 +150,13 @@ def write_result(
     tables: Mapping[str, pd.DataFrame],
     extra_json: Mapping[str, Any],
     provenance: Provenance,
+    *,
+    spreadsheet: bool = False,
 ) -> tuple[Provenance, str]:
     """Write tables (CSV + Parquet), extra JSON files and provenance.json into ``folder``.
+
+    ``spreadsheet``: the CSVs are meant for spreadsheets (the study summary): formulas
+    in their string cells are neutralised (the Parquet files keep the values as they are).
 
     Returns the provenance with its ``outputs`` filled in (path and sha256 of
     every file written, provenance.json itself excluded) and the sha256 of the
@@ -116,7 +166,8 @@ def write_result(
     outputs: list[OutputRef] = []
     for name in sorted(tables):
         table = tables[name]
-        for suffix, data in ((".csv", csv_bytes(table)), (".parquet", parquet_bytes(table))):
+        for suffix, data in ((".csv", csv_bytes(table, spreadsheet=spreadsheet)),
+                             (".parquet", parquet_bytes(table))):
             path = f"{folder}/{_safe(name)}{suffix}"
             outputs.append(OutputRef(path=path, sha256=store.write_once(path, data)))
     for name in sorted(extra_json):
@@ -136,15 +187,17 @@ def write_result(
 
 def write_qc_table(store: Store, table: pd.DataFrame) -> str:
     """Write a study's QC table as ``qc/<content hash>/qc.csv`` (write-once: the same
-    rows give the same file); return its path."""
-    data = csv_bytes(table)
+    rows give the same file; formulas neutralised, a CSV for spreadsheets); return its
+    path."""
+    data = csv_bytes(table, spreadsheet=True)
     path = f"{QC}/{sha256_bytes(data)[:16]}/qc.csv"
     store.write_once(path, data)
     return path
 
 
 def table_bytes(table: pd.DataFrame, fmt: ExportFormat) -> bytes:
-    return csv_bytes(table) if fmt == "csv" else parquet_bytes(table)
+    """An export table's bytes; a CSV export is meant for spreadsheets."""
+    return csv_bytes(table, spreadsheet=True) if fmt == "csv" else parquet_bytes(table)
 
 
 def write_export(store: Store, tables: Mapping[str, pd.DataFrame], fmt: ExportFormat,

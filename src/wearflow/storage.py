@@ -141,6 +141,8 @@ class Store:
             data: bytes = self.fs.cat_file(self._full(path))
         except FileNotFoundError:
             raise StorageError("file not found", subject=self.uri(path)) from None
+        except MemoryError:  # the reader's memory, not the storage: its task's limit says
+            raise
         except Exception as exc:
             raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None

@@ -78,6 +78,11 @@ class TaskSpec:
     # the other recordings of the same wrist and visit, combined with this file's in
     # time order (a device restart, a battery swap); empty for one file
     parts: tuple[InputFile, ...] = ()
+    # the task's limits (the study's task_timeout_s and task_memory_limit_gb): wall-clock
+    # seconds, and the memory it may take on top of its worker's own (None: none known
+    # here; a local executor gives its memory budget)
+    timeout_s: float | None = None
+    memory_limit_bytes: int | None = None
 
     @property
     def file_name(self) -> str:

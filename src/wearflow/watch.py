@@ -26,6 +26,7 @@ arrived meanwhile are picked up by the first listing.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -38,7 +39,7 @@ from urllib.parse import unquote_plus
 
 from wearflow.catalog import NameParser
 from wearflow.config import Study, local_path
-from wearflow.errors import WearflowError
+from wearflow.errors import Tag, WearflowError, one_line
 from wearflow.executors import Executor
 from wearflow.extras import require
 from wearflow.logs import log_event
@@ -162,6 +163,9 @@ def watch_study(
     The study's alerts are evaluated when the watch starts (a previous run may have
     died), after every cycle, and at least every ``alerts_every_s`` while idle (a stall
     is exactly when nothing runs); ``on_alerts`` gets each evaluation.
+
+    An error in a cycle, whatever it is (a storage hiccup, a bug met on one file), is
+    logged and kept in the report's ``errors``; the watcher goes on with the next cycle.
     """
     stop = stop or threading.Event()
     wake = threading.Event()
@@ -184,12 +188,11 @@ def watch_study(
         last_alerts = time.monotonic()
         try:
             result = evaluate_alerts(study)
-        except WearflowError as exc:  # the state briefly unusable: the next one retries
-            report.errors.append(f"alerts: {exc}")
-            return
-        report.alert_evaluations += 1
-        if on_alerts:
-            on_alerts(result)
+            report.alert_evaluations += 1
+            if on_alerts:
+                on_alerts(result)
+        except Exception as exc:  # the state briefly unusable: the next one retries
+            _cycle_failed(study, report, "alerts", exc)
 
     try:  # a location or trigger that cannot start (a missing extra) still closes the executor
         stores = [Store(loc, study.storage_options) for loc in study.input]
@@ -206,15 +209,18 @@ def watch_study(
                 last_cycle = time.monotonic()
                 try:
                     cycle = run_study(study, executor=executor, stop=stop)
-                except WearflowError as exc:  # e.g. storage briefly unreachable: retry later
-                    report.errors.append(str(exc))
+                except Exception as exc:  # e.g. storage briefly unreachable: retry later
+                    _cycle_failed(study, report, "processing cycle", exc)
                     cycle = None
                 if cycle is not None:
                     report.cycles += 1
                     report.executed += cycle.executed
                     processed = current
                     if on_cycle:
-                        on_cycle(cycle)
+                        try:
+                            on_cycle(cycle)
+                        except Exception as exc:  # e.g. a report that cannot be written
+                            _cycle_failed(study, report, "after the cycle", exc)
             if not stop.is_set() and (ran or time.monotonic() - last_alerts >= alerts_every_s):
                 evaluate()
             wake.wait(poll_s)
@@ -224,6 +230,20 @@ def watch_study(
             observer.stop()
         executor.close()  # the worker processes kept warm between cycles
     return report
+
+
+def _cycle_failed(study: Study, report: WatchReport, what: str, exc: Exception) -> None:
+    """One cycle's error, whatever it is, logged and kept in the report: the watcher
+    goes on with the next cycle (a bad upload, a bug met on one file, a state briefly
+    unusable never stop it)."""
+    if isinstance(exc, WearflowError):
+        text, tag = str(exc), exc.tag.value
+    else:
+        text, tag = f"{type(exc).__name__}: {exc}", Tag.PIPELINE_ISSUE.value
+    text = one_line(f"{what}: {text}" if what != "processing cycle" else text, 500)
+    report.errors.append(text)
+    log_event(tag, f"{what} failed, the watcher goes on: {text}", level=logging.ERROR,
+              study=study.study)
 
 
 def _quiet_listing(stores: list[Store], parser: NameParser, stop: threading.Event,
@@ -241,6 +261,6 @@ def _quiet_listing(stores: list[Store], parser: NameParser, stop: threading.Even
             if current == previous:
                 return current
             previous = current
-    except WearflowError:
+    except Exception:  # unreachable, or a listing that fails: the cycle then reports it
         return ()
     return previous

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import os
 import resource
 import signal
@@ -17,16 +18,19 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from wearflow.clock import iso_utc, utc_now
 from wearflow.combine import Part, combine_recordings
-from wearflow.errors import AlgorithmError, SolutionError, WearflowError
+from wearflow.errors import AlgorithmError, SolutionError, Tag, WearflowError
+from wearflow.memory import format_gb, max_inflated_bytes, memory_budget_bytes
 from wearflow.provenance import InputRef, Provenance, current_user, software
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
-from wearflow.readers import read_recording
+from wearflow.readers import decompression_cap, read_recording
 from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import FileResult, Solution, load_solution, solution_ref
@@ -47,17 +51,22 @@ def warm_up(*, ignore_sigint: bool) -> None:
 
 
 class Stopwatch:
-    """Wall and thread-CPU seconds spent in named stages (a stage entered twice adds up)."""
+    """Wall and thread-CPU seconds spent in named stages (a stage entered twice adds up),
+    and the stage an error first came out of (``failed_in``)."""
 
     def __init__(self) -> None:
         self._wall: dict[str, float] = {}
         self._cpu: dict[str, float] = {}
+        self.failed_in: str | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
+        except BaseException:
+            self.failed_in = self.failed_in or name
+            raise
         finally:
             self._wall[name] = self._wall.get(name, 0.0) + time.perf_counter() - wall
             self._cpu[name] = self._cpu.get(name, 0.0) + time.thread_time() - cpu
@@ -69,27 +78,63 @@ class Stopwatch:
         return tuple(self._cpu.items())
 
 
-def execute(task: TaskSpec, run_id: str) -> TaskOutcome:
+def execute(task: TaskSpec, run_id: str, *, own_process: bool = False) -> TaskOutcome:
     """Run one task end to end; return its outcome (never raises), done or failed, with
-    its stage seconds, what it cost the worker process and which worker ran it."""
+    its stage seconds, what it cost the worker process and which worker ran it.
+
+    The task's limits (:attr:`TaskSpec.timeout_s`, :attr:`TaskSpec.memory_limit_bytes`)
+    hold as far as this process allows: the time limit when the task runs on the main
+    thread (a worker process, the inline executor); the memory limit, and a hard stop of
+    the process shortly after the time limit (for code that never returns to Python),
+    only with ``own_process``, a worker process that runs nothing else (the local
+    executor's). A task over a limit fails with the stage it was in, naming its file.
+    """
     meter = TaskMeter()
     watch = Stopwatch()
-    outcome = _attempt(task, run_id, watch)
+    outcome = _attempt(task, run_id, watch, own_process)
     return dataclasses.replace(outcome, stage_s=watch.wall(), stage_cpu_s=watch.cpu(),
                                cpu_s=meter.cpu_s(), peak_rss_bytes=meter.peak_rss_bytes(),
                                worker=worker_name())
 
 
-def _attempt(task: TaskSpec, run_id: str, watch: Stopwatch) -> TaskOutcome:
+# what a task was doing when it ran out of time or memory, and whose issue that is: the
+# file's while it is read, the solution's afterwards
+_DOING = {"fetch": ("fetching", Tag.DATA_ISSUE), "decode": ("decoding", Tag.DATA_ISSUE),
+          "verify": ("verifying", Tag.DATA_ISSUE),
+          "solution": ("running the solution on", Tag.ALGORITHM_ISSUE),
+          "qc": ("checking the quality of", Tag.ALGORITHM_ISSUE),
+          "write": ("writing the results of", Tag.ALGORITHM_ISSUE)}
+_STARTING = ("preparing", Tag.ALGORITHM_ISSUE)
+HARD_STOP_GRACE_S = 60.0
+"""After its time limit, a task stuck where Python cannot interrupt it (inside a C
+routine) has this long before its worker process is stopped (local executor only)."""
+
+
+def _attempt(task: TaskSpec, run_id: str, watch: Stopwatch, own_process: bool) -> TaskOutcome:
     started = utc_now()
+    hard_stop = None if task.timeout_s is None or not own_process else HARD_STOP_GRACE_S
     try:
-        folder, flags, prov_sha, data_s = _run(task, run_id, started, watch)
+        with (time_limit(task.timeout_s, hard_stop_after_s=hard_stop),
+              memory_limit(task.memory_limit_bytes if own_process else None)):
+            folder, flags, prov_sha, data_s = _run(task, run_id, started, watch)
     except WearflowError as exc:
         return TaskOutcome.failed(task.key, started, utc_now(), exc.message, tag=exc.tag.value,
                                   transient=exc.transient)
+    except TaskTimedOut:
+        doing, tag = _DOING.get(watch.failed_in or "", _STARTING)
+        return TaskOutcome.failed(
+            task.key, started, utc_now(),
+            f"ran longer than task_timeout_s ({task.timeout_s:g} s) while {doing} the file; "
+            "stopped (raise task_timeout_s in the study file if the file is sound)",
+            tag=tag.value)
     except MemoryError:
+        doing, tag = _DOING.get(watch.failed_in or "", _STARTING)
+        limit = ("" if task.memory_limit_bytes is None or not own_process else
+                 f": the task may take {format_gb(task.memory_limit_bytes)} on top of its "
+                 "worker (task_memory_limit_gb, by default memory_limit_gb); raise it if the "
+                 "file is sound")
         return TaskOutcome.failed(task.key, started, utc_now(),
-                                  "out of memory while processing the file")
+                                  f"out of memory while {doing} the file{limit}", tag=tag.value)
     except Exception as exc:  # a bug: keep the study going, report where it happened
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return TaskOutcome.failed(task.key, started, utc_now(),
@@ -97,6 +142,80 @@ def _attempt(task: TaskSpec, run_id: str, watch: Stopwatch) -> TaskOutcome:
                                   f"({where.filename}:{where.lineno})")
     return TaskOutcome(task.key, TaskState.DONE, started, utc_now(), result_dir=folder, flags=flags,
                        provenance_sha256=prov_sha, data_s=data_s)
+
+
+class TaskTimedOut(BaseException):
+    """Raised in the task's thread when its time limit is over. A BaseException, so that
+    the ``except Exception`` of a reader or a solution does not swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float | None, *, hard_stop_after_s: float | None = None
+               ) -> Iterator[None]:
+    """Raise :class:`TaskTimedOut` in this (main) thread after ``seconds`` of wall-clock
+    time: a SIGALRM timer, so that it lands wherever Python code runs. Elsewhere than on
+    the main thread, or while an earlier timer of the caller's is pending, nothing is
+    armed (that timer is left as it is, and set again afterwards when it is later).
+
+    ``hard_stop_after_s``: for a process that runs nothing else, end the process that
+    long after the limit when the task has not stopped (stuck inside a C routine, where
+    no signal handler runs): faulthandler's watchdog, a thread of C that needs no
+    interpreter lock, writes every thread's traceback to stderr and exits.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer_s, outer_interval_s = signal.getitimer(signal.ITIMER_REAL)
+    if outer_s and outer_s <= seconds:  # the caller's own deadline comes first
+        yield
+        return
+
+    armed = True
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        if armed:
+            raise TaskTimedOut
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    began = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    if hard_stop_after_s is not None:
+        faulthandler.dump_traceback_later(seconds + hard_stop_after_s, exit=True)
+    try:
+        yield
+    finally:
+        try:
+            armed = False  # an alarm landing from here on is too late to matter
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            if hard_stop_after_s is not None:
+                faulthandler.cancel_dump_traceback_later()
+            # None: a handler installed outside Python; the default is the closest
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+            if outer_s:
+                left = max(outer_s - (time.monotonic() - began), 1e-3)
+                signal.setitimer(signal.ITIMER_REAL, left, outer_interval_s)
+
+
+@contextmanager
+def memory_limit(limit_bytes: int | None) -> Iterator[None]:
+    """Let this process take at most ``limit_bytes`` more address space (RLIMIT_AS) than
+    it holds now, until the block ends: past it, an allocation fails (MemoryError) instead
+    of the machine running out of memory. For a process that runs nothing else: every
+    thread of it is held to the limit."""
+    if limit_bytes is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    allowed = psutil.Process().memory_info().vms + limit_bytes
+    for ceiling in (soft, hard):
+        if ceiling != resource.RLIM_INFINITY:
+            allowed = min(allowed, ceiling)
+    resource.setrlimit(resource.RLIMIT_AS, (allowed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def worker_name() -> str:
@@ -196,9 +315,15 @@ def _read(task: TaskSpec, part: InputFile, watch: Stopwatch) -> Recording:
     # the GIL): the check costs CPU, not time on the task's path. A file whose bytes
     # are not the cataloged ones is never processed, whatever its decoder said.
     digest = _Digest(data)
+    # a gzip file inflates no further than the task may decode: its content's own estimate
+    # fits what the task may take (its limit, or this machine's memory budget)
+    may_use = task.memory_limit_bytes or memory_budget_bytes()
+    inflate_cap = min(decompression_cap(len(data)),
+                      max_inflated_bytes(part.path, may_use, task.solution.bytes_per_sample))
     try:
         with watch.stage("decode"):
-            recording = read_recording(data, part.uri, device_time_zone=task.device_time_zone)
+            recording = read_recording(data, part.uri, device_time_zone=task.device_time_zone,
+                                       max_decompressed_bytes=inflate_cap)
     finally:
         with watch.stage("verify"):
             changed = digest.hexdigest() != part.sha256

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from wearflow.clock import utc_now
+from wearflow.errors import Tag
 from wearflow.memory import format_gb, memory_budget_bytes, too_big
 from wearflow.task import TaskEvent, TaskOutcome, TaskSpec
 from wearflow.worker import execute, warm_up
@@ -25,6 +28,10 @@ class LocalExecutor:
     default 80% of physical memory); a big recording waits for running tasks to
     finish rather than pushing the machine into swap. A task whose estimate
     alone exceeds the budget is not started: it fails saying how much it needs.
+
+    Each task is held to its limits in its worker (:func:`wearflow.worker.execute`):
+    its wall-clock ``timeout_s`` (the worker is stopped when the task cannot be
+    interrupted) and the memory it may take, by default the whole budget.
 
     With ``persistent=True`` the worker processes (and their scikit-digital-health
     import, seconds each) outlive one ``run`` and serve the next, as the watcher
@@ -83,6 +90,7 @@ class LocalExecutor:
         pool = self._get_pool()
         try:
             running: dict[Future[TaskOutcome], TaskSpec] = {}
+            began: dict[Future[TaskOutcome], float] = {}
             broken = False
             while running or (queue and not broken and not (stop and stop.is_set())):
                 while (queue and not broken and len(running) < workers
@@ -98,13 +106,15 @@ class LocalExecutor:
                     if claim is not None and not claim(task):
                         continue  # another coordinator runs it
                     try:
-                        future = pool.submit(execute, task, run_id)
+                        future = pool.submit(execute, self._limited(task), run_id,
+                                             own_process=True)
                     except BrokenProcessPool:
                         queue.append(task)  # claimed: the fresh pool's claim renews it
                         broken = True
                         break
                     yield TaskEvent("started", task.key)
                     running[future] = task
+                    began[future] = time.monotonic()
                 if not running:
                     if queue and not broken and not (stop and stop.is_set()):
                         continue  # every task popped so far was someone else's
@@ -112,7 +122,7 @@ class LocalExecutor:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: running[f].key):
                     task = running.pop(future)
-                    outcome = _outcome(future, task)
+                    outcome = _outcome(future, task, time.monotonic() - began.pop(future))
                     broken = broken or (outcome.message or "").startswith(_DIED)
                     done += 1
                     yield TaskEvent("finished", task.key, outcome)
@@ -120,6 +130,14 @@ class LocalExecutor:
             if broken:
                 self.close()
         return done
+
+    def _limited(self, task: TaskSpec) -> TaskSpec:
+        """The task with the memory it may take in its worker: the study's
+        ``task_memory_limit_gb``, by default the whole memory budget (no task may take
+        more than all the workers together)."""
+        if task.memory_limit_bytes is not None:
+            return task
+        return dataclasses.replace(task, memory_limit_bytes=self.memory_budget_bytes)
 
     @staticmethod
     def _refuse(task: TaskSpec, reason: str, claim: Callable[[TaskSpec], bool] | None
@@ -135,11 +153,18 @@ class LocalExecutor:
 _DIED = "worker process died (killed, or out of memory)"
 
 
-def _outcome(future: Future[TaskOutcome], task: TaskSpec) -> TaskOutcome:
+def _outcome(future: Future[TaskOutcome], task: TaskSpec, elapsed_s: float) -> TaskOutcome:
     try:
         return future.result()
     except BrokenProcessPool:
         now = utc_now()
+        if task.timeout_s is not None and elapsed_s >= task.timeout_s:
+            # its worker stopped itself after the task's time limit (wearflow.worker)
+            return TaskOutcome.failed(
+                task.key, now, now,
+                f"ran longer than task_timeout_s ({task.timeout_s:g} s) and could not be "
+                "interrupted; its worker process was stopped (raise task_timeout_s in the "
+                "study file if the file is sound)", tag=Tag.DATA_ISSUE.value)
         # which of the pool's tasks killed it is unknown: each is retried (transient)
         return TaskOutcome.failed(task.key, now, now,
                                   f"{_DIED}; estimated peak {format_gb(task.memory_bytes)}",

@@ -10,7 +10,10 @@ with a one-line message. Every Recording returned has strictly increasing,
 finite times starting between 1990 and one day after now, finite
 acceleration and a sampling rate of 0.05 Hz to 10 kHz. Decompression stops
 at a cap (by default 200 times the compressed size, at least 1 MiB, at most
-4 GiB), so that a gzip bomb costs bounded memory.
+4 GiB; a worker also stops at what the task may use, see
+:func:`wearflow.memory.max_inflated_bytes`), so that a gzip bomb costs bounded
+memory; a .gt3x zip whose parts unzip beyond the same default cap is refused
+unopened, and a CSV line of more than 256 fields before it is parsed.
 
 Device clocks store naive local time; ``device_time_zone`` converts it to UTC
 with the one offset in force when the clock was set (device clocks do not
@@ -51,6 +54,7 @@ import zlib
 
 import numpy as np
 
+from wearflow.bounds import zip_problem
 from wearflow.errors import ReaderError, one_line
 from wearflow.readers.actigraph import is_agdc, is_gt3x, read_actigraph
 from wearflow.readers.csv_reader import read_csv
@@ -69,6 +73,7 @@ MAX_GZIP_RATIO = 200
 Sensor data compress 2-20 times; a higher ratio is a degenerate file or a bomb."""
 MIN_DECOMPRESSED_CAP_BYTES = 1 << 20
 MAX_DECOMPRESSED_BYTES = 4 << 30
+MAX_GT3X_PARTS = 64  # a .gt3x holds a handful (info.txt, log.bin, ...)
 _GUNZIP_CHUNK_BYTES = 1 << 20
 
 
@@ -105,9 +110,7 @@ def read_recording(
         For any file that cannot be decoded, with a one-line reason.
     """
     if max_decompressed_bytes is None:
-        max_decompressed_bytes = min(
-            MAX_DECOMPRESSED_BYTES, max(MAX_GZIP_RATIO * len(data), MIN_DECOMPRESSED_CAP_BYTES)
-        )
+        max_decompressed_bytes = decompression_cap(len(data))
     try:
         # Corrupt values may overflow (a subnormal gain, a 1e308 timestamp); the inf and
         # NaN that result are dropped and counted, or refused, by the readers' finish().
@@ -122,6 +125,13 @@ def read_recording(
     except Exception as exc:  # a reader bug or an unforeseen defect: still a data issue
         reason = one_line(str(exc), 200)
         raise ReaderError(f"cannot decode ({type(exc).__name__}: {reason})", subject=uri) from exc
+
+
+def decompression_cap(compressed_bytes: int) -> int:
+    """The default cap on what a compressed file inflates to: ``MAX_GZIP_RATIO`` times its
+    size, at least ``MIN_DECOMPRESSED_CAP_BYTES``, at most ``MAX_DECOMPRESSED_BYTES``."""
+    return min(MAX_DECOMPRESSED_BYTES,
+               max(MAX_GZIP_RATIO * compressed_bytes, MIN_DECOMPRESSED_CAP_BYTES))
 
 
 def _read(data: bytes, uri: str, zone: str, max_bytes: int) -> Recording:
@@ -146,6 +156,12 @@ def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
     standard_header = data[2:4] == b"\xfc\x03"
     if data.startswith(b"MD") and (standard_header or not _looks_like_text(data[:4096])):
         return read_cwa(data, uri, device_time_zone=zone)
+    if is_gt3x(data):
+        # a zip whose parts pygt3x inflates whole: as bounded as a gzip file's content
+        problem = zip_problem(data, max_unzipped_bytes=decompression_cap(len(data)),
+                              max_parts=MAX_GT3X_PARTS)
+        if problem is not None:
+            raise ReaderError(f"ActiGraph .gt3x file refused: {problem}", subject=uri)
     if is_gt3x(data) or is_agdc(data):
         return read_actigraph(data, uri, device_time_zone=zone)
     text_start = data[:64].lstrip(b"\xef\xbb\xbf")
@@ -194,8 +210,9 @@ def _gunzip(data: bytes, uri: str, max_bytes: int) -> tuple[bytes, bool]:
 def _check_size(size: int, max_bytes: int, uri: str) -> None:
     if size > max_bytes:
         raise ReaderError(
-            f"decompressed size exceeds {max_bytes} bytes (gzip bomb or degenerate file; "
-            "raise max_decompressed_bytes to read it)",
+            f"decompressed size exceeds {max_bytes} bytes (a gzip bomb or a degenerate "
+            f"file: content is inflated to at most {MAX_GZIP_RATIO} times the file, and no "
+            "further than one task may use, task_memory_limit_gb)",
             subject=uri,
         )
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from wearflow.bounds import widest_line
 from wearflow.errors import ReaderError, one_line
 from wearflow.readers._common import check_sampling_rate, finish, local_to_utc
 from wearflow.recording import DeviceInfo, FloatArray, Recording
@@ -28,7 +29,10 @@ from wearflow.recording import DeviceInfo, FloatArray, Recording
 STANDARD_GRAVITY = 9.80665
 ACTILIFE_HEADER_LINES = 10
 MAX_COLUMNS = 256
-"""More columns than this is not an accelerometer table (and would cost memory per column)."""
+"""More fields than this on any line is not an accelerometer table (and would cost memory
+per field): refused before parsing. Rows are bounded by the file's size (and a gzip
+file's by the decompression cap)."""
+_SEPARATORS = b",;\t"  # those a table's separator is chosen from
 MAX_NAME_CHARS = 100
 """Column names are matched on their first characters only (keeps the regexes linear)."""
 
@@ -89,8 +93,17 @@ def read_csv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> Recordi
     ReaderError
         When no time/x/y/z columns are found or the values do not parse.
     """
+    # Measured before pandas sees it: a line wider than the header becomes index levels
+    # (a MultiIndex of ten million levels from one 20 MB line), so no line may be wide.
+    line, fields = widest_line(data, _SEPARATORS, stop_above=MAX_COLUMNS)
+    if fields > MAX_COLUMNS:
+        raise ReaderError(
+            f"CSV line {line} has more than {MAX_COLUMNS} fields; an accelerometer table "
+            "has fewer",
+            subject=uri,
+        )
     text = _decode(data)
-    first_line = text.split("\n", 1)[0]
+    first_line = _first_line(text)
     if "ActiGraph" in first_line and first_line.lstrip().startswith("---"):
         return _read_actilife(text, uri, device_time_zone)
     frame = _frame(text, uri, header=0)
@@ -112,15 +125,14 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def _first_line(text: str) -> str:
+    end = text.find("\n")  # not text.split: that copies the rest of the file
+    return text if end < 0 else text[:end]
+
+
 def _frame(text: str, uri: str, *, header: int | None) -> pd.DataFrame:
-    sample = text.split("\n", 1)[0]
+    sample = _first_line(text)
     sep = max((",", ";", "\t"), key=sample.count)
-    if sample.count(sep) >= MAX_COLUMNS:
-        raise ReaderError(
-            f"CSV has {sample.count(sep) + 1} columns in its first line; an accelerometer "
-            f"table has fewer than {MAX_COLUMNS}",
-            subject=uri,
-        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),

@@ -21,7 +21,7 @@ from wearflow import catalog
 from wearflow.catalog import NameParser, SensorFile, StoredFile
 from wearflow.config import Study
 from wearflow.errors import StorageError, WearflowError
-from wearflow.metadata import MetaCell, parse_metadata
+from wearflow.metadata import MetaCell, read_metadata_file
 from wearflow.plan import Plan, make_plan
 from wearflow.solutions import Solution, load_study_solutions
 from wearflow.state import State
@@ -183,8 +183,8 @@ def _read_metadata(study: Study, files: Sequence[SensorFile]
     verdicts = []
     for f in files:
         try:
-            parsed = parse_metadata(Store(f.location, study.storage_options).read_bytes(f.path),
-                                    f.uri, study.metadata.columns)
+            parsed = read_metadata_file(Store(f.location, study.storage_options), f.path,
+                                        f.uri, f.size_bytes, study.metadata.columns)
         except WearflowError as exc:
             verdicts.append(FileVerdict(f.uri, "metadata", "metadata", exc.message))
             continue

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 
 from wearflow import catalog
-from wearflow.errors import StorageError, WearflowError
-from wearflow.metadata import MetadataTuple, parse_metadata
+from wearflow.errors import StorageError, WearflowError, one_line
+from wearflow.metadata import MetadataTuple, read_metadata_file
 from wearflow.stages.context import RunContext
 from wearflow.state.audit import AuditEvent
 from wearflow.storage import Store
@@ -33,18 +33,22 @@ def catalog_files(ctx: RunContext, inputs: Sequence[Store]) -> list[StorageError
 
 def ingest_metadata(ctx: RunContext) -> None:
     """Parse every metadata file version not seen before; values are appended, never
-    replaced. A file that cannot be read is recorded with its problem."""
+    replaced. Each file on its own: one that cannot be read is recorded with its
+    problem (one METADATA_ISSUE naming it), and the others are still ingested."""
     parsed = ctx.state.metadata.parsed_file_ids()
     for f in ctx.state.files.current(kind="metadata"):
         if f.id in parsed:
             continue
         try:
-            data = Store(f.location, ctx.study.storage_options).read_bytes(f.path)
-            values = parse_metadata(data, f.uri, ctx.study.metadata.columns)
+            values = read_metadata_file(Store(f.location, ctx.study.storage_options), f.path,
+                                        f.uri, f.size_bytes, ctx.study.metadata.columns)
             rows: list[MetadataTuple] = [(v.participant, v.field, v.value, v.raw, v.row,
                                           v.problem) for v in values]
         except WearflowError as exc:
             rows = [(None, "__file__", None, "", 0, exc.message)]
+        except Exception as exc:  # a bug met on one file: the others are still ingested
+            rows = [(None, "__file__", None, "", 0,
+                     one_line(f"metadata file cannot be read ({type(exc).__name__}: {exc})"))]
         ctx.state.metadata.add(f.id, rows or [(None, "__file__", None, "", 0, None)])
         ctx.audit.record(ctx.actor, "metadata.added", f.uri, after={
             "sha256": f.sha256, "values": sum(1 for r in rows if r[2] is not None),

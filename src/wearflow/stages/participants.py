@@ -186,7 +186,7 @@ def _write_summary(ctx: RunContext, out: Store, sol: Solution,
         solution=solution_ref(sol), software=software(), started_utc=started,
         finished_utc=utc_now(),
     )
-    _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov)
+    _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov, spreadsheet=True)
     ctx.state.results.add_summary(key=key, solution=sol.name, result_dir=folder,
                                   provenance_sha256=prov_sha, run_id=ctx.run_id)
     ctx.audit.record(ctx.actor, "result.written", folder, after={"provenance_sha256": prov_sha})
