@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from wearflow.errors import StateError, WearflowError
 from wearflow.provenance import default_actor
@@ -77,11 +77,25 @@ def verify(path: str, anchor: tuple[int, str] | None = None) -> tuple[int | None
     return report.first_bad_seq, report.reason or ""
 
 
-def sql(url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
-    """Tamper with the database directly, outside wearflow (raw driver SQL, ``?`` params)."""
+def drop_append_only_guard(con: Connection) -> None:
+    """What only the database's owner can do: drop the triggers that refuse UPDATE and
+    DELETE on the audit trail (schema revision 0007)."""
+    if con.dialect.name == "postgresql":
+        for name in ("audit_trail_append_only", "audit_trail_no_truncate"):
+            con.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON audit_trail")
+    else:
+        for name in ("audit_trail_no_update", "audit_trail_no_delete"):
+            con.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def sql(url: str, *statements: str | tuple[str, tuple[Any, ...]], owner: bool = True) -> None:
+    """Tamper with the database directly, outside wearflow (raw driver SQL, ``?`` params).
+    ``owner``: as its owner, who first drops the append-only triggers."""
     engine = create_engine(url)
     try:
         with engine.begin() as con:
+            if owner:
+                drop_append_only_guard(con)
             for st in statements:
                 query, params = (st, ()) if isinstance(st, str) else st
                 if engine.dialect.name == "postgresql":
@@ -242,6 +256,34 @@ def test_swapped_entries_are_caught_at_the_first(db: str) -> None:
         "UPDATE audit_trail SET seq = 17 WHERE seq = 18",
         "UPDATE audit_trail SET seq = 18 WHERE seq = -1")
     assert verify(db) == (17, "prev_hash does not match entry 16")
+
+
+# -- append-only, by the database itself -------------------------------------
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_trail SET actor = 'mallory' WHERE seq = 17",
+    "UPDATE audit_trail SET seq = seq + 1000",
+    "DELETE FROM audit_trail WHERE seq = 50",
+    "DELETE FROM audit_trail WHERE seq >= 46",
+    "DELETE FROM audit_trail",
+])
+def test_the_database_refuses_updates_and_deletes(db: str, statement: str) -> None:
+    with pytest.raises(DBAPIError, match="append-only"):
+        sql(db, statement, owner=False)
+    assert verify(db) == (None, "")
+    assert row(db, N)["seq"] == N and row(db, 17)["actor"] == "user2"
+
+
+def test_postgresql_refuses_truncate_of_the_audit_trail(pg_url: str) -> None:
+    State(pg_url).close()
+    with pytest.raises(DBAPIError, match="append-only"):
+        sql(pg_url, "TRUNCATE audit_trail", owner=False)
+
+
+def test_appending_still_works_under_the_guard(db: str) -> None:
+    state = State(db)
+    entry = AuditTrail(state.engine).record("ann", "task.started", "k")
+    state.close()
+    assert entry.seq == N + 1 and verify(db) == (None, "")
 
 
 # -- what the chain alone cannot see, and the anchor that can ------------------

@@ -108,6 +108,11 @@ def test_manual_actions_need_a_reason_and_are_audited(study: Path) -> None:
 def test_audit_verify_names_the_first_tampered_entry(study: Path, sql: str,
                                                      first_bad: int) -> None:
     with sqlite3.connect(study / "results/wearflow.db") as db:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(sql)  # refused by the database itself (schema revision 0007)
+    with sqlite3.connect(study / "results/wearflow.db") as db:  # as its owner: the guard off
+        db.execute("drop trigger audit_trail_no_update")
+        db.execute("drop trigger audit_trail_no_delete")
         db.execute(sql)
     result = runner.invoke(app, ["audit", "verify", str(study)])
     assert result.exit_code == 1
