@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import multiprocessing
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from wearflow.errors import StateError, WearflowError
-from wearflow.provenance import default_actor
+from wearflow.provenance import current_user, default_actor
 from wearflow.state import State
 from wearflow.state.audit import (
     FIELDS,
@@ -386,16 +387,26 @@ def test_diff_names_changed_keys_with_dotted_paths() -> None:
 
 
 def test_default_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A declared name (the study's identity, else $WEARFLOW_USER) is a claim: the OS user
+    is recorded beside it."""
+    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "root")
     monkeypatch.setenv("WEARFLOW_USER", "env-user")
-    assert default_actor(" configured ") == "configured"
-    assert default_actor(None) == default_actor("") == "env-user"
+    assert default_actor(" configured ") == "configured (OS user root)"
+    assert default_actor(None) == default_actor("") == "env-user (OS user root)"
+    assert default_actor("root") == "OS user root"
     monkeypatch.delenv("WEARFLOW_USER")
-    for var in ("USER", "LNAME", "USERNAME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("LOGNAME", "os-user")  # what getpass reads first
-    assert default_actor(None) == "os-user"
-    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "")
-    assert default_actor(None) == "unknown"
+    assert default_actor(None) == "OS user root"
+    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "unknown")
+    assert default_actor("ann") == "ann (OS user unknown)"
+
+
+def test_current_user_is_the_os_user_by_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not $USER or $LOGNAME (what getpass reads first): anyone can set those."""
+    import pwd
+
+    for var in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, "dr.impostor")
+    assert current_user() == pwd.getpwuid(os.geteuid()).pw_name != "dr.impostor"
 
 
 # -- concurrency -------------------------------------------------------------
