@@ -25,6 +25,7 @@ from wearflow.errors import ConfigError, Tag, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 
 STUDY_FILE_NAME = "study.yaml"
+ANCHORS_FOLDER = "audit-anchors"  # under the output, unless the study file names a place
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device", "location"})
@@ -191,9 +192,25 @@ class AlertsConfig(_Frozen):
                     or self.failed_percent is not None or self.issue_tags)
 
 
+class AuditConfig(_Frozen):
+    """Where each run writes the audit trail's head outside the state database, and the
+    key it is signed with (README: the audit trail's anchors).
+
+    ``anchors``: a folder or bucket prefix (default ``<output>/audit-anchors``; best a
+    bucket with object lock, or any place the database's users cannot rewrite).
+    ``key_file``: a file holding the HMAC key; else the key is the value of the
+    environment variable ``key_env``. Never the key itself: the state database and the
+    study file must not hold it. Without a key the anchors are unsigned.
+    """
+
+    anchors: str | None = None
+    key_file: str | None = None
+    key_env: str = Field(default="WEARFLOW_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 # keys that do not change any result, left out of the study fingerprint
 EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
-                              "alerts"})
+                              "alerts", "audit"})
 
 
 class RetryConfig(_Frozen):
@@ -288,6 +305,7 @@ class Study(_Frozen):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
     # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
     # logged or written to outputs. Credentials may also come from AWS_* variables.
@@ -344,6 +362,11 @@ class Study(_Frozen):
             )
         return f"sqlite:///{Path(folder) / 'wearflow.db'}"
 
+    @property
+    def anchors_location(self) -> str:
+        """Where each run writes the audit trail's head (default: ``<output>/audit-anchors``)."""
+        return self.audit.anchors or f"{self.output.rstrip('/')}/{ANCHORS_FOLDER}"
+
     def has_state(self) -> bool:
         """Whether the state database exists (a SQLite file is looked for; a server
         database is taken to exist)."""
@@ -382,7 +405,8 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Study, ("files",): FilesConfig, ("metadata",): MetadataConfig, ("qc",): QcConfig,
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
     ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
-    ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig}
+    ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig,
+    ("audit",): AuditConfig}
 
 
 def redacted_url(url: str) -> str:
@@ -443,6 +467,10 @@ def parse_study(data: Any, *, source: str, base: Path) -> Study:
             "input": tuple(_resolve(x, base) for x in study.input),
             "output": _resolve(study.output, base),
             "state": _resolve_sqlite(study.state, base) if study.state else None,
+            "audit": study.audit.model_copy(update={
+                "anchors": _resolve(study.audit.anchors, base) if study.audit.anchors else None,
+                "key_file": (_resolve(study.audit.key_file, base) if study.audit.key_file
+                             else None)}),
             "solutions": tuple(
                 s.model_copy(update={"pipeline": _resolve_pipeline(s.pipeline, base)})
                 for s in study.solutions

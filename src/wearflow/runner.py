@@ -1,6 +1,6 @@
 """Run a study once: the only place that wires the stages together.
 
-study -> ingest (catalog, metadata) -> plan -> execute -> participants -> issues
+study -> ingest (catalog, metadata) -> plan -> execute -> participants -> issues -> anchor
 
 Exit codes of :func:`run_study` (and ``wearflow run``):
 0 every current file is done; 1 some files failed or could not be parsed
@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from wearflow.anchors import audit_key
 from wearflow.clock import utc_now
 from wearflow.config import Study, local_path
 from wearflow.errors import (
@@ -33,6 +34,7 @@ from wearflow.notify import publish_issues
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
+from wearflow.stages.anchor import anchor_trail
 from wearflow.stages.context import ProgressCallback, RunContext, RunReport
 from wearflow.stages.execute import execute_plan
 from wearflow.stages.ingest import catalog_files, ingest_metadata
@@ -69,6 +71,7 @@ def run_study(
     run_id = f"{utc_now().replace(':', '').replace('-', '')[:15]}-{uuid.uuid4().hex[:8]}"
     report = RunReport(run_id=run_id, output=study.output)
     try:  # before any file is touched or written: a study that cannot run leaves nothing
+        audit_key(study)  # a key file the study names and cannot be read stops it here
         solutions = load_study_solutions(study)
         _refuse_identical(study, solutions)
         inputs = input_stores(study.input, study.storage_options, study.source)
@@ -129,6 +132,7 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
                                "failed": report.failed})
     ctx.log("INFO", f"run finished: {report.executed} executed, {report.failed} failed, "
             f"{report.participants_aggregated} participants aggregated", run=run_id)
+    anchor_trail(study, state, run_id)
 
 
 def _begin(ctx: RunContext) -> None:

@@ -3,7 +3,8 @@
 ``verify_outputs``: every file under ``single-wrist-processed/`` and
 ``processed/`` must be listed, with its sha256, in the provenance.json of its
 folder, and every provenance.json must have the sha256 the state database
-recorded when it was written. Reports altered, missing and unrecorded files.
+recorded when it was written. Reports altered, missing and unrecorded files, and an
+audit trail that does not verify against its latest anchor.
 
 ``reproduce``: re-run one per-wrist result's task from its provenance into a
 scratch location and compare every output file byte for byte.
@@ -24,13 +25,14 @@ from wearflow.config import Study, local_path
 from wearflow.errors import StateError, WearflowError
 from wearflow.plan import task_spec
 from wearflow.results import PROCESSED, SINGLE_WRIST
+from wearflow.services.audit import check_audit
 from wearflow.solutions import load_solution
 from wearflow.state import State
 from wearflow.storage import Store, sha256_bytes
 from wearflow.task import TaskRecord, TaskState
 from wearflow.worker import execute
 
-Problem = Literal["altered", "missing", "unrecorded"]
+Problem = Literal["altered", "missing", "unrecorded", "audit"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,12 @@ def verify_outputs(study: Study) -> VerifyReport:
     out = Store(study.output, study.storage_options)
     with State(study.state_url) as state:
         expected_prov = state.results.provenance_hashes()
+        entries = state.audit.entries()
     report = VerifyReport()
+    trail = check_audit(study, entries)  # against its latest anchor outside the database
+    if not trail.ok:
+        report.problems.append(OutputProblem("audit", "audit trail",
+                                             f"{trail.problem()}; {trail.anchor_text()}"))
     on_storage = {e.path: e for e in out.walk()
                   if e.path.startswith((SINGLE_WRIST + "/", PROCESSED + "/"))}
     recorded: set[str] = set()
