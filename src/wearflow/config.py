@@ -313,6 +313,15 @@ class Study(_Frozen):
     identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
 
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_without_credentials(cls, url: str | None) -> str | None:
+        # the message never repeats the URL: it holds the credentials
+        if url is not None and "@" in urlsplit(url).netloc:
+            raise ValueError("must not hold a user or password (user:password@host): put "
+                             "the receiver's token in its path or query")
+        return url
+
     @field_validator("input", mode="before")
     @classmethod
     def _input_as_list(cls, value: Any) -> Any:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from wearflow.anchors import audit_key
@@ -29,8 +30,7 @@ from wearflow.errors import (
 from wearflow.executors import Executor, make_executor
 from wearflow.issue import IssueSpec
 from wearflow.logs import add_file_handler, log_event, remove_handler
-from wearflow.notify import flush as flush_notifications
-from wearflow.notify import publish_issues
+from wearflow.notify import Outbox, publish_issues, send_pending, webhook_deadline
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
@@ -79,6 +79,7 @@ def run_study(
         if study.has_state():  # say so in the queue of a study that has one
             with State(study.state_url) as state:
                 _could_not_run(study, state, exc)
+            send_pending(study, lambda: _issues_outbox(study))
         raise
     handler = _log_to_output(study)
     try:
@@ -92,6 +93,9 @@ def run_study(
     finally:
         if handler is not None:
             remove_handler(handler)
+        # the new issues owed to the webhook, posted on a thread that never holds the run
+        # (it logs to the study's log itself: the run's handler is gone)
+        send_pending(study, lambda: _issues_outbox(study))
     return report
 
 
@@ -127,7 +131,6 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
         *(IssueSpec(p.tag.value, f"cannot be read now: {p.message}", uri=p.subject,
                     resolution="check the storage; the file is read again at the next run")
           for p in unreadable)])
-    flush_notifications()
     state.runs.finish(run_id, {"executed": report.executed, "done": report.done,
                                "failed": report.failed})
     ctx.log("INFO", f"run finished: {report.executed} executed, {report.failed} failed, "
@@ -157,8 +160,16 @@ def _could_not_run(study: Study, state: State, exc: WearflowError) -> None:
               uri=exc.subject)
     problem = IssueSpec(exc.tag.value, f"the study could not run: {exc.message}",
                         uri=exc.subject, resolution="fix the study file or storage")
-    publish_issues(study, state.issues.sync(study.study, [problem], close_missing=False))
-    flush_notifications()
+    publish_issues(study, state.issues.sync(
+        study.study, [problem], close_missing=False,
+        webhook_deadline_utc=webhook_deadline() if study.webhook else None))
+
+
+@contextmanager
+def _issues_outbox(study: Study) -> Iterator[Outbox]:
+    """The issues table, for a webhook sender on its own thread (its own connection)."""
+    with State(study.state_url) as state:
+        yield state.issues
 
 
 def _refuse_identical(study: Study, solutions: Sequence[Solution]) -> None:
