@@ -309,6 +309,28 @@ def test_full_rewrite_from_an_entry_needs_the_anchor(db: str) -> None:
     assert verify(db, anchor) == (N, "entry_hash does not match the anchor (rewritten)")
 
 
+def test_head_and_the_entries_since_an_anchor(db: str) -> None:
+    """What a run checks before it anchors the trail's new head: only the entries since
+    the previous anchor, on SQLite and PostgreSQL."""
+    e40, e45 = row(db, 40), row(db, 45)
+    state = State(db)
+    trail = AuditTrail(state.engine)
+    assert trail.head() == (N, row(db, N)["entry_hash"])
+    since = trail.verify_since((40, e40["entry_hash"]))
+    assert since.ok and since.entries == N - 40 and since.head_seq == N
+    assert trail.verify_since((40, "f" * 64)).reason == (
+        "entry_hash does not match the anchor (rewritten)")
+    assert trail.verify_since((N + 3, "f" * 64)).reason == f"entry {N + 3} of the anchor missing"
+    sql(db, ("UPDATE audit_trail SET actor = ? WHERE seq = 45", ("mallory",)))
+    broken = trail.verify_since((40, e40["entry_hash"]))
+    assert (broken.first_bad_seq, broken.reason) == (45, "entry_hash does not match its content")
+    assert not trail.verify_since((45, e45["entry_hash"])).ok
+    entries = trail.entries()
+    state.close()
+    anchors = [(40, e40["entry_hash"]), (45, e45["entry_hash"])]
+    assert verify_entries(entries, anchors=anchors).first_bad_seq == 45
+
+
 # -- manual actions, bad input ------------------------------------------------
 @pytest.mark.parametrize("action", ["manual.retry", "manual.exclude", "manual.resolve"])
 @pytest.mark.parametrize("reason", [None, "", "  \n"])

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from wearflow import load_study, notify, run_study
-from wearflow.errors import ConfigError
+from wearflow.delivery import post_json
+from wearflow.errors import ConfigError, DeliveryError
 from wearflow.executors import InlineExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -245,3 +246,15 @@ def test_the_outbox_in_the_issues_table(state_url: str) -> None:
     assert rows["u2"].webhook_delivered_utc == t(11) and not rows["u2"].webhook_pending
     assert not rows["u1"].webhook_pending and "given up" in (rows["u1"].webhook_error or "")
     assert rows[None].webhook_queued_utc is None
+
+
+def test_post_json_never_follows_a_redirect_with_the_credentials(
+        receivers: list[Receiver]) -> None:
+    """Shared with the alerts, whose webhook may carry user:password (sent as a Basic
+    Authorization header): a redirect would re-send it wherever the receiver points."""
+    hook, elsewhere = receivers
+    hook.script = [("redirect", elsewhere.url)]
+    url = hook.url.replace("http://", "http://hookuser:hook-pass@")
+    with pytest.raises(DeliveryError, match="302") as caught:
+        post_json(url, {"a": 1})
+    assert elsewhere.requests == 0 and "hook-pass" not in str(caught.value)
