@@ -8,17 +8,18 @@ import io
 import itertools
 import json
 import multiprocessing
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from wearflow.errors import StateError, WearflowError
-from wearflow.provenance import default_actor
+from wearflow.provenance import current_user, default_actor
 from wearflow.state import State
 from wearflow.state.audit import (
     FIELDS,
@@ -77,11 +78,25 @@ def verify(path: str, anchor: tuple[int, str] | None = None) -> tuple[int | None
     return report.first_bad_seq, report.reason or ""
 
 
-def sql(url: str, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
-    """Tamper with the database directly, outside wearflow (raw driver SQL, ``?`` params)."""
+def drop_append_only_guard(con: Connection) -> None:
+    """What only the database's owner can do: drop the triggers that refuse UPDATE and
+    DELETE on the audit trail (schema revision 0007)."""
+    if con.dialect.name == "postgresql":
+        for name in ("audit_trail_append_only", "audit_trail_no_truncate"):
+            con.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON audit_trail")
+    else:
+        for name in ("audit_trail_no_update", "audit_trail_no_delete"):
+            con.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def sql(url: str, *statements: str | tuple[str, tuple[Any, ...]], owner: bool = True) -> None:
+    """Tamper with the database directly, outside wearflow (raw driver SQL, ``?`` params).
+    ``owner``: as its owner, who first drops the append-only triggers."""
     engine = create_engine(url)
     try:
         with engine.begin() as con:
+            if owner:
+                drop_append_only_guard(con)
             for st in statements:
                 query, params = (st, ()) if isinstance(st, str) else st
                 if engine.dialect.name == "postgresql":
@@ -244,6 +259,34 @@ def test_swapped_entries_are_caught_at_the_first(db: str) -> None:
     assert verify(db) == (17, "prev_hash does not match entry 16")
 
 
+# -- append-only, by the database itself -------------------------------------
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_trail SET actor = 'mallory' WHERE seq = 17",
+    "UPDATE audit_trail SET seq = seq + 1000",
+    "DELETE FROM audit_trail WHERE seq = 50",
+    "DELETE FROM audit_trail WHERE seq >= 46",
+    "DELETE FROM audit_trail",
+])
+def test_the_database_refuses_updates_and_deletes(db: str, statement: str) -> None:
+    with pytest.raises(DBAPIError, match="append-only"):
+        sql(db, statement, owner=False)
+    assert verify(db) == (None, "")
+    assert row(db, N)["seq"] == N and row(db, 17)["actor"] == "user2"
+
+
+def test_postgresql_refuses_truncate_of_the_audit_trail(pg_url: str) -> None:
+    State(pg_url).close()
+    with pytest.raises(DBAPIError, match="append-only"):
+        sql(pg_url, "TRUNCATE audit_trail", owner=False)
+
+
+def test_appending_still_works_under_the_guard(db: str) -> None:
+    state = State(db)
+    entry = AuditTrail(state.engine).record("ann", "task.started", "k")
+    state.close()
+    assert entry.seq == N + 1 and verify(db) == (None, "")
+
+
 # -- what the chain alone cannot see, and the anchor that can ------------------
 def test_truncation_needs_the_anchor(db: str) -> None:
     anchor = (N, row(db, N)["entry_hash"])
@@ -264,6 +307,28 @@ def test_full_rewrite_from_an_entry_needs_the_anchor(db: str) -> None:
     sql(db, *statements)
     assert verify(db) == (None, "")
     assert verify(db, anchor) == (N, "entry_hash does not match the anchor (rewritten)")
+
+
+def test_head_and_the_entries_since_an_anchor(db: str) -> None:
+    """What a run checks before it anchors the trail's new head: only the entries since
+    the previous anchor, on SQLite and PostgreSQL."""
+    e40, e45 = row(db, 40), row(db, 45)
+    state = State(db)
+    trail = AuditTrail(state.engine)
+    assert trail.head() == (N, row(db, N)["entry_hash"])
+    since = trail.verify_since((40, e40["entry_hash"]))
+    assert since.ok and since.entries == N - 40 and since.head_seq == N
+    assert trail.verify_since((40, "f" * 64)).reason == (
+        "entry_hash does not match the anchor (rewritten)")
+    assert trail.verify_since((N + 3, "f" * 64)).reason == f"entry {N + 3} of the anchor missing"
+    sql(db, ("UPDATE audit_trail SET actor = ? WHERE seq = 45", ("mallory",)))
+    broken = trail.verify_since((40, e40["entry_hash"]))
+    assert (broken.first_bad_seq, broken.reason) == (45, "entry_hash does not match its content")
+    assert not trail.verify_since((45, e45["entry_hash"])).ok
+    entries = trail.entries()
+    state.close()
+    anchors = [(40, e40["entry_hash"]), (45, e45["entry_hash"])]
+    assert verify_entries(entries, anchors=anchors).first_bad_seq == 45
 
 
 # -- manual actions, bad input ------------------------------------------------
@@ -344,16 +409,26 @@ def test_diff_names_changed_keys_with_dotted_paths() -> None:
 
 
 def test_default_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A declared name (the study's identity, else $WEARFLOW_USER) is a claim: the OS user
+    is recorded beside it."""
+    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "root")
     monkeypatch.setenv("WEARFLOW_USER", "env-user")
-    assert default_actor(" configured ") == "configured"
-    assert default_actor(None) == default_actor("") == "env-user"
+    assert default_actor(" configured ") == "configured (OS user root)"
+    assert default_actor(None) == default_actor("") == "env-user (OS user root)"
+    assert default_actor("root") == "OS user root"
     monkeypatch.delenv("WEARFLOW_USER")
-    for var in ("USER", "LNAME", "USERNAME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("LOGNAME", "os-user")  # what getpass reads first
-    assert default_actor(None) == "os-user"
-    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "")
-    assert default_actor(None) == "unknown"
+    assert default_actor(None) == "OS user root"
+    monkeypatch.setattr("wearflow.provenance.current_user", lambda: "unknown")
+    assert default_actor("ann") == "ann (OS user unknown)"
+
+
+def test_current_user_is_the_os_user_by_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not $USER or $LOGNAME (what getpass reads first): anyone can set those."""
+    import pwd
+
+    for var in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, "dr.impostor")
+    assert current_user() == pwd.getpwuid(os.geteuid()).pw_name != "dr.impostor"
 
 
 # -- concurrency -------------------------------------------------------------

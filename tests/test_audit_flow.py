@@ -4,6 +4,8 @@ through the command line."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from wearflow.executors import InlineExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 runner = CliRunner()
+OS_USER = pwd.getpwuid(os.geteuid()).pw_name
 
 STUDY = """\
 study: AUDIT
@@ -54,7 +57,8 @@ def test_run_records_who_did_what(study: Path) -> None:
     assert actions.count("file.cataloged") == 2
     assert actions.count("task.started") == 2
     assert {"task.finished", "task.failed", "result.written"} <= set(actions)
-    assert all(e["actor"] == "dr.ada@site-3" for e in entries)
+    # the declared identity is a claim; the OS user that ran it is recorded beside it
+    assert all(e["actor"] == f"dr.ada@site-3 (OS user {OS_USER})" for e in entries)
     failed = next(e for e in entries if e["action"] == "task.failed")
     assert "DATA_ISSUE" in failed["after_json"]
     (study / "study.yaml").write_text(STUDY.replace("AUDIT", "AUDIT").replace(
@@ -97,6 +101,31 @@ def test_manual_actions_need_a_reason_and_are_audited(study: Path) -> None:
     assert manual["manual.resolve"]["reason"] == "participant withdrew"
 
 
+def test_a_declared_name_never_hides_the_os_user(study: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root shell declaring an investigator's name: both are recorded, for a run and for
+    an unauthenticated manual action; a token user is named by the token alone."""
+    me = OS_USER
+    no_identity = STUDY.replace("identity: dr.ada@site-3\n", "")
+    (study / "study.yaml").write_text(no_identity)
+    monkeypatch.setenv("WEARFLOW_USER", "dr.made-up")
+    write_csv(study / "raw/P2_L.csv", seed=2, hours=0.2)
+    run_study(load_study(study), executor=InlineExecutor())
+    cataloged = [e for e in trail(study) if e["action"] == "file.cataloged"][-1]
+    assert cataloged["actor"] == f"dr.made-up (OS user {me})"
+    done = runner.invoke(app, ["exclude", str(study), "P2_L.csv", "--reason", "never worn"],
+                         env={"WEARFLOW_TOKEN": ""})
+    assert done.exit_code == 0, done.output
+    entry = trail(study)[-1]
+    assert entry["actor"] == f"unauthenticated dr.made-up (OS user {me})"
+    signature = json.loads(entry["after_json"])["signature"]
+    assert (signature["user"], signature["os_user"]) == ("dr.made-up", me)
+    monkeypatch.delenv("WEARFLOW_USER")
+    runner.invoke(app, ["exclude", str(study), "P2_L.csv", "--undo", "--reason", "worn"],
+                  env={"WEARFLOW_TOKEN": ""})
+    assert trail(study)[-1]["actor"] == f"unauthenticated OS user {me}"
+
+
 @pytest.mark.parametrize(
     ("sql", "first_bad"),
     [
@@ -107,7 +136,12 @@ def test_manual_actions_need_a_reason_and_are_audited(study: Path) -> None:
 )
 def test_audit_verify_names_the_first_tampered_entry(study: Path, sql: str,
                                                      first_bad: int) -> None:
-    with sqlite3.connect(study / "results/wearflow.db") as db:
+    with (sqlite3.connect(study / "results/wearflow.db") as db,
+          pytest.raises(sqlite3.IntegrityError, match="append-only")):
+        db.execute(sql)  # refused by the database itself (schema revision 0007)
+    with sqlite3.connect(study / "results/wearflow.db") as db:  # as its owner: the guard off
+        db.execute("drop trigger audit_trail_no_update")
+        db.execute("drop trigger audit_trail_no_delete")
         db.execute(sql)
     result = runner.invoke(app, ["audit", "verify", str(study)])
     assert result.exit_code == 1

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from study_helpers import write_csv
-from wearflow import load_study, run_study, study_status
+from wearflow import load_study, notify, run_study, study_status
 from wearflow.cli import app
 from wearflow.demo.cwa_writer import write_cwa
 from wearflow.demo.synthetic import generate_recording
@@ -214,7 +214,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def receiver() -> Iterator[str]:
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.received = []
-    _Receiver.fail_first = 1  # the first post fails: the sender must retry
+    _Receiver.fail_first = 1  # the first post fails: the next run's sender must retry
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook"
@@ -226,6 +226,9 @@ def test_new_issue_posted_to_webhook_and_appended_to_jsonl(tmp_path: Path,
     root = make_study(tmp_path, extra=f"webhook: {receiver}")
     (root / "raw/P1_L.csv").write_bytes(np.random.default_rng(1).bytes(300))
     run_study(load_study(root), executor=InlineExecutor())
+    assert notify.flush(30) and _Receiver.received == []  # refused: still owed
+    run_study(load_study(root), executor=InlineExecutor())  # the next run's sender retries
+    assert notify.flush(30)
     (posted,) = _Receiver.received
     assert posted["tag"] == "DATA_ISSUE"
     assert posted["uri"].endswith("P1_L.csv")
@@ -233,6 +236,7 @@ def test_new_issue_posted_to_webhook_and_appended_to_jsonl(tmp_path: Path,
     lines = (root / "results/issues.jsonl").read_text().splitlines()
     assert [json.loads(line)["uri"] for line in lines] == [posted["uri"]]
     run_study(load_study(root), executor=InlineExecutor())  # same issue: not posted again
+    assert notify.flush(30)
     assert len(_Receiver.received) == 1
 
 

@@ -62,6 +62,7 @@ def test_study_on_a_bucket(tmp_path: Path, s3_endpoint: str) -> None:
                and k.endswith("/activity_level_classification.parquet") for k in keys)
     assert any(k.startswith("results/processed/wrist/P2/") and k.endswith("provenance.json")
                for k in keys)
+    assert any(k.startswith("results/audit-anchors/") for k in keys)  # the trail's head
     status = study_status(study)
     assert status["participants"] == {"total": 2, "processed": 2}
     assert status["files"]["total"] == 4  # the .part upload is not cataloged

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from wearflow.errors import StateError
 from wearflow.state import State, schema
@@ -22,7 +22,7 @@ def test_a_new_database_is_at_the_newest_revision_and_matches_the_tables(
     State(state_url).close()
     engine = create_engine(state_url)
     with engine.connect() as conn:
-        assert schema.current_revision(conn) == schema.head_revision() == "0006"
+        assert schema.current_revision(conn) == schema.head_revision() == "0007"
         # the tables the code declares are exactly what the migrations built
         assert compare_metadata(MigrationContext.configure(conn), schema.target_metadata()) == []
     engine.dispose()
@@ -112,4 +112,26 @@ def test_revision_0003_fills_the_visit_of_files_already_cataloged(state_url: str
     with State(state_url) as state:
         (f,) = state.files.current()
     assert (f.visit, f.body_location, f.participant) == ("V2", "wrist", "P1")
+    engine.dispose()
+
+
+def test_revision_0007_makes_the_audit_trail_append_only_and_its_downgrade_undoes_it(
+        state_url: str) -> None:
+    engine = create_engine(state_url)
+    cfg = schema._config()
+    row = ("INSERT INTO audit_trail (seq, entry_utc, actor, action, object, prev_hash, "
+           "entry_hash) VALUES (1, 't', 'ann', 'study.loaded', 's', 'p', 'h')")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        conn.execute(text(row))
+    State(state_url).close()  # to the newest revision
+    for statement in ("UPDATE audit_trail SET actor = 'mallory'", "DELETE FROM audit_trail"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        conn.execute(text("DELETE FROM audit_trail"))
+        assert conn.execute(text("SELECT count(*) FROM audit_trail")).scalar() == 0
     engine.dispose()

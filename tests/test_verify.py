@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
@@ -102,3 +104,49 @@ def test_reproduce_refuses_a_folder_holding_several_results(study: Path) -> None
     result = runner.invoke(app, ["reproduce", str(study), str(participant)])
     assert result.exit_code == 2
     assert "no single done task matches" in result.output and "2 match" in result.output
+
+
+def _rewrite_result(results: Path, folder: Path, name: str) -> str:
+    """Edit one CSV of a result, its sha256 in provenance.json and the state's record of
+    that provenance.json, all together; return the folder, relative to the output."""
+    csv_file = folder / name
+    data = bytearray(csv_file.read_bytes())
+    data[-2] = ord("7") if data[-2] != ord("7") else ord("8")
+    csv_file.write_bytes(bytes(data))
+    relative = folder.relative_to(results).as_posix()
+    prov = json.loads((folder / "provenance.json").read_bytes())
+    for item in prov["outputs"]:
+        if item["path"] == f"{relative}/{name}":
+            item["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    prov_bytes = (json.dumps(prov, indent=2, sort_keys=True) + "\n").encode()
+    (folder / "provenance.json").write_bytes(prov_bytes)
+    with sqlite3.connect(results / "wearflow.db") as db:
+        for table in ("tasks", "participant_results"):
+            db.execute(f"update {table} set provenance_sha256 = ? where result_dir = ?",
+                       (hashlib.sha256(prov_bytes).hexdigest(), relative))
+    return relative
+
+
+def test_a_result_rewritten_with_every_hash_is_caught_by_the_audit_trail(study: Path) -> None:
+    results = study / "results"
+    (wrist,) = results.glob("single-wrist-processed/wrist/P1/P1_L.csv/*")
+    (participant,) = results.glob("processed/wrist/P1/*")
+    rewritten = {_rewrite_result(results, wrist, "sleep.csv"),
+                 _rewrite_result(results, participant, "sleep.csv")}
+    report = verify_outputs(load_study(study))
+    assert {(p.kind, p.path) for p in report.problems} == {
+        ("altered", f"{folder}/provenance.json") for folder in rewritten}
+    assert all("audit trail" in p.detail for p in report.problems)
+    result = runner.invoke(app, ["verify", str(study)])
+    assert result.exit_code == 1 and "audit trail" in result.output
+
+
+def test_a_result_the_audit_trail_never_saw_is_named(study: Path) -> None:
+    """A result folder recorded in the state but never written by a run (no
+    result.written entry): a forged addition."""
+    with sqlite3.connect(study / "results/wearflow.db") as db:
+        (folder,) = db.execute("select result_dir from participant_results").fetchone()
+        db.execute("update participant_results set result_dir = ?", (folder + "-forged",))
+    report = verify_outputs(load_study(study))
+    kinds = {(p.kind, p.path.rsplit("/", 2)[-2:][0]) for p in report.problems}
+    assert ("unaudited", folder.rsplit("/", 1)[-1] + "-forged") in kinds

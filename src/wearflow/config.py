@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -34,6 +35,7 @@ from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 from wearflow.redact import redact_config
 
 STUDY_FILE_NAME = "study.yaml"
+ANCHORS_FOLDER = "audit-anchors"  # under the output, unless the study file names a place
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _FIELD_RE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 KNOWN_FIELDS = frozenset({"participant", "side", "visit", "device", "location"})
@@ -204,9 +206,26 @@ class AlertsConfig(_Frozen):
                     or self.failed_percent is not None or self.issue_tags)
 
 
+class AuditConfig(_Frozen):
+    """Where each run writes the audit trail's head outside the state database, and the
+    key it is signed with (README: the audit trail's anchors).
+
+    ``anchors``: a folder or bucket prefix (default ``<output>/audit-anchors``; best a
+    bucket with object lock, or any place the database's users cannot rewrite).
+    ``key_file``: a file holding the HMAC key; else the key is the value of the
+    environment variable ``key_env``. Never the key itself: the state database and the
+    study file must not hold it. Without a key the anchors are unsigned.
+    """
+
+    anchors: str | None = None
+    key_file: str | None = None
+    key_env: str = Field(default="WEARFLOW_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 # keys that do not change any result, left out of the study fingerprint
 EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
-                              "alerts", "task_timeout_s", "task_memory_limit_gb"})
+                              "alerts", "task_timeout_s", "task_memory_limit_gb",
+                              "audit"})
 DEFAULT_TASK_TIMEOUT_S = 7200.0  # a week at 100 Hz takes minutes; hours is a stuck task
 
 
@@ -308,12 +327,22 @@ class Study(_Frozen):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     single_wrist_grace_h: float = Field(default=0.0, ge=0)
     # fsspec options for object-store locations (endpoint_url, key, secret, ...); never
     # logged or written to outputs. Credentials may also come from AWS_* variables.
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_without_credentials(cls, url: str | None) -> str | None:
+        # the message never repeats the URL: it holds the credentials
+        if url is not None and "@" in urlsplit(url).netloc:
+            raise ValueError("must not hold a user or password (user:password@host): put "
+                             "the receiver's token in its path or query")
+        return url
 
     @field_validator("input", mode="before")
     @classmethod
@@ -364,6 +393,11 @@ class Study(_Frozen):
             )
         return f"sqlite:///{Path(folder) / 'wearflow.db'}"
 
+    @property
+    def anchors_location(self) -> str:
+        """Where each run writes the audit trail's head (default: ``<output>/audit-anchors``)."""
+        return self.audit.anchors or f"{self.output.rstrip('/')}/{ANCHORS_FOLDER}"
+
     def has_state(self) -> bool:
         """Whether the state database exists (a SQLite file is looked for; a server
         database is taken to exist)."""
@@ -401,7 +435,8 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Study, ("files",): FilesConfig, ("metadata",): MetadataConfig, ("qc",): QcConfig,
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
     ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
-    ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig}
+    ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig,
+    ("audit",): AuditConfig}
 
 
 def strip_file_scheme(location: str) -> str:
@@ -453,6 +488,10 @@ def parse_study(data: Any, *, source: str, base: Path,
             "output": _resolve(study.output, base),
             "state": _state_url(study.state, base, os.environ if environ is None else environ,
                                 source),
+            "audit": study.audit.model_copy(update={
+                "anchors": _resolve(study.audit.anchors, base) if study.audit.anchors else None,
+                "key_file": (_resolve(study.audit.key_file, base) if study.audit.key_file
+                             else None)}),
             "solutions": tuple(
                 s.model_copy(update={"pipeline": _resolve_pipeline(s.pipeline, base)})
                 for s in study.solutions

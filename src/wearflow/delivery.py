@@ -58,14 +58,26 @@ class Target(Protocol):
         ...
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer like any other, never followed: urllib would send the
+    message again, as a GET, with its ``Authorization`` header, to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float = TIMEOUT_S) -> None:
-    """POST ``payload`` as JSON (sorted keys); any 2xx answer is delivered.
+    """POST ``payload`` as JSON (sorted keys); any 2xx answer is delivered. A redirect is
+    refused (not delivered), never followed.
 
     Raises
     ------
     DeliveryError
-        Not delivered: no connection, a timeout, or an answer other than 2xx. Its message
-        and subject hold no part of the URL but its scheme and host.
+        Not delivered: no connection, a timeout, a redirect or another answer than 2xx.
+        Its message and subject hold no part of the URL but its scheme and host.
     """
     parts = urlsplit(url)
     headers = {"Content-Type": "application/json", "User-Agent": "wearflow"}
@@ -82,12 +94,13 @@ def post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float = TIMEOU
     request = urllib.request.Request(url_sent, data=body, method="POST", headers=headers)
     where = url_host(url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with _OPENER.open(request, timeout=timeout_s) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise DeliveryError(f"HTTP {exc.code} {one_line(scrub(str(exc.reason), url_secrets(url)))}",
-                            subject=where) from None
+        refused = " (a redirect, refused: give the final URL)" if 300 <= exc.code < 400 else ""
+        raise DeliveryError(f"HTTP {exc.code} {one_line(scrub(str(exc.reason), url_secrets(url)))}"
+                            f"{refused}", subject=where) from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryError(one_line(scrub(f"{type(exc).__name__}: {reason}", url_secrets(url))),

@@ -4,8 +4,9 @@ Users live in each study's state database (:mod:`wearflow.state.users`). A user
 gets a random token once (``wearflow users add``); only its sha256 is stored.
 Roles are ordered: a viewer reads, an operator also acts (retry, exclude,
 resolve), an admin also manages users. A manual action is signed: the signer
-(authenticated user and role, or the unauthenticated OS user), the time and the
-reason (the meaning of the signature) go into its audit entry.
+(authenticated user and role; or, unauthenticated, the name declared with the OS user
+beside it), the time and the reason (the meaning of the signature) go into its audit
+entry.
 """
 
 from __future__ import annotations
@@ -65,18 +66,28 @@ class User:
         return self.disabled_utc is None
 
 
+def unauthenticated_name(declared: str | None, os_user: str) -> str:
+    """Someone not authenticated, in words: the name they declared, a claim, with the
+    operating-system user beside it (``dr.ada (OS user root)``), or ``OS user root``."""
+    if declared is None or declared == os_user:
+        return f"OS user {os_user}"
+    return f"{declared} (OS user {os_user})"
+
+
 @dataclass(frozen=True)
 class Signer:
     """Who signs a manual action, and how they were identified.
 
     ``method``: ``token`` (a user's token), ``proxy`` (an identity header set by a
-    trusted reverse proxy) or ``os`` (no authentication: the operating-system user or
-    the study's ``identity``).
+    trusted reverse proxy) or ``os`` (no authentication: the study's ``identity`` or
+    ``$WEARFLOW_USER`` as declared, else the operating-system user; ``os_user`` is the
+    operating-system user, always recorded beside a declared name).
     """
 
     name: str
     role: Role | None
     method: str
+    os_user: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -86,16 +97,22 @@ class Signer:
     def actor(self) -> str:
         """The audit trail's actor."""
         if not self.authenticated:
-            return f"unauthenticated OS user {self.name}"
+            declared = None if self.name == self.os_user else self.name
+            return "unauthenticated " + unauthenticated_name(declared,
+                                                             self.os_user or self.name)
         return f"{self.name} ({self.role}, {self.method})"
 
     def signature(self, meaning: str) -> dict[str, str | None]:
         """What the audit entry records of the signature, besides its time."""
-        return {"user": self.name, "role": None if self.role is None else str(self.role),
-                "authenticated_by": self.method, "meaning": meaning}
+        signed: dict[str, str | None] = {
+            "user": self.name, "role": None if self.role is None else str(self.role),
+            "authenticated_by": self.method, "meaning": meaning}
+        if not self.authenticated:
+            signed["os_user"] = self.os_user
+        return signed
 
 
-def os_signer(name: str) -> Signer:
-    """The unauthenticated signer of a CLI action run without a token (``name``: the OS
-    user, or the study's ``identity``)."""
-    return Signer(name, None, "os")
+def os_signer(declared: str | None, os_user: str) -> Signer:
+    """The unauthenticated signer of a CLI action run without a token: the name declared
+    (the study's ``identity`` or ``$WEARFLOW_USER``), else the OS user, with the OS user."""
+    return Signer(declared or os_user, None, "os", os_user)

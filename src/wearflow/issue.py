@@ -26,3 +26,21 @@ class IssueSpec:
         """The same problem seen again by a later run has the same key."""
         text = "\x1f".join((study, self.tag, self.uri or "", self.participant or "", self.message))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class QueuedIssue:
+    """An issue owed to the study's webhook, as a sender claimed it from the issues table.
+
+    ``expired``: its deadline passed before it was delivered; the claim gave it up
+    (the sender only logs it).
+    """
+
+    id: int
+    study: str
+    spec: IssueSpec
+    queued_utc: str
+    attempts: int
+    deadline_utc: str
+    expired: bool = False
+    last_error: str | None = None

@@ -1,47 +1,95 @@
-"""Publishing new issues: a JSON-lines file in the output, and an optional webhook.
+"""Publishing new issues: a JSON-lines file in the output, and the study's webhook.
 
-The state database is the issues queue (``wearflow issues``); this module
-only tells the outside world. Webhook posts go through a background thread
-with retries and exponential backoff, so a slow or dead endpoint never blocks
-processing; :func:`flush` waits a bounded time for the queue to drain. A post is
-:func:`wearflow.delivery.post_json` (shared with the alerts): credentials in the URL
-become an ``Authorization`` header and a failure names the URL by its scheme and host.
+The state database is the issues queue (``wearflow issues``); this module only tells the
+outside world. ``issues.jsonl`` is appended to at once. The webhook is an *outbox*: the
+run marks each new issue as owed to it in the issues table (with a deadline,
+:data:`DEADLINE_H`), and :func:`send_pending` starts a sender on a background thread that
+never holds the run. The sender claims the owed issues one at a time, POSTs each with a
+short timeout (:data:`TIMEOUT_S`) and records how it went; at the first failure it stops
+(a receiver that is down or hung costs one timeout, not one per issue), and what failed
+or was not tried yet is tried again by the next run's sender (each ``watch`` cycle is a
+run). Every failure is logged (``PIPELINE_ISSUE``); an issue not delivered by its deadline
+is given up, with a log line. Nothing is lost when a process ends mid-send: the issue is
+still owed, and offered again once its claim's lease (:data:`LEASE_S`) ends.
+
+A post is :func:`wearflow.delivery.post_json` (shared with the alerts), which refuses
+redirects (a 302 is a failure, never followed: it would re-send the issue, as a GET, to
+any URL). The study file refuses a webhook URL with a user or password in it. A failure
+names the URL by its scheme and host only.
 """
 
 from __future__ import annotations
 
 import json
-import queue
+import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from wearflow.clock import utc_now
+from wearflow.clock import iso, parse_iso, utc_now
 from wearflow.config import Study, local_path
 from wearflow.delivery import post_json
-from wearflow.errors import DeliveryError
-from wearflow.issue import IssueSpec
-from wearflow.logs import log_event
+from wearflow.errors import DeliveryError, Tag, one_line
+from wearflow.issue import IssueSpec, QueuedIssue
+from wearflow.logs import add_file_handler, log_event, remove_handler
+from wearflow.redact import url_host
 
 ISSUES_FILE = "issues.jsonl"
-RETRIES = 4
-BACKOFF_S = 0.5
-TIMEOUT_S = 5.0
+TIMEOUT_S = 3.0  # per post (connect, and each read): what a hung receiver costs a sender
+DEADLINE_H = 24.0  # an issue not delivered this long after it was queued is given up
+LEASE_S = 60.0  # a claimed post whose sender died is offered again after this
+MAX_PER_PASS = 200  # posts one sender makes at most; the rest go with the next run's
 
-_queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-_worker: threading.Thread | None = None
+_senders: dict[str, threading.Thread] = {}  # by study state URL: at most one sender each
 _lock = threading.Lock()
 
 
-def issue_record(study: Study, issue: IssueSpec) -> dict[str, Any]:
-    return {"study": study.study, "seen_utc": utc_now(), **asdict(issue)}
+class Outbox(Protocol):
+    """Where the issues owed to the webhook are kept (the state's issues table)."""
+
+    def claim_webhook(self, study: str, now_utc: str, lease_utc: str) -> QueuedIssue | None:
+        ...
+
+    def settle_webhook(self, issue_id: int, now_utc: str, error: str | None = None) -> None:
+        ...
+
+
+OutboxOpener = Callable[[], AbstractContextManager[Outbox]]
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one sender did: posts delivered, failed (at most one: it stops there), and
+    issues given up at their deadline."""
+
+    delivered: int = 0
+    failed: int = 0
+    given_up: int = 0
+
+
+def issue_record(study: Study, issue: IssueSpec, seen_utc: str | None = None,
+                 issue_id: int | None = None) -> dict[str, Any]:
+    """An issue as published: the study, when it was seen, the issue's fields (and its id
+    in the queue, to the webhook, so a receiver can drop a repeat)."""
+    record = {"study": study.study, "seen_utc": seen_utc or utc_now(), **asdict(issue)}
+    if issue_id is not None:
+        record["issue_id"] = issue_id
+    return record
+
+
+def webhook_deadline(now_utc: str | None = None) -> str:
+    """When an issue queued at ``now_utc`` (default: now) is given up."""
+    return iso(parse_iso(now_utc or utc_now()) + timedelta(hours=DEADLINE_H))
 
 
 def publish_issues(study: Study, issues: Sequence[IssueSpec]) -> None:
-    """Append new issues to ``<output>/issues.jsonl`` and queue them for the webhook."""
+    """Append new issues to ``<output>/issues.jsonl`` (the webhook is sent from the
+    issues table: :func:`send_pending`)."""
     if not issues:
         return
     records = [issue_record(study, i) for i in issues]
@@ -52,48 +100,95 @@ def publish_issues(study: Study, issues: Sequence[IssueSpec]) -> None:
         with path.open("a", encoding="utf-8") as fh:
             for record in records:
                 fh.write(json.dumps(record, sort_keys=True) + "\n")
-    if study.webhook:
-        for record in records:
-            _queue.put((study.webhook, record))
-        _ensure_worker()
 
 
-def _ensure_worker() -> None:
-    global _worker
-    with _lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_drain, name="wearflow-webhook", daemon=True)
-            _worker.start()
-
-
-def _drain() -> None:
-    while True:
-        url, record = _queue.get()
+def deliver_pending(study: Study, outbox: Outbox,
+                    clock: Callable[[], str] = utc_now) -> SendReport:
+    """Post the issues of ``study`` owed to its webhook, oldest first, here and now:
+    at most :data:`MAX_PER_PASS`, stopping at the first failure."""
+    url = study.webhook
+    delivered = given_up = 0
+    if not url:
+        return SendReport()
+    for _ in range(MAX_PER_PASS):
+        now = clock()
+        item = outbox.claim_webhook(study.study, now,
+                                    iso(parse_iso(now) + timedelta(seconds=LEASE_S)))
+        if item is None:
+            break
+        if item.expired:
+            given_up += 1
+            log_event(Tag.PIPELINE_ISSUE.value,
+                      f"issue not posted to the webhook {url_host(url)} by its deadline "
+                      f"{item.deadline_utc}; given up after {item.attempts} attempts"
+                      + (f" (last: {item.last_error})" if item.last_error else ""),
+                      level=logging.ERROR, study=study.study, uri=item.spec.uri)
+            continue
         try:
-            _post(url, record)
-        finally:
-            _queue.task_done()
-
-
-def _post(url: str, record: dict[str, Any]) -> None:
-    reason = ""
-    for attempt in range(RETRIES + 1):
-        try:
-            post_json(url, record, timeout_s=TIMEOUT_S)
-            return
+            post_json(url, issue_record(study, item.spec, item.queued_utc, item.id),
+                      timeout_s=TIMEOUT_S)
         except DeliveryError as exc:  # names the URL by its scheme and host only
-            reason = str(exc)
-        if attempt < RETRIES:
-            time.sleep(BACKOFF_S * 2**attempt)
-    log_event("PIPELINE_ISSUE", f"webhook gave up after {RETRIES + 1} attempts ({reason})",
-              study=record.get("study"), uri=record.get("uri"))
+            error = one_line(str(exc))
+            outbox.settle_webhook(item.id, clock(), error)
+            log_event(Tag.PIPELINE_ISSUE.value,
+                      f"issue not posted to the webhook (attempt {item.attempts}; tried again "
+                      f"at the next run, until {item.deadline_utc}): {error}",
+                      level=logging.WARNING, study=study.study, uri=item.spec.uri)
+            return SendReport(delivered, 1, given_up)
+        outbox.settle_webhook(item.id, clock(), None)
+        delivered += 1
+    return SendReport(delivered, 0, given_up)
 
 
-def flush(timeout_s: float = 15.0) -> bool:
-    """Wait up to ``timeout_s`` for queued webhook posts; True when all were handled."""
+def send_pending(study: Study, open_outbox: OutboxOpener) -> threading.Thread | None:
+    """Start a sender for ``study`` on a background thread (:func:`deliver_pending` on
+    the outbox ``open_outbox`` opens), unless one is still at work; never waits for it.
+    :func:`flush` waits, a bounded time."""
+    if not study.webhook:
+        return None
+
+    def work() -> None:
+        handler = _log_to_output(study)
+        try:
+            with open_outbox() as outbox:
+                deliver_pending(study, outbox)
+        except Exception as exc:  # the state briefly unusable: the next run's sender retries
+            log_event(Tag.PIPELINE_ISSUE.value, "issues not posted to the webhook now "
+                      f"({type(exc).__name__}: {one_line(str(exc), 200)}); tried again at "
+                      "the next run", level=logging.WARNING, study=study.study)
+        finally:
+            if handler is not None:
+                remove_handler(handler)
+
+    with _lock:
+        running = _senders.get(study.state_url)
+        if running is not None and running.is_alive():
+            return running
+        thread = threading.Thread(target=work, name=f"wearflow-webhook-{study.study}",
+                                  daemon=True)
+        _senders[study.state_url] = thread
+        thread.start()
+    return thread
+
+
+def flush(timeout_s: float = TIMEOUT_S) -> bool:
+    """Wait up to ``timeout_s`` for the senders at work; True when none is left. What a
+    sender had not done stays owed, for the next run's sender."""
     deadline = time.monotonic() + timeout_s
-    while _queue.unfinished_tasks:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    with _lock:
+        threads = list(_senders.values())
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
+def _log_to_output(study: Study) -> logging.Handler | None:
+    """The study's log file, for this sender thread's lines only (the run that started
+    it has removed its own handler, or soon will; other threads log elsewhere)."""
+    folder = local_path(study.output)
+    if folder is None:
+        return None
+    handler = add_file_handler(Path(folder) / "logs" / "wearflow.log")
+    me = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == me)
+    return handler

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wearflow.identity import unauthenticated_name
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,20 +136,37 @@ class ReportProvenance(_Record):
 
 
 def current_user() -> str:
+    """The operating-system user this process runs as, by its effective user id: never
+    ``$USER`` or ``$LOGNAME`` (what :func:`getpass.getuser` reads first), which anyone can
+    set. ``uid N`` when the id has no name (a container), else "unknown"."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        import pwd
+    except ImportError:  # not a POSIX system: the login name is all there is
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name or f"uid {uid}"
+    except KeyError:
+        return f"uid {uid}"
 
 
-def default_actor(configured: str | None = None) -> str:
-    """Who acts: ``configured``, else ``$WEARFLOW_USER``, else the OS user, else "unknown"."""
+def declared_user(configured: str | None = None) -> str | None:
+    """The name someone declared: ``configured`` (the study's ``identity``), else
+    ``$WEARFLOW_USER``; None when neither is set. A claim nothing checks."""
     for candidate in (configured, os.environ.get("WEARFLOW_USER")):
         if candidate and candidate.strip():
             return candidate.strip()
-    return current_user() or "unknown"
+    return None
 
 
+def default_actor(configured: str | None = None) -> str:
+    """Who acts, as the audit trail and provenance record someone not authenticated: the
+    declared name (:func:`declared_user`) with the OS user beside it, ``dr.ada (OS user
+    root)``; ``OS user root`` when nothing is declared (or the OS user's own name is)."""
+    return unauthenticated_name(declared_user(configured), current_user())
 @lru_cache(maxsize=1)
 def software() -> Software:
     """The running environment: every installed distribution with its version, sorted."""

@@ -1,6 +1,6 @@
 """Run a study once: the only place that wires the stages together.
 
-study -> ingest (catalog, metadata) -> plan -> execute -> participants -> issues
+study -> ingest (catalog, metadata) -> plan -> execute -> participants -> issues -> anchor
 
 Exit codes of :func:`run_study` (and ``wearflow run``):
 0 every current file is done; 1 some files failed or could not be parsed
@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from wearflow.anchors import audit_key
 from wearflow.clock import utc_now
 from wearflow.config import Study, local_path
 from wearflow.errors import (
@@ -28,11 +30,11 @@ from wearflow.errors import (
 from wearflow.executors import Executor, make_executor
 from wearflow.issue import IssueSpec
 from wearflow.logs import add_file_handler, log_event, remove_handler
-from wearflow.notify import flush as flush_notifications
-from wearflow.notify import publish_issues
+from wearflow.notify import Outbox, publish_issues, send_pending, webhook_deadline
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
+from wearflow.stages.anchor import anchor_trail
 from wearflow.stages.context import ProgressCallback, RunContext, RunReport
 from wearflow.stages.execute import execute_plan
 from wearflow.stages.ingest import catalog_files, ingest_metadata
@@ -69,6 +71,7 @@ def run_study(
     run_id = f"{utc_now().replace(':', '').replace('-', '')[:15]}-{uuid.uuid4().hex[:8]}"
     report = RunReport(run_id=run_id, output=study.output)
     try:  # before any file is touched or written: a study that cannot run leaves nothing
+        audit_key(study)  # a key file the study names and cannot be read stops it here
         solutions = load_study_solutions(study)
         _refuse_identical(study, solutions)
         inputs = input_stores(study.input, study.storage_options, study.source)
@@ -76,6 +79,7 @@ def run_study(
         if study.has_state():  # say so in the queue of a study that has one
             with State(study.state_url) as state:
                 _could_not_run(study, state, exc)
+            send_pending(study, lambda: _issues_outbox(study))
         raise
     handler = _log_to_output(study)
     try:
@@ -89,6 +93,9 @@ def run_study(
     finally:
         if handler is not None:
             remove_handler(handler)
+        # the new issues owed to the webhook, posted on a thread that never holds the run
+        # (it logs to the study's log itself: the run's handler is gone)
+        send_pending(study, lambda: _issues_outbox(study))
     return report
 
 
@@ -124,11 +131,11 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
         *(IssueSpec(p.tag.value, f"cannot be read now: {p.message}", uri=p.subject,
                     resolution="check the storage; the file is read again at the next run")
           for p in unreadable)])
-    flush_notifications()
     state.runs.finish(run_id, {"executed": report.executed, "done": report.done,
                                "failed": report.failed})
     ctx.log("INFO", f"run finished: {report.executed} executed, {report.failed} failed, "
             f"{report.participants_aggregated} participants aggregated", run=run_id)
+    anchor_trail(study, state, run_id)
 
 
 def _begin(ctx: RunContext) -> None:
@@ -154,8 +161,16 @@ def _could_not_run(study: Study, state: State, exc: WearflowError) -> None:
               uri=exc.subject)
     problem = IssueSpec(exc.tag.value, f"the study could not run: {exc.message}",
                         uri=exc.subject, resolution="fix the study file or storage")
-    publish_issues(study, state.issues.sync(study.study, [problem], close_missing=False))
-    flush_notifications()
+    publish_issues(study, state.issues.sync(
+        study.study, [problem], close_missing=False,
+        webhook_deadline_utc=webhook_deadline() if study.webhook else None))
+
+
+@contextmanager
+def _issues_outbox(study: Study) -> Iterator[Outbox]:
+    """The issues table, for a webhook sender on its own thread (its own connection)."""
+    with State(study.state_url) as state:
+        yield state.issues
 
 
 def _refuse_identical(study: Study, solutions: Sequence[Solution]) -> None:

@@ -32,21 +32,30 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("verify")
 @reports_errors
-def audit_verify(study: StudyArg, as_json: JsonOption = False) -> None:
-    """Re-compute the hash chain; name the first edited, deleted, inserted or moved entry."""
+def audit_verify(
+    study: StudyArg,
+    anchor: Annotated[str | None, typer.Option(
+        "--anchor", help="check against this head instead of the stored anchors: SEQ:HASH "
+                         "(as printed here) or an anchor file kept elsewhere")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-compute the hash chain against the latest anchor kept outside the database; name
+    the first edited, deleted, inserted, moved or cut-off entry."""
+    from wearflow.anchors import parse_given_anchor
     from wearflow.services.audit import verify_audit
 
-    check = verify_audit(load_study(study))
+    given = parse_given_anchor(anchor) if anchor is not None else None
+    check = verify_audit(load_study(study), given)
     report = check.report
     if as_json:
         print_json(check.to_json())
-    elif report.ok:
-        out.print(f"audit trail intact: {report.entries} entries; head {report.head_seq} "
-                  f"{report.head_hash} (keep it as an external anchor)", highlight=False,
+    elif check.ok:
+        out.print(f"audit trail intact: {report.entries} entries; head {report.head_seq}:"
+                  f"{report.head_hash}; {check.anchor_text()}", highlight=False,
                   soft_wrap=True)
     else:
-        out.print(f"audit trail BROKEN at entry {report.first_bad_seq}: {report.reason}",
-                  highlight=False, soft_wrap=True)
+        out.print(f"audit trail {check.problem()}; {check.anchor_text()}", highlight=False,
+                  soft_wrap=True)
     raise typer.Exit(0 if check.ok else 1)
 
 

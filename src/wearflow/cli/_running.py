@@ -105,7 +105,16 @@ def run(
         _print_report(report)
         reports_after_run(s, report.run_id)
     alerts_after_run(s, to_stderr=as_json)
+    _let_the_webhook_sender_finish()
     raise typer.Exit(report.exit_code)
+
+
+def _let_the_webhook_sender_finish() -> None:
+    """Before the process ends: a moment (one post's timeout at most) for the run's webhook
+    sender; whatever it has not posted stays owed, for the next run."""
+    from wearflow.notify import flush
+
+    flush()
 
 
 def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunReport:
@@ -194,6 +203,7 @@ def watch(
                                                                highlight=False))
     for problem in result.errors[-5:]:
         err.print(f"cycle error: {problem}")
+    _let_the_webhook_sender_finish()
     out.print(f"stopped after {result.cycles} cycles, {result.executed} tasks executed")
 
 

@@ -48,6 +48,7 @@ from wearflow.delivery import EmailTarget, Target, WebhookTarget
 from wearflow.errors import DeliveryError, StateError, Tag, one_line
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.provenance import default_actor
+from wearflow.stages.anchor import anchor_trail
 from wearflow.state import State
 from wearflow.state.audit import AuditEvent
 
@@ -173,6 +174,7 @@ def evaluate_alerts(study: Study, now: datetime | None = None, *,
                                                sorted(by_name), stamp)
             _record_changes(study, state, actor, fired, cleared)
             outcomes = _deliver(study, state, actor, by_name, moment)
+            anchor_trail(study, state, f"alerts-{stamp}")  # when it recorded anything
             now_known = {a.key: a for a in state.alerts.all(study.study)}
     except SQLAlchemyError as exc:  # e.g. a database briefly locked: the next one retries
         raise StateError(f"cannot evaluate the alerts ({type(exc).__name__}: "

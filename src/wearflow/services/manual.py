@@ -18,7 +18,7 @@ from typing import Any
 from wearflow.config import Study
 from wearflow.errors import StateError
 from wearflow.identity import Role, Signer, os_signer
-from wearflow.provenance import default_actor
+from wearflow.provenance import current_user, declared_user
 from wearflow.state import State
 
 
@@ -29,7 +29,7 @@ def _require(reason: str, action: str) -> str:
 
 
 def _signer(study: Study, signer: Signer | None, action: str) -> Signer:
-    signer = signer or os_signer(default_actor(study.identity))
+    signer = signer or os_signer(declared_user(study.identity), current_user())
     if signer.authenticated and (signer.role is None or not signer.role.allows(Role.OPERATOR)):
         raise StateError(f"{signer.name} is a {signer.role}: {action} needs an operator",
                          subject=action)

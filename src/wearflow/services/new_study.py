@@ -28,6 +28,9 @@ solutions:
 #   run_failed: true         # the latest run ended with failed files, or died
 #   stalled_minutes: 120     # nothing finished for 2 hours while tasks wait to run
 #   webhook: https://hooks.example.org/...   # and/or email: (smtp_host, from, to, ...)
+# audit:                     # each run's audit-trail head, kept outside the database
+#   anchors: s3://.../anchors/   # default results/audit-anchors/ (README: the anchors)
+#   key_file: ~/.wearflow/audit.key   # signs them (else $WEARFLOW_AUDIT_KEY)
 """
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from wearflow.config import Study
 from wearflow.errors import StateError
 from wearflow.identity import Role, Signer, User, os_signer
-from wearflow.provenance import default_actor
+from wearflow.provenance import current_user, declared_user
 from wearflow.state import State
 
 
 def _admin(study: Study, signer: Signer | None) -> Signer:
-    signer = signer or os_signer(default_actor(study.identity))
+    signer = signer or os_signer(declared_user(study.identity), current_user())
     if signer.authenticated and signer.role is not Role.ADMIN:
         raise StateError(f"{signer.name} is a {signer.role}: managing users needs an admin",
                          subject="users")

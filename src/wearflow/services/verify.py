@@ -2,8 +2,10 @@
 
 ``verify_outputs``: every file under ``single-wrist-processed/`` and
 ``processed/`` must be listed, with its sha256, in the provenance.json of its
-folder, and every provenance.json must have the sha256 the state database
-recorded when it was written. Reports altered, missing and unrecorded files.
+folder, and every provenance.json must have the sha256 the state database and the
+audit trail (``result.written``) recorded when it was written; the audit trail is
+checked against its anchors. Reports altered, missing, unrecorded and unaudited
+files, and a broken audit trail.
 
 ``reproduce``: re-run one per-wrist result's task from its provenance into a
 scratch location and compare every output file byte for byte.
@@ -15,6 +17,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,13 +27,18 @@ from wearflow.config import Study, local_path
 from wearflow.errors import StateError, WearflowError
 from wearflow.plan import task_spec
 from wearflow.results import PROCESSED, SINGLE_WRIST
+from wearflow.services.audit import check_audit
 from wearflow.solutions import load_solution
 from wearflow.state import State
+from wearflow.state.audit import AuditEntry
 from wearflow.storage import Store, sha256_bytes
 from wearflow.task import TaskRecord, TaskState
 from wearflow.worker import execute
 
-Problem = Literal["altered", "missing", "unrecorded"]
+# altered: bytes differ from the sha256 recorded; missing: recorded, not on storage;
+# unrecorded: on storage, recorded nowhere; unaudited: recorded in the state, but no run's
+# result.written entry in the audit trail names it; audit: the audit trail itself is broken
+Problem = Literal["altered", "missing", "unrecorded", "unaudited", "audit"]
 
 
 @dataclass(frozen=True)
@@ -55,25 +63,52 @@ class VerifyReport:
 
 
 def verify_outputs(study: Study) -> VerifyReport:
-    """Compare every result file on storage with its recorded sha256."""
+    """Compare every result file on storage with its recorded sha256.
+
+    Recorded twice: in the state database (the result's row) and in the audit trail (the
+    run's ``result.written`` entry), which is itself checked against its latest anchor
+    outside the database. A provenance.json must match both: editing a result, its
+    provenance.json and the state's row together still shows.
+    """
     out = Store(study.output, study.storage_options)
     with State(study.state_url) as state:
         expected_prov = state.results.provenance_hashes()
+        entries = state.audit.entries()
     report = VerifyReport()
+    trail = check_audit(study, entries)
+    if not trail.ok:
+        report.problems.append(OutputProblem("audit", "audit trail",
+                                             f"{trail.problem()}; {trail.anchor_text()}"))
+    audited = _audited_results(entries)
     on_storage = {e.path: e for e in out.walk()
                   if e.path.startswith((SINGLE_WRIST + "/", PROCESSED + "/"))}
     recorded: set[str] = set()
-    for folder, prov_sha in sorted(expected_prov.items()):
+    for folder in sorted(set(expected_prov) | set(audited)):
         prov_path = f"{folder}/provenance.json"
         recorded.add(prov_path)
+        state_sha, audit_shas = expected_prov.get(folder), audited.get(folder, set())
+        if state_sha is None:
+            report.problems.append(OutputProblem(
+                "altered", prov_path, "written by a run (audit trail) but its record is gone "
+                                      "from the state database"))
+        elif not audit_shas:
+            report.problems.append(OutputProblem(
+                "unaudited", prov_path, "recorded in the state database, but no run wrote it "
+                                        "(no result.written entry in the audit trail)"))
         if prov_path not in on_storage:
             report.problems.append(OutputProblem("missing", prov_path, "provenance.json is gone"))
             continue
         data = out.read_bytes(prov_path)
         report.checked += 1
-        if sha256_bytes(data) != prov_sha:
+        actual = sha256_bytes(data)
+        if state_sha is not None and actual != state_sha:
             report.problems.append(OutputProblem(
                 "altered", prov_path, "provenance.json differs from the one written"))
+        elif audit_shas and actual not in audit_shas:
+            report.problems.append(OutputProblem(
+                "altered", prov_path, f"sha256 {actual[:12]}... matches the state database, "
+                f"but the audit trail recorded {sorted(audit_shas)[0][:12]}... when it was "
+                "written: the result and its records were changed together"))
         try:
             outputs = json.loads(data)["outputs"]
         except (ValueError, KeyError, TypeError):
@@ -93,6 +128,21 @@ def verify_outputs(study: Study) -> VerifyReport:
         report.problems.append(OutputProblem("unrecorded", path,
                                              "in a result tree but in no provenance"))
     return report
+
+
+def _audited_results(entries: Sequence[AuditEntry]) -> dict[str, set[str]]:
+    """Result folder -> the provenance.json sha256 each ``result.written`` entry recorded."""
+    found: dict[str, set[str]] = {}
+    for e in entries:
+        if e.action != "result.written" or not e.after_json:
+            continue
+        try:
+            digest = json.loads(e.after_json).get("provenance_sha256")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(digest, str) and digest:
+            found.setdefault(e.object, set()).add(digest)
+    return found
 
 
 @dataclass(frozen=True)

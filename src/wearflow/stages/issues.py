@@ -3,7 +3,8 @@
 :func:`derive_issues` is pure: the plan's held files and waiting tasks, failed tasks,
 two files for one wrist, metadata problems and participants missing on either side
 -> issues. :func:`sync_issues` opens new ones, refreshes those seen again, closes
-those whose cause is gone, and publishes the new ones (log, issues file, webhook).
+those whose cause is gone, and publishes the new ones (log, issues file; owed to the
+webhook in the issues table, which the run's sender posts).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from wearflow.catalog import StoredFile
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
-from wearflow.notify import publish_issues
+from wearflow.notify import publish_issues, webhook_deadline
 from wearflow.stages.context import RunContext
 from wearflow.task import TaskRecord, TaskState
 
@@ -136,7 +137,8 @@ def sync_issues(ctx: RunContext, held: Sequence[IssueSpec], listed: set[str],
     issues = derive_issues([*held, *extra], state.tasks.for_current_files(),
                            state.metadata.problems(), listed,
                            bool(state.files.current(kind="metadata")))
-    new = state.issues.sync(ctx.study.study, issues)
+    new = state.issues.sync(ctx.study.study, issues, webhook_deadline_utc=(
+        webhook_deadline() if ctx.study.webhook else None))  # owed to it: the outbox
     for issue in new:
         ctx.log(issue.tag, issue.message, level=logging.WARNING, uri=issue.uri,
                 participant=issue.participant)

@@ -16,8 +16,10 @@ the first entry where that happens.
 
 The chain holds no secret: it cannot show that the newest entries were removed,
 or that everything from some entry on was rewritten with fresh hashes by someone
-with write access. Keep an anchor outside the database (the head ``(seq,
-entry_hash)`` of a verify report or an export) and pass it to ``verify(anchor=)``.
+with write access. Each run keeps its head ``(seq, entry_hash)`` outside the
+database, signed (:mod:`wearflow.anchors`); pass it to ``verify(anchor=)``. The
+database refuses ``UPDATE`` and ``DELETE`` on the table (triggers, schema revision
+0007); only its owner can drop them.
 
 Appending is safe with concurrent writers (processes sharing one SQLite file,
 or PostgreSQL): one transaction reads the last entry and inserts the next
@@ -110,7 +112,9 @@ def compute_hash(entry: AuditEntry) -> str:
 
 
 def verify_entries(entries: Iterable[AuditEntry],
-                   anchor: tuple[int, str] | None = None) -> VerifyReport:
+                   anchor: tuple[int, str] | None = None, *,
+                   anchors: Iterable[tuple[int, str]] = (),
+                   after: tuple[int, str] = (0, GENESIS_HASH)) -> VerifyReport:
     """Check a chain given in seq order (from the database or an export).
 
     Parameters
@@ -119,8 +123,17 @@ def verify_entries(entries: Iterable[AuditEntry],
         The entries, sorted by seq.
     anchor
         ``(seq, entry_hash)`` kept outside the database; the chain must reach it.
+    anchors
+        More anchors, each checked as ``anchor`` is (the older anchors of a study).
+    after
+        ``(seq, entry_hash)`` of the entry the first one follows (default: the start of
+        the trail), to check only the entries appended since an anchor.
     """
-    prev_seq, prev_hash, count, why = 0, GENESIS_HASH, 0, ""
+    expected: dict[int, set[str]] = {}
+    for seq, entry_hash in [*([anchor] if anchor is not None else []), *anchors]:
+        expected.setdefault(seq, set()).add(entry_hash)
+    prev_seq, prev_hash = after
+    count, why = 0, ""
     bad_seq: int | None = None
     for e in entries:
         count += 1
@@ -131,12 +144,14 @@ def verify_entries(entries: Iterable[AuditEntry],
                 why = f"prev_hash does not match entry {prev_seq}"  # entry 0: the genesis value
             elif compute_hash(e) != e.entry_hash:
                 why = "entry_hash does not match its content"
-            elif anchor is not None and e.seq == anchor[0] and e.entry_hash != anchor[1]:
+            elif e.seq in expected and expected[e.seq] != {e.entry_hash}:
                 why = "entry_hash does not match the anchor (rewritten)"
             bad_seq = e.seq if why else None
         prev_seq, prev_hash = e.seq, e.entry_hash
-    if bad_seq is None and anchor is not None and anchor[0] > prev_seq:
-        bad_seq, why = prev_seq + 1, f"entries {prev_seq + 1}..{anchor[0]} of the anchor missing"
+    last_anchored = max(expected, default=0)
+    if bad_seq is None and last_anchored > prev_seq:
+        bad_seq = prev_seq + 1
+        why = f"entries {bad_seq}..{last_anchored} of the anchor missing"
     return VerifyReport(ok=bad_seq is None, entries=count, first_bad_seq=bad_seq,
                         reason=why or None, head_seq=prev_seq, head_hash=prev_hash)
 
@@ -202,9 +217,43 @@ class AuditTrail:
             raise StateError(f"cannot read the audit trail ({exc})", subject=self._where) from None
         return [AuditEntry(**row._asdict()) for row in rows]
 
-    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyReport:
+    def verify(self, anchor: tuple[int, str] | None = None, *,
+               anchors: Iterable[tuple[int, str]] = ()) -> VerifyReport:
         """Re-compute the chain; see :func:`verify_entries`."""
-        return verify_entries(self.entries(), anchor)
+        return verify_entries(self.entries(), anchor, anchors=anchors)
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, entry_hash)`` of the newest entry; ``(0, GENESIS_HASH)`` when empty."""
+        try:
+            with self._engine.connect() as conn:
+                last = conn.execute(select(audit_table.c.seq, audit_table.c.entry_hash)
+                                    .order_by(audit_table.c.seq.desc()).limit(1)).first()
+        except SQLAlchemyError as exc:
+            raise StateError(f"cannot read the audit trail ({exc})", subject=self._where) from None
+        return (int(last[0]), str(last[1])) if last is not None else (0, GENESIS_HASH)
+
+    def verify_since(self, anchor: tuple[int, str]) -> VerifyReport:
+        """Check the entries appended since ``anchor`` (its entry included): that the trail
+        still holds the anchored entry, unchanged, and extends it link by link. Reads only
+        those entries (the whole chain was checked when the anchor was written)."""
+        seq, entry_hash = anchor
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(audit_table).where(audit_table.c.seq >= seq)
+                                    .order_by(audit_table.c.seq)).all()
+        except SQLAlchemyError as exc:
+            raise StateError(f"cannot read the audit trail ({exc})", subject=self._where) from None
+        found = [AuditEntry(**row._asdict()) for row in rows]
+        if seq == 0:
+            return verify_entries(found)
+        if not found or found[0].seq != seq:
+            return VerifyReport(ok=False, entries=len(found), first_bad_seq=seq,
+                                reason=f"entry {seq} of the anchor missing")
+        first = found[0]
+        if compute_hash(first) != first.entry_hash or first.entry_hash != entry_hash:
+            return VerifyReport(ok=False, entries=len(found), first_bad_seq=seq,
+                                reason="entry_hash does not match the anchor (rewritten)")
+        return verify_entries(found[1:], after=anchor)
 
     def export(self, dest: str | os.PathLike[str] | IO[str], fmt: Literal["csv", "json"]) -> None:
         """Write every entry, every column, in seq order, as CSV or JSON (UTF-8).

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -190,6 +191,17 @@ class IssueRow(Base):
     last_seen_utc: Mapped[str] = mapped_column(String(32))
     open: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     resolved_reason: Mapped[str | None] = mapped_column(Text)  # closed by hand, and why
+    # schema revision 0007: posting the issue to the study's webhook (an outbox). Pending
+    # while owed; tried at each run from queued on, not before next (a claim's lease),
+    # given up after the deadline; delivered is the flag; error the last failure.
+    webhook_pending: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=false(), index=True)
+    webhook_queued_utc: Mapped[str | None] = mapped_column(String(32))
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    webhook_next_utc: Mapped[str | None] = mapped_column(String(32))
+    webhook_deadline_utc: Mapped[str | None] = mapped_column(String(32))
+    webhook_delivered_utc: Mapped[str | None] = mapped_column(String(32))
+    webhook_error: Mapped[str | None] = mapped_column(Text)
 
 
 class UserRow(Base):
