@@ -1,11 +1,20 @@
-"""Run tasks on a local pool of worker processes, one file per worker at a time."""
+"""Run tasks on a local pool of worker processes, one file per worker at a time.
+
+The workers exit when their coordinator dies, however it dies (``kill -9`` included):
+on Linux the kernel signals them (``prctl(PR_SET_PDEATHSIG)``), elsewhere, and as a
+fallback, a thread in each worker watches its parent's process id. The pool's resource
+tracker then exits too (its pipe closes with the last of them).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -54,8 +63,8 @@ class LocalExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded coordinator
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                             initializer=functools.partial(warm_up,
-                                                                         ignore_sigint=True))
+                                             initializer=functools.partial(
+                                                 _start_worker, os.getpid()))
         return self._pool
 
     def run(self, tasks: Sequence[TaskSpec], run_id: str,
@@ -148,6 +157,56 @@ class LocalExecutor:
         now = utc_now()
         yield TaskEvent("started", task.key)
         yield TaskEvent("finished", task.key, TaskOutcome.failed(task.key, now, now, reason))
+
+
+def _start_worker(coordinator_pid: int) -> None:
+    """A pool worker's initializer: tie its life to its coordinator's, then warm up."""
+    exit_with_parent(coordinator_pid)
+    warm_up(ignore_sigint=True)
+
+
+# Linux's PR_SET_PDEATHSIG (<linux/prctl.h>): signal me when my parent dies
+_PR_SET_PDEATHSIG = 1
+# The parent-death signal. Not SIGKILL: the kernel sends it when the *thread* that
+# started the worker ends, which a coordinator running tasks from a short-lived thread
+# survives; the handler exits only once the parent process is gone. Not SIGTERM either:
+# that is how a broken pool's workers are terminated.
+_PARENT_DIED = signal.SIGUSR1
+PARENT_POLL_S = 0.5  # the fallback's look at the parent
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Make this process exit as soon as process ``parent_pid``, its parent, is gone.
+
+    On Linux the kernel sends ``SIGUSR1`` when the parent dies; everywhere a daemon
+    thread checks ``os.getppid()`` every ``poll_s`` seconds (an orphan is adopted by
+    another process), which also covers a main thread busy in C code that holds on
+    to the signal. Call it in the process's main thread, first thing.
+    """
+    def parent_gone() -> bool:
+        return os.getppid() != parent_pid
+
+    if threading.current_thread() is threading.main_thread():
+        def on_parent_death(_signum: int, _frame: object) -> None:
+            if parent_gone():
+                os._exit(1)
+
+        signal.signal(_PARENT_DIED, on_parent_death)
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(_PR_SET_PDEATHSIG, int(_PARENT_DIED), 0, 0, 0)
+            except (OSError, AttributeError):  # no prctl here: the thread below suffices
+                pass
+
+    def watch() -> None:
+        while not parent_gone():
+            time.sleep(poll_s)
+        os._exit(1)
+
+    if parent_gone():  # died before we were watching
+        os._exit(1)
+    threading.Thread(target=watch, name="wearflow-parent-watch", daemon=True).start()
 
 
 _DIED = "worker process died (killed, or out of memory)"
