@@ -5,6 +5,7 @@ and conflicting writers, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -172,14 +173,22 @@ def _before_first(s: State, sql_start: str, action: Callable[[], object]) -> lis
     return seen
 
 
-def test_a_sync_that_loses_the_race_is_retried_on_what_is_there(url: str) -> None:
+def test_a_sync_waits_for_anothers_and_a_plan_that_loses_the_race_is_retried(
+        url: str) -> None:
     first, second = State(url), State(url)
     try:
         files = [sensor(f"P{k}_L.cwa", f"h{k}") for k in range(20)]
-        seen = _before_first(second, "INSERT INTO FILES",
-                             lambda: first.files.sync(files, [ROOT]))
-        second.files.sync(files, [ROOT])
-        assert seen == ["ran", "IntegrityError"]  # lost the race once, then re-read
+        # A sync holds the catalog's lock from its read on: another one started meanwhile
+        # waits, then finds the rows written and says it made no version current.
+        other: list[Any] = []
+        waiting = threading.Thread(target=lambda: other.append(first.files.sync(files,
+                                                                                [ROOT])))
+        seen = _before_first(second, "INSERT INTO FILES", waiting.start)
+        mine = second.files.sync(files, [ROOT])
+        waiting.join(timeout=120)
+        assert seen == ["ran"]
+        assert [(f.uri, before) for f, before in mine] == [(f.uri, None) for f in files]
+        assert other == [[]]
         assert [(name, sha) for name, sha, *_ in all_files(second)] == [
             (f.path, f.sha256) for f in files]
         f0 = second.files.current()[0]

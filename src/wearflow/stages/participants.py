@@ -97,14 +97,21 @@ def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
     Two tasks for one wrist are never combined silently (the issues stage reports them);
     a lone wrist is due once its grace period is over. A recording whose name gives no
     side (a lower-back sensor) is the participant-visit's result by itself; where the
-    same solution also has sided files for the group, the sided ones are combined."""
+    same solution also has sided files for the group, the sided ones are combined.
+
+    A group is not due while one of its tasks is pending or held by a coordinator's
+    claim (this one's or another's on the same study): its result would miss the wrist
+    that task writes."""
     groups: dict[Group, dict[str, list[Wrist]]] = defaultdict(lambda: defaultdict(list))
+    busy = ctx.state.tasks.busy_groups(ctx.state.runs.dead())
     for task, f in ctx.state.tasks.done_for_current_files():
         if task.solution in ctx.solutions_by_name:
             group = (task.solution, f.participant or "", f.visit or "")
             groups[group][f.side or ""].append((task, f))
     due: dict[Group, list[Wrist]] = {}
     for group, sides in groups.items():
+        if group in busy:
+            continue  # a wrist is still to run, or running (here or in another coordinator)
         if "" in sides and len(sides) > 1:
             del sides[""]
         if any(len(v) > 1 for v in sides.values()):
@@ -145,13 +152,14 @@ def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: 
         finished_utc=utc_now(), flags=flags,
     )
     _, prov_sha = write_result(out, folder, tables, {}, prov)
+    if not ctx.state.results.add_participant(
+            key=key, solution=sol.name, participant=participant, visit=visit,
+            task_keys=[t.key for t, _ in wrists], result_dir=folder,
+            provenance_sha256=prov_sha, flags=flags, run_id=ctx.run_id):
+        return  # another coordinator wrote the same result meanwhile, and recorded it
     ctx.audit.record(ctx.actor, "result.written", folder,
                      after={"participant": participant, "provenance_sha256": prov_sha,
                             **({"visit": visit} if visit else {})})
-    ctx.state.results.add_participant(key=key, solution=sol.name, participant=participant,
-                                      visit=visit, task_keys=[t.key for t, _ in wrists],
-                                      result_dir=folder, provenance_sha256=prov_sha,
-                                      flags=flags, run_id=ctx.run_id)
     ctx.report.participants_aggregated += 1
 
 
@@ -187,7 +195,8 @@ def _write_summary(ctx: RunContext, out: Store, sol: Solution,
         finished_utc=utc_now(),
     )
     _, prov_sha = write_result(out, folder, {"summary": summary}, {}, prov, spreadsheet=True)
-    ctx.state.results.add_summary(key=key, solution=sol.name, result_dir=folder,
-                                  provenance_sha256=prov_sha, run_id=ctx.run_id)
-    ctx.audit.record(ctx.actor, "result.written", folder, after={"provenance_sha256": prov_sha})
+    if ctx.state.results.add_summary(key=key, solution=sol.name, result_dir=folder,
+                                     provenance_sha256=prov_sha, run_id=ctx.run_id):
+        ctx.audit.record(ctx.actor, "result.written", folder,
+                         after={"provenance_sha256": prov_sha})
 

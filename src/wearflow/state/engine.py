@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from wearflow.errors import StateError, one_line
@@ -113,6 +114,32 @@ def retry_on_conflict(method: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
+    """A transaction that holds the database-wide lock ``name`` from its start to its
+    end: of two coordinators doing the same work (cataloging one scan), the second starts
+    only once the first has committed, and reads what it wrote.
+
+    SQLite: ``BEGIN IMMEDIATE`` (the database's one write lock, waited for up to the
+    busy timeout); PostgreSQL: ``pg_advisory_xact_lock`` on a key derived from ``name``
+    (row locks and other writers are not held up).
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # the driver has not begun a transaction yet (it does so before the first
+            # write); this one takes the write lock at once
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
+        yield conn
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for the lock ``name`` (PostgreSQL's advisory locks)."""
+    return int.from_bytes(hashlib.sha256(f"wearflow:{name}".encode()).digest()[:8], "big",
+                          signed=True)
 
 
 def chunks(values: Sequence[Any], size: int = 5000) -> list[Sequence[Any]]:

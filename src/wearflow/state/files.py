@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, case, distinct, func, null, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -14,7 +14,7 @@ from wearflow.catalog import SensorFile, StoredFile
 from wearflow.clock import utc_now
 from wearflow.errors import StateError
 from wearflow.state.bulk import insert_many
-from wearflow.state.engine import chunks, retry_on_conflict
+from wearflow.state.engine import chunks, exclusive, retry_on_conflict
 from wearflow.state.tables import FileRow
 
 FILE_COLUMNS = tuple(FileRow.__table__.c[name] for name in StoredFile._fields)
@@ -22,6 +22,14 @@ _json_sorted = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(..., sort
 
 # (size_bytes, mtime, sha256, device_serial) of the current version of a URI
 KnownFile = tuple[int, str, str, str | None]
+
+
+class NewVersion(NamedTuple):
+    """A file version a sync made its URI's current one: new bytes, or earlier bytes
+    back; ``before_sha256`` is the version it replaced (None: a URI not seen before)."""
+
+    file: SensorFile
+    before_sha256: str | None
 
 
 class FileRepository:
@@ -42,27 +50,31 @@ class FileRepository:
 
     @retry_on_conflict
     @gc_paused()
-    def sync(self, files: Sequence[SensorFile], locations: Iterable[str]) -> None:
-        """Record a catalog scan.
+    def sync(self, files: Sequence[SensorFile], locations: Iterable[str]) -> list[NewVersion]:
+        """Record a catalog scan; return the versions it made current (each once: of two
+        coordinators recording the same scan, the second finds the first's rows).
 
         A new checksum for a known URI adds a version and makes it current; URIs
         under ``locations`` that the scan no longer saw are marked absent. Rows
         that did not change get only their ``last_seen_utc`` stamp. Written in
         bulk (one multi-row INSERT, UPDATEs of only the rows that change): a
-        catalog of 100,000 files is one transaction of a few statements.
+        catalog of 100,000 files is one transaction of a few statements, under the
+        catalog's lock (:func:`~wearflow.state.engine.exclusive`) from its read on.
         """
         now = utc_now()
         roots = tuple(loc.rstrip("/") + "/" for loc in locations)
-        with self._engine.begin() as conn:
+        changed: list[NewVersion] = []
+        with exclusive(self._engine, "catalog") as conn:
             existing: dict[tuple[str, str], tuple[int, str, bool, bool]] = {}
-            current: dict[str, tuple[int, bool, str]] = {}  # uri -> (id, present, location)
+            # uri -> (id, present, location, sha256) of its current version
+            current: dict[str, tuple[int, bool, str, str]] = {}
             for row_id, uri, sha256, mtime, present, is_current, location in conn.execute(
                     select(FileRow.id, FileRow.uri, FileRow.sha256, FileRow.mtime,
                            FileRow.present, FileRow.current, FileRow.location)
                     .order_by(FileRow.id)).all():
                 existing[(uri, sha256)] = (row_id, mtime, present, is_current)
                 if is_current:
-                    current[uri] = (row_id, present, location)
+                    current[uri] = (row_id, present, location, sha256)
             new: list[dict[str, Any]] = []
             back: list[dict[str, Any]] = []  # known versions made present and current again
             superseded: list[int] = []  # current versions replaced by another of their URI
@@ -74,14 +86,17 @@ class FileRepository:
                     new.append(_new_row(f, now))
                     if old is not None:
                         superseded.append(old[0])
+                    changed.append(NewVersion(f, None if old is None else old[3]))
                 elif row[1:] != (f.mtime, True, True):
                     back.append({"b_id": row[0], "b_mtime": f.mtime})
                     if old is not None and old[0] != row[0]:
                         superseded.append(old[0])
+                    if old is None or old[0] != row[0]:
+                        changed.append(NewVersion(f, None if old is None else old[3]))
                 else:
                     unchanged.append(row[0])
             seen = {f.uri for f in files}
-            gone = [row_id for uri, (row_id, present, location) in current.items()
+            gone = [row_id for uri, (row_id, present, location, _) in current.items()
                     if present and uri not in seen and location.rstrip("/") + "/" in roots]
             insert_many(conn, FileRow, new)
             if back:
@@ -95,6 +110,7 @@ class FileRepository:
                 # Marks change only with the current, present files, and every change
                 # of those is made here and marked in the same transaction.
                 _mark_duplicates(conn)
+        return changed
 
     @gc_paused()
     def current(self, kind: str = "sensor") -> list[StoredFile]:

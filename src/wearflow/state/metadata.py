@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from wearflow.clock import utc_now
 from wearflow.metadata import MetaCell, MetadataTuple
 from wearflow.state.bulk import insert_many
-from wearflow.state.engine import retry_on_conflict
+from wearflow.state.engine import exclusive, retry_on_conflict
 from wearflow.state.tables import FileRow, MetadataRow
 
 
@@ -26,19 +26,23 @@ class MetadataRepository:
             return set(conn.scalars(select(MetadataRow.file_id).distinct()))
 
     @retry_on_conflict
-    def add(self, file_id: int, values: Sequence[MetadataTuple]) -> None:
+    @retry_on_conflict
+    def add(self, file_id: int, values: Sequence[MetadataTuple]) -> bool:
         """Record one metadata file version's values: (participant, field, value, raw, row,
-        problem). A file that could not be read is one row with field ``__file__``."""
+        problem). A file that could not be read is one row with field ``__file__``.
+        False when the version was recorded already (by another coordinator: the check
+        and the insert hold the metadata lock)."""
         now = utc_now()
-        with self._engine.begin() as conn:
+        with exclusive(self._engine, "metadata") as conn:
             if conn.scalars(select(MetadataRow.id).where(MetadataRow.file_id == file_id)
                             .limit(1)).first() is not None:
-                return  # another coordinator parsed this file version first
+                return False  # another coordinator parsed this file version first
             insert_many(conn, MetadataRow, [
                 {"file_id": file_id, "participant": participant, "field": name,
                  "value": value, "raw": raw, "row": row, "problem": problem,
                  "added_utc": now}
                 for participant, name, value, raw, row, problem in values])
+        return True
 
     def current(self) -> dict[str, dict[str, MetaCell]]:
         """Per participant and field, the latest valid value ever recorded (history kept)."""

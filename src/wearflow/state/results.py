@@ -33,15 +33,18 @@ class ResultRepository:
     @retry_on_conflict
     def add_participant(self, *, key: str, solution: str, participant: str,
                         task_keys: Sequence[str], result_dir: str, provenance_sha256: str,
-                        flags: Sequence[str], run_id: str, visit: str = "") -> None:
-        """Record a participant result (a no-op when another coordinator did first)."""
+                        flags: Sequence[str], run_id: str, visit: str = "") -> bool:
+        """Record a participant result; False when another coordinator did first (the
+        unique key settles a race: the loser retries and finds the row)."""
         with Session(self._engine) as s, s.begin():
-            if s.get(ParticipantResultRow, key) is None:
-                s.add(ParticipantResultRow(
-                    key=key, solution=solution, participant=participant, visit=visit,
-                    task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
-                    provenance_sha256=provenance_sha256,
-                    flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
+            if s.get(ParticipantResultRow, key) is not None:
+                return False
+            s.add(ParticipantResultRow(
+                key=key, solution=solution, participant=participant, visit=visit,
+                task_keys_json=json.dumps(sorted(task_keys)), result_dir=result_dir,
+                provenance_sha256=provenance_sha256,
+                flags_json=json.dumps(list(flags)), run_id=run_id, created_utc=utc_now()))
+        return True
 
     def latest_participants(self) -> list[ParticipantResultRow]:
         """Per (solution, participant, visit): the result made from exactly the current
@@ -76,12 +79,15 @@ class ResultRepository:
 
     @retry_on_conflict
     def add_summary(self, *, key: str, solution: str, result_dir: str,
-                    provenance_sha256: str, run_id: str) -> None:
+                    provenance_sha256: str, run_id: str) -> bool:
+        """Record a study summary; False when another coordinator did first."""
         with Session(self._engine) as s, s.begin():
-            if s.get(SummaryRow, key) is None:
-                s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
-                                 provenance_sha256=provenance_sha256, run_id=run_id,
-                                 created_utc=utc_now()))
+            if s.get(SummaryRow, key) is not None:
+                return False
+            s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
+                             provenance_sha256=provenance_sha256, run_id=run_id,
+                             created_utc=utc_now()))
+        return True
 
     def latest_summaries(self) -> dict[str, str]:
         """Solution -> the folder of its newest study summary."""

@@ -212,6 +212,22 @@ class TaskRepository:
                                           TaskState.RUNNING.value]))).one()
         return int(n), oldest
 
+    def busy_groups(self, dead_runs: Iterable[str] = ()) -> set[tuple[str, str, str]]:
+        """(solution, participant, visit or "") of every group with a task in
+        :meth:`for_current_files` that is pending, or running under a claim that holds (a
+        lease not run out, of a run not in ``dead_runs``): a wrist still to be written."""
+        stamp = iso(datetime.now(UTC))
+        held = ((TaskRow.state == TaskState.RUNNING.value)
+                & (TaskRow.lease_until_utc >= stamp)
+                & TaskRow.run_id.not_in(sorted(dead_runs)))
+        with self._engine.connect() as conn:
+            return {(solution, participant or "", visit) for solution, participant, visit in
+                    conn.execute(select(TaskRow.solution, FileRow.participant,
+                                        func.coalesce(FileRow.visit, "")).distinct()
+                                 .join_from(TaskRow, FileRow, TaskRow.file_id == FileRow.id)
+                                 .where(*_LIVE_TASK, _truthy(FileRow.participant),
+                                        (TaskRow.state == TaskState.PENDING.value) | held))}
+
     def done_for_current_files(self) -> list[TaskWithFile]:
         """The done current tasks of files whose name gave a participant."""
         return [(t, f) for t, f in self.for_current_files()
