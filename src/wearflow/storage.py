@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +208,48 @@ class Store:
             raise StorageError(f"cannot list ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None
         return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
+
+    def present_folders(self, folders: Collection[str]) -> set[str]:
+        """Which of ``folders`` (relative paths) are there, found with listings, never one
+        request per folder or file: on a local disk one directory read per parent folder
+        (names only); on an object store one recursive listing per tree of the first two
+        levels (``processed/<solution>``: a request per 1,000 objects), where a folder is
+        there when an object lies directly in it."""
+        if self.protocol == "file":
+            return self._present_local(folders)
+        present: set[str] = set()
+        for tree in sorted({"/".join(f.split("/")[:2]) for f in folders}):
+            full = self._full(tree)
+            root = str(self.fs._strip_protocol(full)).rstrip("/") + "/"
+            try:
+                self.fs.invalidate_cache(full)
+                found = self.fs.find(full, detail=False)
+            except FileNotFoundError:
+                continue
+            except Exception as exc:
+                raise StorageError(f"cannot list ({exc})", subject=self.uri(tree),
+                                   transient=_transient(exc)) from None
+            present.update(f"{tree}/{key[len(root):]}".rsplit("/", 1)[0]
+                           for key in map(str, found) if key.startswith(root))
+        return present & set(folders)
+
+    def _present_local(self, folders: Collection[str]) -> set[str]:
+        by_parent: dict[str, set[str]] = {}
+        for folder in folders:
+            parent, _, name = folder.rpartition("/")
+            by_parent.setdefault(parent, set()).add(name)
+        present: set[str] = set()
+        for parent, names in sorted(by_parent.items()):
+            try:
+                with os.scandir(self._full(parent)) as entries:
+                    there = {e.name for e in entries if e.is_dir()}
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot list ({exc})", subject=self.uri(parent),
+                                   transient=_transient(exc)) from None
+            present.update(f"{parent}/{n}" if parent else n for n in names & there)
+        return present
 
     def exists(self, path: str) -> bool:
         try:

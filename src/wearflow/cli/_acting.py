@@ -77,13 +77,29 @@ def audit_export(
 
 @app.command()
 @reports_errors
-def retry(study: StudyArg, file: FileArg, reason: Reason, token: TokenOption = "") -> None:
-    """Queue a file's failed tasks again (the next run processes them)."""
+def retry(study: StudyArg, reason: Reason,
+          file: Annotated[str | None, typer.Argument(
+              help="the file: its URI, path in the location, or name")] = None,
+          missing: Annotated[bool, typer.Option(
+              "--missing", help="instead of a file: every result folder gone from storage "
+                                "(deleted by hand), written again by the next run")] = False,
+          token: TokenOption = "") -> None:
+    """Queue a file's failed tasks again, or (--missing) the results gone from storage;
+    the next run processes them."""
     from wearflow.services import manual
 
+    if (file is None) == (not missing):
+        err.print("error: give a file or --missing (not both)")
+        raise typer.Exit(EXIT_CANNOT_RUN)
     s = load_study(study)
-    keys = manual.retry(s, file, reason, signer(s, token))
-    out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
+    if file is not None:
+        keys = manual.retry(s, file, reason, signer(s, token))
+        out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
+        return
+    queued = manual.retry_missing(s, reason, signer(s, token))
+    out.print(f"{len(queued.folders)} result folder(s) missing: {len(queued.tasks)} task(s) "
+              f"and {len(queued.participant_results)} participant result(s) to be written "
+              f"again; run `wearflow run {study}`", highlight=False, soft_wrap=True)
 
 
 @app.command()

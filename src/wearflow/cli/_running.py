@@ -166,6 +166,10 @@ def _print_report(report: RunReport) -> None:
               f"{report.participants_aggregated} participant results written")
     if report.failed:
         out.print("see `wearflow status` for each failed file and its reason")
+    if report.missing_outputs:
+        out.print(f"{report.missing_outputs} result folder(s) gone from the output (see "
+                  "`wearflow issues`); `wearflow retry STUDY --missing --reason ...` has the "
+                  "next run write them again", highlight=False, soft_wrap=True)
     for folder in report.summary_dirs:
         out.print(f"study summary: {report.output}/{folder}/summary.csv", soft_wrap=True,
                   highlight=False)

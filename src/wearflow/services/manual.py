@@ -1,9 +1,10 @@
 """Manual actions on a study, each with a mandatory reason and an audit-trail entry.
 
-``retry`` puts a file's failed tasks back in the queue, ``exclude`` keeps a file
-out of processing and aggregation (``undo`` includes it again), ``resolve`` closes an
-issue by hand. They change the state database only; the next ``run`` (or the
-watcher) acts on them.
+``retry`` puts a file's failed tasks back in the queue (``retry_missing``: the tasks
+and participant results whose result folders are gone from storage), ``exclude`` keeps
+a file out of processing and aggregation (``undo`` includes it again), ``resolve``
+closes an issue by hand. They change the state database only; the next ``run`` (or
+the watcher) acts on them.
 
 Each is signed (:class:`wearflow.identity.Signer`): by an authenticated operator (a
 token, from the CLI or the dashboard) or by the unauthenticated OS user; the audit
@@ -13,13 +14,16 @@ reason (the meaning of the signature).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from wearflow.config import Study
 from wearflow.errors import StateError
 from wearflow.identity import Role, Signer, os_signer
 from wearflow.provenance import current_user, declared_user
+from wearflow.stages.outputs import lost_participant_results, lost_task_results
 from wearflow.state import State
+from wearflow.storage import Store
 
 
 def _require(reason: str, action: str) -> str:
@@ -48,12 +52,49 @@ def retry(study: Study, target: str, reason: str, signer: Signer | None = None) 
         f = state.files.find_current(target)
         keys = state.tasks.retry_failed(f.id)
         if not keys:
-            raise StateError("the file has no failed task to retry", subject=f.uri)
+            raise StateError("the file has no failed task to retry (a result folder gone "
+                             "from storage: `wearflow retry STUDY --missing`)", subject=f.uri)
         state.audit.record(who.actor, "manual.retry", f.uri,
                            before={"state": "failed"},
                            after=_signed({"state": "pending", "tasks": keys}, who, why),
                            reason=why)
         return keys
+
+
+@dataclass(frozen=True)
+class MissingRetried:
+    """What ``retry_missing`` queued: the tasks whose result folders the next run writes
+    again, and the participant results it writes again once their wrists are back."""
+
+    tasks: tuple[str, ...]
+    participant_results: tuple[str, ...]
+    folders: tuple[str, ...]  # the folders gone, output-relative
+
+
+def retry_missing(study: Study, reason: str, signer: Signer | None = None) -> MissingRetried:
+    """Have the next run write again every result folder the state records that is gone
+    from storage (deleted by hand): done tasks back to pending, participant results
+    marked to be written again (from both wrists, as before). One audit entry names the
+    folders."""
+    why = _require(reason, "retry")
+    who = _signer(study, signer, "retry")
+    out = Store(study.output, study.storage_options)
+    with State(study.state_url) as state:
+        wrists = lost_task_results(state, out)
+        people = lost_participant_results(state, out)
+        tasks = state.tasks.retry_done([t.key for t, _ in wrists])
+        results = state.results.rewrite([r.key for r in people])
+        done = set(tasks) | set(results)
+        folders = sorted({*(t.result_dir or "" for t, _ in wrists if t.key in done),
+                          *(r.result_dir for r in people if r.key in done)})
+        if not folders:
+            raise StateError("no result folder the state records is missing",
+                             subject=out.root_uri)
+        state.audit.record(who.actor, "manual.retry", out.root_uri,
+                           before={"missing": folders},
+                           after=_signed({"tasks": tasks, "participant_results": results},
+                                         who, why), reason=why)
+    return MissingRetried(tuple(tasks), tuple(results), tuple(folders))
 
 
 def exclude(study: Study, target: str, reason: str, *, undo: bool = False,

@@ -30,6 +30,8 @@ class RunReport:
     # files held before any task: name does not parse, duplicate bytes, no solution applies
     unparsable: int = 0
     participants_aggregated: int = 0
+    # result folders the state records that are gone from storage (deleted by hand)
+    missing_outputs: int = 0
     summary_dirs: list[str] = field(default_factory=list)
     output: str = ""
     # seconds the workers spent per stage, summed over this run's finished tasks: wall
@@ -40,8 +42,9 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 every current file is done; 1 some failed or were held (the rest completed),
-        or the input locations hold no sensor file at all."""
-        return EXIT_SOME_FAILED if (self.failed or self.unparsable
+        a result folder is gone from storage, or the input locations hold no sensor file
+        at all."""
+        return EXIT_SOME_FAILED if (self.failed or self.unparsable or self.missing_outputs
                                     or not self.files_total) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +53,7 @@ class RunReport:
                 "executed": self.executed, "done": self.done, "failed": self.failed,
                 "held": self.unparsable, "participants_aggregated":
                 self.participants_aggregated, "summary_dirs": list(self.summary_dirs),
+                "missing_outputs": self.missing_outputs,
                 "output": self.output, "exit_code": self.exit_code,
                 "task_stage_s": dict(self.task_stage_s),
                 "task_stage_cpu_s": dict(self.task_stage_cpu_s)}

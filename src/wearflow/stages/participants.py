@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 from wearflow import aggregate
@@ -26,6 +26,11 @@ from wearflow.provenance import InputRef, Provenance, software
 from wearflow.results import participant_dir, read_tables, summary_dir, write_result
 from wearflow.solutions import Solution, solution_ref
 from wearflow.stages.context import RunContext
+from wearflow.stages.outputs import (
+    lost_output_issues,
+    lost_participant_results,
+    lost_task_results,
+)
 from wearflow.state.tables import ParticipantResultRow
 from wearflow.storage import Store
 from wearflow.task import TaskRecord
@@ -34,12 +39,23 @@ Wrist = tuple[TaskRecord, StoredFile]
 
 
 def aggregate_participants(ctx: RunContext, metadata: Metadata) -> list[IssueSpec]:
-    """Write every participant result that is due and not written yet, then the summaries;
-    return the problems that kept a participant-visit from being combined."""
+    """Write every participant result that is due and not written yet (or to be written
+    again: ``wearflow retry --missing``), then the summaries; return the problems that
+    kept a participant-visit from being combined, and the result folders gone from
+    storage (counted in the report's ``missing_outputs``).
+
+    A participant-visit one of whose wrists' result folders is gone is not combined (not
+    from the other wrist alone either), nor a summary over a participant result that is
+    gone, until they are written again."""
     out = Store(ctx.study.output, ctx.study.storage_options)
-    existing = ctx.state.results.participant_keys()
+    lost_wrists = lost_task_results(ctx.state, out)
+    lost = {t.key for t, _ in lost_wrists}
+    again = ctx.state.results.to_rewrite()
+    existing = ctx.state.results.participant_keys() - again
     problems: list[IssueSpec] = []
     for (sol_name, participant, visit), wrists in sorted(_due_groups(ctx).items()):
+        if any(t.key in lost for t, _ in wrists):
+            continue  # said below
         hand_cell = metadata.get(participant, {}).get("dominant_hand")
         hand = hand_cell.value if hand_cell else None
         key = participant_key(sol_name, participant, visit, hand, [t.key for t, _ in wrists])
@@ -50,9 +66,11 @@ def aggregate_participants(ctx: RunContext, metadata: Metadata) -> list[IssueSpe
             problems.append(apart)
             continue
         _write_participant(ctx, out, ctx.solutions_by_name[sol_name], participant, visit,
-                           hand, wrists, key)
-    write_summaries(ctx, out)
-    return problems
+                           hand, wrists, key, again=key in again)
+    lost_people = lost_participant_results(ctx.state, out)
+    write_summaries(ctx, out, without={r.solution for r in lost_people})
+    ctx.report.missing_outputs = len(lost_wrists) + len(lost_people)
+    return [*problems, *lost_output_issues(out, lost_wrists, lost_people)]
 
 
 def _apart_in_time(out: Store, wrists: Sequence[Wrist]) -> IssueSpec | None:
@@ -130,8 +148,8 @@ def _grace_over(task: TaskRecord, grace_h: float) -> bool:
 
 
 def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: str,
-                       visit: str, hand: str | None, wrists: Sequence[Wrist], key: str
-                       ) -> None:
+                       visit: str, hand: str | None, wrists: Sequence[Wrist], key: str,
+                       *, again: bool = False) -> None:
     started = utc_now()
     tables_by_side = {f.side: read_tables(out, t.result_dir or "") for t, f in wrists}
     if None in tables_by_side:  # no side (e.g. lower back): the recording's own tables
@@ -159,17 +177,19 @@ def _write_participant(ctx: RunContext, out: Store, sol: Solution, participant: 
         return  # another coordinator wrote the same result meanwhile, and recorded it
     ctx.audit.record(ctx.actor, "result.written", folder,
                      after={"participant": participant, "provenance_sha256": prov_sha,
-                            **({"visit": visit} if visit else {})})
+                            **({"visit": visit} if visit else {}),
+                            **({"written_again": True} if again else {})})
     ctx.report.participants_aggregated += 1
 
 
-def write_summaries(ctx: RunContext, out: Store) -> None:
+def write_summaries(ctx: RunContext, out: Store, without: Collection[str] = ()) -> None:
     """One study summary per solution over the latest participant results (write-once:
-    an unchanged set of results keeps its summary)."""
+    an unchanged set of results keeps its summary); none for the solutions ``without``
+    (one of their participant results is gone from storage)."""
     latest = ctx.state.results.latest_participants()
     for sol_name, sol in sorted(ctx.solutions_by_name.items()):
         rows = [r for r in latest if r.solution == sol_name]
-        if rows:
+        if rows and sol_name not in without:
             _write_summary(ctx, out, sol, rows)
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from wearflow.catalog import StoredFile
 from wearflow.clock import utc_now
-from wearflow.state.engine import retry_on_conflict
+from wearflow.state.engine import chunks, retry_on_conflict
 from wearflow.state.files import FILE_COLUMNS
 from wearflow.state.tables import FileRow, ParticipantResultRow, SummaryRow, TaskRow
 from wearflow.state.tasks import TASK_COLUMNS, TaskRepository
 from wearflow.task import TaskRecord, TaskState
+
+# The recorded sha256 of a participant result whose folder is to be written again
+# (`wearflow retry --missing`): its provenance.json is gone, and with it what the hash
+# was of; the run that writes the folder again records the new one.
+REWRITE = ""
 
 
 class ResultRepository:
@@ -30,12 +35,40 @@ class ResultRepository:
         with self._engine.connect() as conn:
             return set(conn.scalars(select(ParticipantResultRow.key)))
 
+    def to_rewrite(self) -> set[str]:
+        """The keys of the participant results to be written again (see :meth:`rewrite`)."""
+        with self._engine.connect() as conn:
+            return set(conn.scalars(select(ParticipantResultRow.key).where(
+                ParticipantResultRow.provenance_sha256 == REWRITE)))
+
+    def rewrite(self, keys: Sequence[str]) -> list[str]:
+        """Have the next run write the folders of participant results ``keys`` again (they
+        are gone from storage); returns the keys marked, sorted."""
+        marked: list[str] = []
+        with self._engine.begin() as conn:
+            for chunk in chunks(sorted(set(keys))):
+                kept = (ParticipantResultRow.key.in_(chunk),
+                        ParticipantResultRow.provenance_sha256 != REWRITE)
+                marked += conn.scalars(select(ParticipantResultRow.key).where(*kept))
+                conn.execute(update(ParticipantResultRow).where(*kept)
+                             .values(provenance_sha256=REWRITE))
+        return sorted(marked)
+
     @retry_on_conflict
     def add_participant(self, *, key: str, solution: str, participant: str,
                         task_keys: Sequence[str], result_dir: str, provenance_sha256: str,
                         flags: Sequence[str], run_id: str, visit: str = "") -> bool:
-        """Record a participant result; False when another coordinator did first (the
-        unique key settles a race: the loser retries and finds the row)."""
+        """Record a participant result, or the new provenance of one written again (see
+        :meth:`rewrite`); False when another coordinator did first (the unique key, or the
+        conditional update, settles a race: the loser finds the row recorded)."""
+        with self._engine.begin() as conn:
+            rewritten = conn.execute(
+                update(ParticipantResultRow)
+                .where(ParticipantResultRow.key == key,
+                       ParticipantResultRow.provenance_sha256 == REWRITE)
+                .values(provenance_sha256=provenance_sha256, run_id=run_id))
+        if rewritten.rowcount == 1:
+            return True
         with Session(self._engine) as s, s.begin():
             if s.get(ParticipantResultRow, key) is not None:
                 return False
@@ -80,13 +113,18 @@ class ResultRepository:
     @retry_on_conflict
     def add_summary(self, *, key: str, solution: str, result_dir: str,
                     provenance_sha256: str, run_id: str) -> bool:
-        """Record a study summary; False when another coordinator did first."""
+        """Record a study summary, or the new provenance of one whose folder was gone and
+        is written again; False when another coordinator did either first."""
         with Session(self._engine) as s, s.begin():
-            if s.get(SummaryRow, key) is not None:
+            row = s.get(SummaryRow, key)
+            if row is None:
+                s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
+                                 provenance_sha256=provenance_sha256, run_id=run_id,
+                                 created_utc=utc_now()))
+            elif row.provenance_sha256 != provenance_sha256:
+                row.provenance_sha256, row.run_id = provenance_sha256, run_id
+            else:
                 return False
-            s.add(SummaryRow(key=key, solution=solution, result_dir=result_dir,
-                             provenance_sha256=provenance_sha256, run_id=run_id,
-                             created_utc=utc_now()))
         return True
 
     def latest_summaries(self) -> dict[str, str]:

@@ -185,6 +185,19 @@ class TaskRepository:
                     retry_after_utc=None))
         return keys
 
+    def retry_done(self, keys: Sequence[str]) -> list[str]:
+        """Done tasks ``keys`` back to pending with a fresh set of attempts (their result
+        folder is gone: the next run writes it again); returns the keys moved, sorted."""
+        moved: list[str] = []
+        with self._engine.begin() as conn:
+            for chunk in chunks(sorted(set(keys))):
+                done = (TaskRow.key.in_(chunk), TaskRow.state == TaskState.DONE)
+                moved += conn.scalars(select(TaskRow.key).where(*done))
+                conn.execute(update(TaskRow).where(*done).values(
+                    state=TaskState.PENDING.value, tag=None, message=None, attempts=0,
+                    retry_after_utc=None))
+        return sorted(moved)
+
     @gc_paused()
     def for_current_files(self) -> list[TaskWithFile]:
         """The current tasks of the current, present, not excluded files, with their file,
