@@ -62,12 +62,14 @@ def test_verify_names_altered_missing_and_unrecorded_files(study: Path) -> None:
     (csv_file,) = results.glob("single-wrist-processed/wrist/P1/P1_L.csv/*/sleep.csv")
     data = bytearray(csv_file.read_bytes())
     data[-2] = ord("7") if data[-2] != ord("7") else ord("8")  # one byte changed
+    csv_file.chmod(0o640)  # results are read-only: whoever alters one makes it writable first
     csv_file.write_bytes(bytes(data))
     (parquet,) = results.glob("processed/wrist/P1/*/sleep.parquet")
     parquet.unlink()
     stray = csv_file.parent / "extra.csv"
     stray.write_text("a,b\n")
     (prov,) = results.glob("single-wrist-processed/wrist/P1/P1_R.csv/*/provenance.json")
+    prov.chmod(0o640)
     prov.write_text(prov.read_text().replace('"user"', '"user" ', 1))
     report = verify_outputs(load_study(study))
     found = {(p.kind, Path(p.path).name, Path(p.path).parent.parent.name) for p in report.problems}

@@ -16,6 +16,7 @@ import re
 import time
 from pathlib import Path
 
+from wearflow.filemodes import FILE_MODE, create_file, make_folders
 from wearflow.redact import redact_text
 
 LOGGER_NAME = "wearflow"
@@ -61,8 +62,10 @@ def log_event(tag: str, message: str, *, level: int = logging.INFO, **fields: ob
 
 
 def add_file_handler(path: Path) -> logging.Handler:
-    """Append the study's log to ``path`` (UTC timestamps, tagged lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Append the study's log to ``path`` (UTC timestamps, tagged lines); the file is
+    readable by its owner and group only (:data:`~wearflow.filemodes.FILE_MODE`)."""
+    make_folders(path.parent)
+    create_file(path, FILE_MODE)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(_UtcFormatter())
     logger = get_logger()

@@ -35,6 +35,7 @@ from wearflow.clock import iso, parse_iso, utc_now
 from wearflow.config import Study, local_path
 from wearflow.delivery import post_json
 from wearflow.errors import DeliveryError, Tag, one_line
+from wearflow.filemodes import FILE_MODE, create_file, make_folders
 from wearflow.issue import IssueSpec, QueuedIssue
 from wearflow.logs import add_file_handler, log_event, remove_handler
 from wearflow.redact import url_host
@@ -96,7 +97,8 @@ def publish_issues(study: Study, issues: Sequence[IssueSpec]) -> None:
     folder = local_path(study.output)
     if folder is not None:
         path = Path(folder) / ISSUES_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
+        create_file(path, FILE_MODE)
         with path.open("a", encoding="utf-8") as fh:
             for record in records:
                 fh.write(json.dumps(record, sort_keys=True) + "\n")

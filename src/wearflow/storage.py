@@ -21,6 +21,7 @@ import fsspec
 from wearflow.config import strip_file_scheme
 from wearflow.errors import OutputExistsError, StorageError
 from wearflow.extras import require
+from wearflow.filemodes import make_folders, make_read_only, open_new
 
 _STREAM_CHUNK_BYTES = 16 << 20  # read size from storage (an object store's range request)
 _HASH_BUFFER_BYTES = 1 << 20  # hashed from a buffer this size that stays in the CPU cache
@@ -270,6 +271,10 @@ class Store:
         first writer's object stays; a server that does not know conditional
         writes gets a plain PUT, where two writers racing with different bytes
         leave the later one's.
+
+        On a local disk the file is read-only (``0440``) and the folders made for
+        it ``0750``, whatever the umask (:mod:`wearflow.filemodes`); on object
+        stores modes do not apply (the bucket's policy decides who reads).
         """
         digest = sha256_bytes(data)
         taken = self.exists(path) or not self._write_new(path, data)
@@ -285,9 +290,10 @@ class Store:
         try:
             if self.protocol != "file":
                 return self._put_new(full, data)
-            self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
-            with self.fs.open(tmp, "wb") as fh:
+            make_folders(full.rsplit("/", 1)[0])
+            with os.fdopen(open_new(tmp), "wb") as fh:
                 fh.write(data)
+            make_read_only(tmp)  # in place read-only from its first moment
             return _link_new(tmp, full)
         except Exception as exc:
             raise StorageError(f"cannot write ({exc})", subject=self.uri(path),

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLA
 
 from wearflow.errors import StateError, one_line
 from wearflow.extras import require_state_driver
+from wearflow.filemodes import DATABASE_MODE, create_file, make_folders, tighten
 from wearflow.redact import redact_url
 from wearflow.state import schema
 
@@ -48,7 +49,7 @@ def open_engine(url: str) -> Engine:
     require_state_driver(url)
     try:
         if url.startswith("sqlite:///") and ":memory:" not in url:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_database(Path(url.removeprefix("sqlite:///")))
         engine = create_engine(url)
         if url.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -58,6 +59,18 @@ def open_engine(url: str) -> Engine:
         raise StateError(one_line(f"cannot open the state database ({exc})"),
                          subject=where) from None
     return engine
+
+
+def _private_database(path: Path) -> None:
+    """Create the SQLite file (and its folder) with the owner's permissions only, before
+    SQLite does with the umask's; SQLite gives its write-ahead log and index the
+    database's mode. A database an earlier version left readable is tightened."""
+    make_folders(path.parent)
+    create_file(path, DATABASE_MODE)
+    for companion in (path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm"),
+                      path.with_name(f"{path.name}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            tighten(companion, DATABASE_MODE)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from wearflow.errors import StateError
+from wearflow.filemodes import DATABASE_MODE, create_file
 from wearflow.state.tables import Base
 
 FIRST_REVISION = "0001"
@@ -91,6 +92,7 @@ def _exclusive(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
+    create_file(f"{database}.migrate-lock", DATABASE_MODE)
     with open(f"{database}.migrate-lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
