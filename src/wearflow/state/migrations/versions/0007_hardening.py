@@ -26,7 +26,8 @@ depends_on: str | Sequence[str] | None = None
 _REFUSAL = "audit_trail is append-only: entries are never updated or deleted"
 
 _PG_UP = (
-    f"""CREATE FUNCTION audit_trail_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""CREATE OR REPLACE FUNCTION audit_trail_refuse_change() RETURNS trigger
+    LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION '{_REFUSAL} (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
     END $$""",
