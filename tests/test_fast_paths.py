@@ -467,7 +467,7 @@ def test_a_hash_thread_that_fails_is_not_reported_as_a_changed_file(
 
     monkeypatch.setattr("wearflow.worker.sha256_bytes", no_memory)
     outcome = execute(task, "run-hash-oom")
-    assert (outcome.state, outcome.message) == ("failed", "out of memory while processing the file")
+    assert (outcome.state, outcome.message) == ("failed", "out of memory while verifying the file")
     assert written_results(study_root) == []
 
 

@@ -26,8 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from wearflow.config_messages import validation_message, yaml_message
 from wearflow.errors import ConfigError, Tag, one_line
@@ -524,6 +522,10 @@ def _state_url(written: str | None, base: Path, environ: Mapping[str, str],
                               "set (${...} in state: is read from the environment)",
                               subject=source)
         url = _VARIABLE_RE.sub(lambda m: environ[m.group(1)], written)
+    # imported here: `wearflow --help` and the study file's loading stay quick
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         why = "an @ in the user or password must be written %40" if "@" in (
             make_url(url).host or "") else ""
