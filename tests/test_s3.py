@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import uuid
 from pathlib import Path
 
@@ -76,7 +78,6 @@ def test_study_on_a_bucket(tmp_path: Path, s3_endpoint: str) -> None:
 def test_watch_a_bucket_woken_by_sqs_notifications(tmp_path: Path, s3_endpoint: str) -> None:
     """Uploads (one multipart, so it notifies twice) plus a duplicate notification: every
     file processed, no task twice; the watcher polls its listing only every 120 s."""
-    import json
     import signal
     import subprocess
     import sys
@@ -156,3 +157,47 @@ def test_write_once_on_a_bucket_keeps_the_first_object(s3_endpoint: str,
     assert raised.value.subject == f"s3://{bucket}/results/a/provenance.json"
     body = s3(s3_endpoint).get_object(Bucket=bucket, Key="results/a/provenance.json")["Body"]
     assert body.read() == b"first"
+
+
+TAGGED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[[A-Z_]+\] ")
+
+
+def test_a_study_on_a_bucket_gets_its_log_and_issues_in_the_bucket(
+        tmp_path: Path, s3_endpoint: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """Each run writes its log as ``logs/<run id>.log`` and its new issues as
+    ``issues/<time>-<hash>.jsonl`` (write-once objects); warnings are tagged on stderr."""
+    bucket = f"logs-{uuid.uuid4().hex[:8]}"
+    client = s3(s3_endpoint)
+    client.create_bucket(Bucket=bucket)
+    local = tmp_path / "files"
+    local.mkdir()
+    write_csv(local / "P1_L.csv", seed=1, hours=0.3)
+    client.upload_file(str(local / "P1_L.csv"), bucket, "raw/P1_L.csv")
+    client.upload_file(str(local / "P1_L.csv"), bucket, "raw/P1_L_copy.csv")  # an issue
+    (tmp_path / "study.yaml").write_text(STUDY.format(bucket=bucket, endpoint=s3_endpoint))
+    study = load_study(tmp_path)
+    capfd.readouterr()
+
+    first = run_study(study, executor=InlineExecutor())
+    second = run_study(study, executor=InlineExecutor())  # nothing new: no issues object
+
+    def objects(prefix: str) -> dict[str, str]:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"results/{prefix}/")
+        return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+                .decode() for o in listed.get("Contents", [])}
+
+    logs = objects("logs")
+    assert sorted(logs) == sorted(f"results/logs/{r.run_id}.log"
+                                  for r in (first, second))
+    lines = logs[f"results/logs/{first.run_id}.log"].splitlines()
+    assert lines and all(TAGGED.match(line) for line in lines), lines
+    assert any("[INFO]" in line and "processed" in line for line in lines)
+    assert any("P1_L_copy.csv" in line and "[INFO]" not in line for line in lines)
+    [(key, issues)] = objects("issues").items()
+    assert re.fullmatch(r"results/issues/\d{8}T\d{6}Z-[0-9a-f]{16}\.jsonl", key)
+    records = [json.loads(line) for line in issues.splitlines()]
+    assert records and {r["study"] for r in records} == {"S3"}
+    assert any((r["uri"] or "").endswith("/P1_L_copy.csv") for r in records)
+    err = capfd.readouterr().err
+    warned = [line for line in err.splitlines() if "P1_L_copy.csv" in line]
+    assert warned and all(TAGGED.match(line) and "study=S3" in line for line in warned), err

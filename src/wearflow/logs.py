@@ -7,14 +7,21 @@ Format (parsable by dashboards and grep)::
 A URL's password and tokens never reach a line (:func:`wearflow.redact.redact_text`).
 Control characters in the fields and the message (a file name may hold a line break)
 are escaped, so that every event is exactly one line and no line can be forged.
+Warnings and errors always reach stderr in this format too (the ``wearflow`` logger's
+own handler, whatever else is attached); a study's whole log goes where its output is
+(a file, or for a bucket a temporary file the caller uploads: :func:`add_spool_handler`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from wearflow.filemodes import FILE_MODE, create_file, make_folders
 from wearflow.redact import redact_text
@@ -52,8 +59,34 @@ class _UtcFormatter(logging.Formatter):
         return escape_controls(redact_text(line))
 
 
+class _Stderr(logging.Handler):
+    """Tagged lines on ``sys.stderr`` as it is when the line is written (a CLI runner's or
+    a test's capture included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+_stderr_lock = threading.Lock()
+_stderr_handler: logging.Handler | None = None
+
+
 def get_logger() -> logging.Logger:
-    return logging.getLogger(LOGGER_NAME)
+    """The ``wearflow`` logger, with its tagged stderr handler (warnings and errors)."""
+    global _stderr_handler
+    logger = logging.getLogger(LOGGER_NAME)
+    if _stderr_handler is None:
+        with _stderr_lock:
+            if _stderr_handler is None:
+                handler = _Stderr(logging.WARNING)
+                handler.setFormatter(_UtcFormatter())
+                logger.addHandler(handler)
+                _stderr_handler = handler
+    return logger
 
 
 def log_event(tag: str, message: str, *, level: int = logging.INFO, **fields: object) -> None:
@@ -77,3 +110,28 @@ def add_file_handler(path: Path) -> logging.Handler:
 def remove_handler(handler: logging.Handler) -> None:
     get_logger().removeHandler(handler)
     handler.close()
+
+
+def add_spool_handler() -> logging.StreamHandler[IO[str]]:
+    """Collect the log in a temporary file (private to this user) for an output that
+    cannot be appended to, a bucket; :func:`spooled` reads it back."""
+    # closed by spooled(), once the run it collects has ended
+    spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+    handler = logging.StreamHandler(spool)
+    handler.setFormatter(_UtcFormatter())
+    logger = get_logger()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def spooled(handler: logging.StreamHandler[IO[str]]) -> bytes:
+    """What a spool handler collected, as UTF-8; its temporary file is closed. Call it
+    once the handler is removed."""
+    stream = handler.stream
+    stream.flush()
+    stream.seek(0)
+    text = stream.read()
+    stream.close()
+    return text.encode()
+

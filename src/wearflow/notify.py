@@ -1,7 +1,11 @@
-"""Publishing new issues: a JSON-lines file in the output, and the study's webhook.
+"""Publishing new issues: a JSON-lines file in the output, and the study's webhook; and
+the study's log in its output.
 
 The state database is the issues queue (``wearflow issues``); this module only tells the
-outside world. ``issues.jsonl`` is appended to at once. The webhook is an *outbox*: the
+outside world. A local output appends to ``issues.jsonl`` and ``logs/wearflow.log`` at
+once; an object store cannot append, so a bucket gets write-once objects instead:
+``issues/<UTC time>-<hash>.jsonl`` per batch of new issues and ``logs/<run id>.log`` per
+run (:func:`study_log`). The webhook is an *outbox*: the
 run marks each new issue as owed to it in the issues table (with a deadline,
 :data:`DEADLINE_H`), and :func:`send_pending` starts a sender on a background thread that
 never holds the run. The sender claims the owed issues one at a time, POSTs each with a
@@ -24,8 +28,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,13 +38,23 @@ from typing import Any, Protocol
 from wearflow.clock import iso, parse_iso, utc_now
 from wearflow.config import Study, local_path
 from wearflow.delivery import post_json
-from wearflow.errors import DeliveryError, Tag, one_line
+from wearflow.errors import DeliveryError, Tag, WearflowError, one_line
 from wearflow.filemodes import FILE_MODE, create_file, make_folders
 from wearflow.issue import IssueSpec, QueuedIssue
-from wearflow.logs import add_file_handler, log_event, remove_handler
+from wearflow.logs import (
+    add_file_handler,
+    add_spool_handler,
+    log_event,
+    remove_handler,
+    spooled,
+)
 from wearflow.redact import url_host
+from wearflow.storage import Store, sha256_bytes
 
 ISSUES_FILE = "issues.jsonl"
+ISSUES_FOLDER = "issues"  # on a bucket: one object per batch of new issues
+LOG_FILE = "logs/wearflow.log"
+LOGS_FOLDER = "logs"  # on a bucket: one object per run
 TIMEOUT_S = 3.0  # per post (connect, and each read): what a hung receiver costs a sender
 DEADLINE_H = 24.0  # an issue not delivered this long after it was queued is given up
 LEASE_S = 60.0  # a claimed post whose sender died is offered again after this
@@ -89,19 +103,59 @@ def webhook_deadline(now_utc: str | None = None) -> str:
 
 
 def publish_issues(study: Study, issues: Sequence[IssueSpec]) -> None:
-    """Append new issues to ``<output>/issues.jsonl`` (the webhook is sent from the
-    issues table: :func:`send_pending`)."""
+    """Append new issues to ``<output>/issues.jsonl`` (on a bucket: write them as the
+    object ``issues/<UTC time>-<hash>.jsonl``); the webhook is sent from the issues
+    table (:func:`send_pending`)."""
     if not issues:
         return
     records = [issue_record(study, i) for i in issues]
+    lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
     folder = local_path(study.output)
     if folder is not None:
         path = Path(folder) / ISSUES_FILE
         make_folders(path.parent)
         create_file(path, FILE_MODE)
         with path.open("a", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.write(lines)
+    else:
+        data = lines.encode()
+        stamp = records[0]["seen_utc"].replace("-", "").replace(":", "").split(".")[0]
+        _write_to_output(study, f"{ISSUES_FOLDER}/{stamp}Z-{sha256_bytes(data)[:16]}.jsonl",
+                         data)
+
+
+@contextmanager
+def study_log(study: Study, name: str) -> Iterator[None]:
+    """The study's log while the block runs, tagged lines from INFO on: appended to
+    ``<output>/logs/wearflow.log`` on a local disk; on an object store collected and
+    written when the block ends (however it ends) as the object ``logs/<name>.log``
+    (nothing when nothing was logged). Warnings reach stderr either way."""
+    folder = local_path(study.output)
+    if folder is not None:
+        handler = add_file_handler(Path(folder) / LOG_FILE)
+        try:
+            yield
+        finally:
+            remove_handler(handler)
+        return
+    spool = add_spool_handler()
+    try:
+        yield
+    finally:
+        remove_handler(spool)
+        data = spooled(spool)
+        if data:
+            _write_to_output(study, f"{LOGS_FOLDER}/{name}.log", data)
+
+
+def _write_to_output(study: Study, path: str, data: bytes) -> None:
+    """Write one log or issues object to a bucket output; a failure is said on stderr
+    (tagged) and never fails the run that logged."""
+    try:
+        Store(study.output, study.storage_options).write_once(path, data)
+    except WearflowError as exc:
+        log_event(exc.tag.value, f"not written to the output: {exc.message}",
+                  level=logging.WARNING, study=study.study, uri=exc.subject)
 
 
 def deliver_pending(study: Study, outbox: Outbox,
@@ -190,7 +244,7 @@ def _log_to_output(study: Study) -> logging.Handler | None:
     folder = local_path(study.output)
     if folder is None:
         return None
-    handler = add_file_handler(Path(folder) / "logs" / "wearflow.log")
+    handler = add_file_handler(Path(folder) / LOG_FILE)
     me = threading.get_ident()
     handler.addFilter(lambda record: record.thread == me)
     return handler

@@ -15,11 +15,10 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from wearflow.anchors import audit_key
 from wearflow.clock import utc_now
-from wearflow.config import Study, local_path
+from wearflow.config import Study
 from wearflow.errors import (
     EXIT_CANNOT_RUN,
     EXIT_OK,
@@ -29,8 +28,8 @@ from wearflow.errors import (
 )
 from wearflow.executors import Executor, make_executor
 from wearflow.issue import IssueSpec
-from wearflow.logs import add_file_handler, log_event, remove_handler
-from wearflow.notify import Outbox, publish_issues, send_pending, webhook_deadline
+from wearflow.logs import log_event
+from wearflow.notify import Outbox, publish_issues, send_pending, study_log, webhook_deadline
 from wearflow.plan import make_plan
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
@@ -81,9 +80,8 @@ def run_study(
                 _could_not_run(study, state, exc)
             send_pending(study, lambda: _issues_outbox(study))
         raise
-    handler = _log_to_output(study)
     try:
-        with State(study.state_url) as state:
+        with study_log(study, run_id), State(study.state_url) as state:
             try:
                 _run(RunContext(study, state, run_id, default_actor(study.identity),
                                 solutions, report, progress, stop), inputs, executor)
@@ -91,8 +89,6 @@ def run_study(
                 _could_not_run(study, state, exc)
                 raise
     finally:
-        if handler is not None:
-            remove_handler(handler)
         # the new issues owed to the webhook, posted on a thread that never holds the run
         # (it logs to the study's log itself: the run's handler is gone)
         send_pending(study, lambda: _issues_outbox(study))
@@ -181,10 +177,3 @@ def _refuse_identical(study: Study, solutions: Sequence[Solution]) -> None:
         if other != sol.name:
             raise ConfigError(f"solutions {other!r} and {sol.name!r} are the same pipeline "
                               "with the same settings; keep one", subject=study.source)
-
-
-def _log_to_output(study: Study) -> logging.Handler | None:
-    folder = local_path(study.output)
-    if folder is None:
-        return None
-    return add_file_handler(Path(folder) / "logs" / "wearflow.log")

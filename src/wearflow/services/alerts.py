@@ -24,7 +24,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,10 +42,11 @@ from wearflow.alerts import (
     window_start,
 )
 from wearflow.clock import iso
-from wearflow.config import Study, local_path
+from wearflow.config import Study
 from wearflow.delivery import EmailTarget, Target, WebhookTarget
 from wearflow.errors import DeliveryError, StateError, Tag, one_line
-from wearflow.logs import add_file_handler, log_event, remove_handler
+from wearflow.logs import log_event
+from wearflow.notify import study_log
 from wearflow.provenance import default_actor
 from wearflow.stages.anchor import anchor_trail
 from wearflow.state import State
@@ -165,9 +165,9 @@ def evaluate_alerts(study: Study, now: datetime | None = None, *,
     chosen = list(alert_targets(study) if targets is None else targets)
     by_name = {t.name: t for t in chosen}
     actor = default_actor(study.identity)
-    handler = _log_to_output(study)
     try:
-        with State(study.state_url) as state:
+        with study_log(study, f"alerts-{stamp.replace('-', '').replace(':', '')}"), \
+                State(study.state_url) as state:
             rules = study.alerts
             facts = _facts(study, state, moment) if rules.has_rules else AlertFacts()
             fired, cleared = state.alerts.sync(study.study, evaluate(rules, facts, moment),
@@ -180,9 +180,6 @@ def evaluate_alerts(study: Study, now: datetime | None = None, *,
         raise StateError(f"cannot evaluate the alerts ({type(exc).__name__}: "
                          f"{one_line(str(getattr(exc, 'orig', None) or exc), 200)})",
                          subject=study.source) from None
-    finally:
-        if handler is not None:
-            remove_handler(handler)
     return AlertsReport(  # the alerts as they are after the deliveries
         stamp, firing=tuple(a for a in now_known.values() if a.firing),
         fired=tuple(now_known.get(a.key, a) for a in fired),
@@ -313,10 +310,3 @@ def _record_delivery(study: Study, state: State, actor: str, target: Target,
         state.audit.record(actor, "alert.undelivered", what, after={
             "target": outcome.target, "notice": outcome.notice,
             "attempts": outcome.attempts, "error": outcome.error})
-
-
-def _log_to_output(study: Study) -> logging.Handler | None:
-    folder = local_path(study.output)
-    if folder is None:
-        return None
-    return add_file_handler(Path(folder) / "logs" / "wearflow.log")
