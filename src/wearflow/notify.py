@@ -5,16 +5,18 @@ The state database is the issues queue (``wearflow issues``); this module only t
 outside world. A local output appends to ``issues.jsonl`` and ``logs/wearflow.log`` at
 once; an object store cannot append, so a bucket gets write-once objects instead:
 ``issues/<UTC time>-<hash>.jsonl`` per batch of new issues and ``logs/<run id>.log`` per
-run (:func:`study_log`). The webhook is an *outbox*: the
-run marks each new issue as owed to it in the issues table (with a deadline,
-:data:`DEADLINE_H`), and :func:`send_pending` starts a sender on a background thread that
-never holds the run. The sender claims the owed issues one at a time, POSTs each with a
-short timeout (:data:`TIMEOUT_S`) and records how it went; at the first failure it stops
-(a receiver that is down or hung costs one timeout, not one per issue), and what failed
-or was not tried yet is tried again by the next run's sender (each ``watch`` cycle is a
-run). Every failure is logged (``PIPELINE_ISSUE``); an issue not delivered by its deadline
-is given up, with a log line. Nothing is lost when a process ends mid-send: the issue is
-still owed, and offered again once its claim's lease (:data:`LEASE_S`) ends.
+run (:func:`study_log`).
+
+The webhook is an *outbox*: the run marks each new issue as owed to it in the issues
+table (with a deadline, :data:`DEADLINE_H`), and :func:`send_pending` starts a sender on
+a background thread that never holds the run. The sender claims the owed issues one at a
+time, POSTs each with a short timeout (:data:`TIMEOUT_S`) and records how it went; at
+the first failure it stops (a receiver that is down or hung costs one timeout, not one
+per issue), and what failed or was not tried yet is tried again by the next run's sender
+(each ``watch`` cycle is a run). Every failure is logged (``PIPELINE_ISSUE``); an issue
+not delivered by its deadline is given up, with a log line. Nothing is lost when a
+process ends mid-send: the issue is still owed, and offered again once its claim's lease
+(:data:`LEASE_S`) ends.
 
 A post is :func:`wearflow.delivery.post_json` (shared with the alerts), which refuses
 redirects (a 302 is a failure, never followed: it would re-send the issue, as a GET, to

@@ -23,9 +23,12 @@ RESOLUTION = ("run `wearflow retry <study> --missing --reason ...`: the next run
               "again (audited)")
 
 
-def lost_task_results(state: State, out: Store) -> list[TaskWithFile]:
-    """The done current tasks whose result folder is not on storage, by URI."""
-    done = [(t, f) for t, f in state.tasks.done_for_current_files() if t.result_dir]
+def lost_task_results(state: State, out: Store, done: Sequence[TaskWithFile] | None = None
+                      ) -> list[TaskWithFile]:
+    """The done current tasks (``done``, when the caller has read them already) whose
+    result folder is not on storage, by URI."""
+    done = [(t, f) for t, f in (state.tasks.done_for_current_files() if done is None
+                                else done) if t.result_dir]
     present = out.present_folders({t.result_dir or "" for t, _ in done})
     return [(t, f) for t, f in done if t.result_dir not in present]
 

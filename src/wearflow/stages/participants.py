@@ -48,12 +48,13 @@ def aggregate_participants(ctx: RunContext, metadata: Metadata) -> list[IssueSpe
     from the other wrist alone either), nor a summary over a participant result that is
     gone, until they are written again."""
     out = Store(ctx.study.output, ctx.study.storage_options)
-    lost_wrists = lost_task_results(ctx.state, out)
+    done = ctx.state.tasks.done_for_current_files()
+    lost_wrists = lost_task_results(ctx.state, out, done)
     lost = {t.key for t, _ in lost_wrists}
     again = ctx.state.results.to_rewrite()
     existing = ctx.state.results.participant_keys() - again
     problems: list[IssueSpec] = []
-    for (sol_name, participant, visit), wrists in sorted(_due_groups(ctx).items()):
+    for (sol_name, participant, visit), wrists in sorted(_due_groups(ctx, done).items()):
         if any(t.key in lost for t, _ in wrists):
             continue  # said below
         hand_cell = metadata.get(participant, {}).get("dominant_hand")
@@ -109,8 +110,9 @@ def participant_key(solution: str, participant: str, visit: str, dominant_hand: 
 Group = tuple[str, str, str]  # solution, participant, visit ("" when the names give none)
 
 
-def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
-    """Per (solution, participant, visit): the wrists to combine, by side, when due.
+def _due_groups(ctx: RunContext, done: Sequence[Wrist]) -> dict[Group, list[Wrist]]:
+    """Per (solution, participant, visit): the wrists to combine, by side, when due, of
+    the ``done`` current tasks (with their files).
 
     Two tasks for one wrist are never combined silently (the issues stage reports them);
     a lone wrist is due once its grace period is over. A recording whose name gives no
@@ -122,7 +124,7 @@ def _due_groups(ctx: RunContext) -> dict[Group, list[Wrist]]:
     that task writes."""
     groups: dict[Group, dict[str, list[Wrist]]] = defaultdict(lambda: defaultdict(list))
     busy = ctx.state.tasks.busy_groups(ctx.state.runs.dead())
-    for task, f in ctx.state.tasks.done_for_current_files():
+    for task, f in done:
         if task.solution in ctx.solutions_by_name:
             group = (task.solution, f.participant or "", f.visit or "")
             groups[group][f.side or ""].append((task, f))
