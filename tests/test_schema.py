@@ -3,6 +3,7 @@ concurrent first opens."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def test_a_new_database_is_at_the_newest_revision_and_matches_the_tables(
     State(state_url).close()
     engine = create_engine(state_url)
     with engine.connect() as conn:
-        assert schema.current_revision(conn) == schema.head_revision() == "0007"
+        assert schema.current_revision(conn) == schema.head_revision() == "0008"
         # the tables the code declares are exactly what the migrations built
         assert compare_metadata(MigrationContext.configure(conn), schema.target_metadata()) == []
     engine.dispose()
@@ -134,4 +135,33 @@ def test_revision_0007_makes_the_audit_trail_append_only_and_its_downgrade_undoe
         command.downgrade(cfg, "0006")
         conn.execute(text("DELETE FROM audit_trail"))
         assert conn.execute(text("SELECT count(*) FROM audit_trail")).scalar() == 0
+    engine.dispose()
+
+
+def test_revision_0008_masks_the_credentials_older_runs_recorded(state_url: str) -> None:
+    engine = create_engine(state_url)
+    cfg = schema._config()
+    secret = {"state": "postgresql+psycopg://ann:hunter2@db.example.org/trial",
+              "webhook": "https://hooks.example.org/in?token=s3cr3t-t0ken",
+              "storage_options": {"key": "AKIAEXAMPLE", "secret": "wJalrXUtnFEMI"}}
+    clean = {"study": "S", "input": "data/", "workers": 2}
+    insert = ("INSERT INTO runs (id, study, study_fingerprint, config_json, host, pid, "
+              "\"user\", started_utc, counts_json) "
+              "VALUES (:id, 'S', 'f', :config, 'h', 1, 'ann', :started, '{}')")
+    clean_text = json.dumps(clean)  # not sorted, as an older run may have written it
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        conn.execute(text(insert), {"id": "r1", "config": json.dumps(secret),
+                                    "started": "2026-01-01T00:00:00Z"})
+        conn.execute(text(insert), {"id": "r2", "config": clean_text,
+                                    "started": "2026-01-02T00:00:00Z"})
+    State(state_url).close()  # to the newest revision
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT id, config_json FROM runs")).all())
+    for planted in ("hunter2", "s3cr3t-t0ken", "AKIAEXAMPLE", "wJalrXUtnFEMI"):
+        assert planted not in stored["r1"]
+    masked = json.loads(stored["r1"])
+    assert masked["state"] == "postgresql+psycopg://ann:***@db.example.org/trial"
+    assert stored["r2"] == clean_text  # a row without a credential is left byte for byte
     engine.dispose()
