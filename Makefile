@@ -42,8 +42,10 @@ services:
 	    apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 
+# Two test processes (pytest-xdist), one test file each at a time: the suite is mostly
+# CPU-bound processing and the machines it runs on have two cores or more.
 test: lint services
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 bench: install-dev services
 	$(VENV)/bin/python -m benchmarks

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,7 @@ def test_two_days_round_trip_with_both_readers(tmp_path: Path) -> None:
 
     time_s, accel, temperature = synthetic_signal(int(2 * 86400 * FS), FS)
     path = tmp_path / "two_days.cwa"
-    start = time.perf_counter()
     write_cwa(path, time_s, accel, temperature, FS, serial=4_000_123)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5.0  # about 0.7 s here; loose for busy machines
 
     ours = read_recording(path.read_bytes(), str(path))
     assert ours.flags == ()
