@@ -9,8 +9,9 @@ import typing as _typing
 from importlib.metadata import version as _version
 
 if _typing.TYPE_CHECKING:
-    from wearflow.config import Study, load_study
+    from wearflow.config import Study
     from wearflow.errors import WearflowError
+    from wearflow.profiles import load_study
     from wearflow.recording import DeviceInfo, Recording
     from wearflow.runner import RunReport, run_study
     from wearflow.services.export import load_results
@@ -25,7 +26,7 @@ _HOMES = {
     "Study": "wearflow.config",
     "WearflowError": "wearflow.errors",
     "load_results": "wearflow.services.export",
-    "load_study": "wearflow.config",
+    "load_study": "wearflow.profiles",
     "run_study": "wearflow.runner",
     "study_status": "wearflow.services.status",
 }

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wearflow.config_messages import validation_message, yaml_message
+from wearflow.deployment import DEPLOYMENT_FIELDS, SlurmConfig
 from wearflow.errors import ConfigError, Tag, one_line
 from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
 from wearflow.redact import redact_config
@@ -224,6 +225,7 @@ class AuditConfig(_Frozen):
 EXECUTION_FIELDS = frozenset({"executor", "workers", "memory_limit_gb", "retries", "reports",
                               "alerts", "task_timeout_s", "task_memory_limit_gb",
                               "audit"})
+_NOT_FINGERPRINTED = EXECUTION_FIELDS | DEPLOYMENT_FIELDS | {"profile"}
 DEFAULT_TASK_TIMEOUT_S = 7200.0  # a week at 100 Hz takes minutes; hours is a stuck task
 
 
@@ -312,8 +314,11 @@ class Study(_Frozen):
     state: str | None = Field(default=None, repr=False)
     time_zone: str = "UTC"
     device_time_zone: str | None = None
-    # where tasks run: inline | local | dask (a local Dask cluster) | dask://host:8786
-    executor: str = Field(default="local", pattern=r"^(inline|local|dask|(dask|tcp|tls)://\S+)$")
+    # where tasks run: inline | local | dask (a local Dask cluster) | dask://host:8786 |
+    # slurm (Dask workers as SLURM jobs, as its `slurm:` section says)
+    executor: str = Field(default="local",
+                          pattern=r"^(inline|local|dask|slurm|(dask|tcp|tls)://\S+)$")
+    slurm: SlurmConfig | None = Field(default=None, exclude_if=lambda value: value is None)
     workers: int | None = Field(default=None, ge=1)
     # memory all workers of one machine may use together (default: 80% of physical memory)
     memory_limit_gb: float | None = Field(default=None, gt=0)
@@ -332,6 +337,8 @@ class Study(_Frozen):
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     identity: str | None = None  # who runs this study, for the audit trail (default: OS user)
     source: str = Field(default="", exclude=True)
+    # the deployment profile applied (wearflow.profiles): recorded with each run
+    profile: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @field_validator("webhook")
     @classmethod
@@ -357,6 +364,13 @@ class Study(_Frozen):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{value!r} is not an IANA time-zone name") from exc
         return value
+
+    @model_validator(mode="after")
+    def _slurm_needs_its_section(self) -> Study:
+        if self.executor == "slurm" and self.slurm is None:
+            raise ValueError("executor: slurm needs a slurm: section (queue, cores, "
+                             "memory_gb, walltime, jobs)")
+        return self
 
     @model_validator(mode="after")
     def _unique_solution_names(self) -> Study:
@@ -422,8 +436,10 @@ class Study(_Frozen):
         """sha256 of the configuration as recorded (:meth:`public_dump`: credentials
         masked, so a rotated password or token keeps it), key-order stable. Storage
         options, where and how tasks run (executor, workers, memory, retries), reports and
-        alerts are left out: they do not change any result."""
-        dump = {k: v for k, v in self.public_dump().items() if k not in EXECUTION_FIELDS}
+        alerts are left out: they do not change any result. So is everything a deployment
+        profile may set (:data:`~wearflow.deployment.DEPLOYMENT_FIELDS`: the locations, the
+        state database, ...): one study has one fingerprint under every profile."""
+        dump = {k: v for k, v in self.public_dump().items() if k not in _NOT_FINGERPRINTED}
         canonical = json.dumps(dump, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -434,7 +450,7 @@ _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     ("solutions",): SolutionConfig, ("solutions", "applies_to"): AppliesTo,
     ("retries",): RetryConfig, ("notifications",): NotificationsConfig,
     ("reports",): ReportsConfig, ("alerts",): AlertsConfig, ("alerts", "email"): EmailConfig,
-    ("audit",): AuditConfig}
+    ("audit",): AuditConfig, ("slurm",): SlurmConfig}
 
 
 def strip_file_scheme(location: str) -> str:
@@ -470,14 +486,15 @@ def study_file_path(path: str | Path) -> Path:
 
 
 def parse_study(data: Any, *, source: str, base: Path,
-                environ: Mapping[str, str] | None = None) -> Study:
+                environ: Mapping[str, str] | None = None, profile: str | None = None) -> Study:
     """Validate an already-parsed study mapping; relative paths resolve against ``base``,
     ``${VAR}`` in ``state:`` (and ``$WEARFLOW_STATE_URL`` when there is none) from
-    ``environ`` (default: the process's environment)."""
+    ``environ`` (default: the process's environment); ``profile``: the name of the
+    deployment profile merged into ``data`` (:mod:`wearflow.profiles`), recorded."""
     if not isinstance(data, dict):
         raise ConfigError("the study file must be a YAML mapping of keys", subject=source)
     try:
-        study = Study.model_validate({**data, "source": source})
+        study = Study.model_validate({**data, "source": source, "profile": profile})
     except ValidationError as exc:
         raise ConfigError(validation_message(exc, _SECTIONS, Study), subject=source) from None
     return study.model_copy(
@@ -557,6 +574,31 @@ class _StudyLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def read_yaml_file(file: Path, what: str = "study file") -> Any:
+    """The YAML in ``file`` (without aliases), parsed; ``what`` names the file in errors.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable or not YAML (YAML aliases included).
+    """
+    source = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found", subject=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the {what} ({exc})", subject=source) from None
+    try:
+        return yaml.load(text, Loader=_StudyLoader)  # a SafeLoader, without aliases
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_message(exc), subject=source) from None
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
+        raise ConfigError(one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),
+                          subject=source) from None
+
+
 def load_study(path: str | Path) -> Study:
     """Load and validate a study file (or a folder holding ``study.yaml``).
 
@@ -567,22 +609,8 @@ def load_study(path: str | Path) -> Study:
         names the file and every offending key.
     """
     file = study_file_path(path)
-    source = str(file)
+    data = read_yaml_file(file)
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("study file not found", subject=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the study file ({exc})", subject=source) from None
-    try:
-        data = yaml.load(text, Loader=_StudyLoader)  # a SafeLoader, without aliases
-    except yaml.YAMLError as exc:
-        raise ConfigError(yaml_message(exc), subject=source) from None
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        # yaml's constructors raise these on values like `!!int abc` or 2020-13-45
-        raise ConfigError(one_line(f"not valid YAML ({type(exc).__name__}: {exc})"),
-                          subject=source) from None
-    try:
-        return parse_study(data, source=source, base=file.parent.resolve())
+        return parse_study(data, source=str(file), base=file.parent.resolve())
     except (ValueError, RuntimeError, OSError) as exc:  # paths with NUL bytes, ~nouser, ...
-        raise ConfigError(one_line(f"invalid path ({exc})"), subject=source) from None
+        raise ConfigError(one_line(f"invalid path ({exc})"), subject=str(file)) from None

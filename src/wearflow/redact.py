@@ -77,6 +77,12 @@ def _is_webhook(key: str) -> bool:
     return key == "webhook" or key.endswith(".webhook")  # also a diff's ``alerts.webhook``
 
 
+def is_credential_key(name: str) -> bool:
+    """Whether a configuration key names a credential (``secret``, ``key``, ``token``,
+    ``password``, ...), as the storage options' keys are masked."""
+    return bool(_CREDENTIAL_KEY.match(name))
+
+
 def redact_config(value: Any, key: str = "") -> Any:
     """A JSON-ready configuration (a study's dump, a stored one, a diff of two) with every
     credential masked: URLs as :func:`redact_url` masks them, a webhook (under a key

@@ -12,18 +12,20 @@ import typer
 from wearflow.cli._common import (
     FileArg,
     JsonOption,
+    ProfileOption,
+    ProfilesOption,
     Reason,
     StudyArg,
     TokenOption,
     app,
     err,
     folding_table,
+    open_study,
     out,
     print_json,
     reports_errors,
     signer,
 )
-from wearflow.config import load_study
 from wearflow.errors import EXIT_CANNOT_RUN
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
@@ -38,6 +40,8 @@ def audit_verify(
         "--anchor", help="check against this head instead of the stored anchors: SEQ:HASH "
                          "(as printed here) or an anchor file kept elsewhere")] = None,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Re-compute the hash chain against the latest anchor kept outside the database; name
     the first edited, deleted, inserted, moved or cut-off entry."""
@@ -45,7 +49,7 @@ def audit_verify(
     from wearflow.services.audit import verify_audit
 
     given = parse_given_anchor(anchor) if anchor is not None else None
-    check = verify_audit(load_study(study), given)
+    check = verify_audit(open_study(study, profile, profiles), given)
     report = check.report
     if as_json:
         print_json(check.to_json())
@@ -65,6 +69,8 @@ def audit_export(
     study: StudyArg,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
     output: Annotated[Path | None, typer.Option(help="file to write (default stdout)")] = None,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Write the whole audit trail, in order, for an inspector."""
     from wearflow.services.audit import export_audit
@@ -72,7 +78,8 @@ def audit_export(
     if fmt not in ("csv", "json"):
         err.print("error: --format must be csv or json")
         raise typer.Exit(EXIT_CANNOT_RUN)
-    export_audit(load_study(study), output or sys.stdout, "csv" if fmt == "csv" else "json")
+    export_audit(open_study(study, profile, profiles), output or sys.stdout,
+                 "csv" if fmt == "csv" else "json")
 
 
 @app.command()
@@ -83,7 +90,8 @@ def retry(study: StudyArg, reason: Reason,
           missing: Annotated[bool, typer.Option(
               "--missing", help="instead of a file: every result folder gone from storage "
                                 "(deleted by hand), written again by the next run")] = False,
-          token: TokenOption = "") -> None:
+          token: TokenOption = "", profile: ProfileOption = None,
+        profiles: ProfilesOption = None) -> None:
     """Queue a file's failed tasks again, or (--missing) the results gone from storage;
     the next run processes them."""
     from wearflow.services import manual
@@ -91,7 +99,7 @@ def retry(study: StudyArg, reason: Reason,
     if (file is None) == (not missing):
         err.print("error: give a file or --missing (not both)")
         raise typer.Exit(EXIT_CANNOT_RUN)
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     if file is not None:
         keys = manual.retry(s, file, reason, signer(s, token))
         out.print(f"{len(keys)} task(s) queued again; run `wearflow run {study}`")
@@ -106,11 +114,12 @@ def retry(study: StudyArg, reason: Reason,
 @reports_errors
 def exclude(study: StudyArg, file: FileArg, reason: Reason,
             undo: Annotated[bool, typer.Option("--undo", help="include it again")] = False,
-            token: TokenOption = "") -> None:
+            token: TokenOption = "", profile: ProfileOption = None,
+        profiles: ProfilesOption = None) -> None:
     """Keep a file out of processing and aggregation (or, with --undo, bring it back)."""
     from wearflow.services import manual
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     uri = manual.exclude(s, file, reason, undo=undo, signer=signer(s, token))
     out.print(f"{'included' if undo else 'excluded'}: {uri}")
 
@@ -119,11 +128,12 @@ def exclude(study: StudyArg, file: FileArg, reason: Reason,
 @reports_errors
 def resolve(study: StudyArg, issue: Annotated[int, typer.Argument(
         help="the issue's id (the first column of `wearflow issues`)")], reason: Reason,
-            token: TokenOption = "") -> None:
+            token: TokenOption = "", profile: ProfileOption = None,
+        profiles: ProfilesOption = None) -> None:
     """Close an issue by hand (its id is in `wearflow issues`)."""
     from wearflow.services import manual
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     message = manual.resolve(s, issue, reason, signer(s, token))
     out.print(f"resolved issue {issue}: {message}")
 
@@ -139,12 +149,13 @@ NameArg = Annotated[str, typer.Argument(help="the user's name")]
 @users_app.command("add")
 @reports_errors
 def users_add(study: StudyArg, name: NameArg, role: RoleArg = "viewer",
-              token: TokenOption = "") -> None:
+              token: TokenOption = "", profile: ProfileOption = None,
+        profiles: ProfilesOption = None) -> None:
     """Add a user; print their token once (only its hash is kept)."""
     from wearflow.identity import parse_role
     from wearflow.services.users import add_user
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     new = add_user(s, name, parse_role(role), signer(s, token))
     err.print(f"user {name} added as {parse_role(role)}; their token (shown once, keep it "
               "secret):", highlight=False)
@@ -153,11 +164,12 @@ def users_add(study: StudyArg, name: NameArg, role: RoleArg = "viewer",
 
 @users_app.command("list")
 @reports_errors
-def users_list(study: StudyArg, as_json: JsonOption = False) -> None:
+def users_list(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Users, roles, who added them and whether they are active (never a token)."""
     from wearflow.services.users import list_users
 
-    users = list_users(load_study(study))
+    users = list_users(open_study(study, profile, profiles))
     if as_json:
         print_json([{"name": u.name, "role": u.role.value, "created_utc": u.created_utc,
                      "created_by": u.created_by, "active": u.active} for u in users])
@@ -174,34 +186,37 @@ def users_list(study: StudyArg, as_json: JsonOption = False) -> None:
 
 @users_app.command("role")
 @reports_errors
-def users_role(study: StudyArg, name: NameArg, role: RoleArg, token: TokenOption = "") -> None:
+def users_role(study: StudyArg, name: NameArg, role: RoleArg, token: TokenOption = "",
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Change a user's role."""
     from wearflow.identity import parse_role
     from wearflow.services.users import set_role
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     before = set_role(s, name, parse_role(role), signer(s, token))
     out.print(f"user {name}: {before.role} -> {parse_role(role)}")
 
 
 @users_app.command("disable")
 @reports_errors
-def users_disable(study: StudyArg, name: NameArg, token: TokenOption = "") -> None:
+def users_disable(study: StudyArg, name: NameArg, token: TokenOption = "",
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Disable a user: their token stops working (they stay in the audit trail)."""
     from wearflow.services.users import disable_user
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     disable_user(s, name, signer(s, token))
     out.print(f"user {name} disabled")
 
 
 @users_app.command("token")
 @reports_errors
-def users_token(study: StudyArg, name: NameArg, token: TokenOption = "") -> None:
+def users_token(study: StudyArg, name: NameArg, token: TokenOption = "",
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Give a user a new token (a lost or leaked one stops working); print it once."""
     from wearflow.services.users import new_token
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     fresh = new_token(s, name, signer(s, token))
     err.print(f"new token of {name} (shown once):", highlight=False)
     print(fresh)

@@ -10,14 +10,17 @@ import typer
 
 from wearflow.cli._common import (
     JsonOption,
+    ProfileOption,
+    ProfilesOption,
     StudyArg,
     app,
     err,
+    open_study,
     out,
     print_json,
     reports_errors,
 )
-from wearflow.config import Study, load_study
+from wearflow.config import Study
 from wearflow.errors import WearflowError, one_line
 
 if TYPE_CHECKING:
@@ -33,11 +36,13 @@ def alerts(
         "--evaluate", help="evaluate the rules first and send what is due (as a run does)")]
     = False,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """The firing alerts and those cleared in the last day, with their deliveries."""
     from wearflow.services.alerts import current_alerts, evaluate_alerts
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     if evaluate:
         print_evaluation(evaluate_alerts(s), to_stderr=as_json)
     found = current_alerts(s)

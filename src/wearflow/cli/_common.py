@@ -27,6 +27,21 @@ out = Console()
 err = Console(stderr=True)
 
 StudyArg = Annotated[Path, typer.Argument(help="study file, or the folder holding study.yaml")]
+ProfileOption = Annotated[str | None, typer.Option(
+    "--profile", envvar="WEARFLOW_PROFILE", show_default=False,
+    help="deployment profile (dev, stage, prod, ...) from the profiles file: where and how "
+         "the study runs (state, executor, locations, alerts); docs/deploy.md")]
+ProfilesOption = Annotated[Path | None, typer.Option(
+    "--profiles", envvar="WEARFLOW_PROFILES", show_default=False,
+    help="the profiles file (default: wearflow.profiles.yaml next to the study file)")]
+
+
+def open_study(study: Path, profile: str | None = None,
+               profiles: Path | None = None) -> Study:
+    """The study file with its deployment profile applied (:mod:`wearflow.profiles`)."""
+    from wearflow.profiles import load_study
+
+    return load_study(study, profile=profile, profiles=profiles)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -11,16 +11,18 @@ from rich.table import Table
 
 from wearflow.cli._common import (
     JsonOption,
+    ProfileOption,
+    ProfilesOption,
     StudyArg,
     app,
     err,
     file_name,
     folding_table,
+    open_study,
     out,
     print_json,
     reports_errors,
 )
-from wearflow.config import load_study
 from wearflow.errors import Tag
 from wearflow.memory import GB, format_gb
 
@@ -30,16 +32,19 @@ if TYPE_CHECKING:
 
 @app.command()
 @reports_errors
-def status(study: StudyArg, as_json: JsonOption = False) -> None:
+def status(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Files by state, participants processed, and open issues."""
     from wearflow.services.status import study_status
 
-    info = study_status(load_study(study))
+    s = open_study(study, profile, profiles)
+    info = study_status(s)
     if as_json:
         print_json(info)
         return
     files = info["files"]
-    out.print(f"study {info['study']}: {files['total']} files; " + ", ".join(
+    under = f" (profile {s.profile})" if s.profile else ""
+    out.print(f"study {info['study']}{under}: {files['total']} files; " + ", ".join(
         f"{k} {v}" for k, v in files["by_state"].items()))
     visits = info["participant_visits"]
     out.print(f"participants: {info['participants']['processed']} of "
@@ -59,11 +64,13 @@ def issues(
     as_json: JsonOption = False,
     tag: Annotated[Tag | None, typer.Option(help="only this tag (any case)",
                                             case_sensitive=False)] = None,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Open issues: what is wrong, with which file or participant, and what resolves it."""
     from wearflow.services.status import study_status
 
-    info = study_status(load_study(study), tag=tag.value if tag else None)
+    info = study_status(open_study(study, profile, profiles), tag=tag.value if tag else None)
     if as_json:
         print_json(info["issues"])
         return
@@ -82,11 +89,13 @@ def runs(
     run: Annotated[str | None, typer.Argument(
         help="one run: its id, or its first 6 or more characters")] = None,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Runs, newest first (duration, tasks, CPU, peak memory); with a run id, its attempts."""
     from wearflow.services.runs import list_runs, run_detail
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     if run is not None:
         detail = run_detail(s, run)
         if as_json:
@@ -162,11 +171,12 @@ def _size(n_bytes: int) -> str:
 
 @app.command()
 @reports_errors
-def metadata(study: StudyArg, as_json: JsonOption = False) -> None:
+def metadata(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Current metadata values per participant, and the file and row each came from."""
     from wearflow.services.status import study_metadata
 
-    values = study_metadata(load_study(study))
+    values = study_metadata(open_study(study, profile, profiles))
     if as_json:
         print_json(values)
         return
@@ -180,11 +190,12 @@ def metadata(study: StudyArg, as_json: JsonOption = False) -> None:
 
 @app.command()
 @reports_errors
-def qc(study: StudyArg, as_json: JsonOption = False) -> None:
+def qc(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Per file and per day: valid or not, and why; also written as a CSV in the output."""
     from wearflow.services.status import export_qc
 
-    export = export_qc(load_study(study))
+    export = export_qc(open_study(study, profile, profiles))
     if as_json:
         print_json(export.to_json())
         return
@@ -208,6 +219,8 @@ def export(
     ] = None,
     solution: Annotated[str | None, typer.Option(help="only this solution")] = None,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Write analysis-ready tables and their data dictionary from the current results.
 
@@ -215,7 +228,7 @@ def export(
     current participant result)."""
     from wearflow.services.export import export_results, parse_format
 
-    report = export_results(load_study(study), parse_format(fmt), to, solution)
+    report = export_results(open_study(study, profile, profiles), parse_format(fmt), to, solution)
     if as_json:
         print_json(report.to_json())
     elif report.written:
@@ -237,11 +250,12 @@ def export(
 
 @app.command()
 @reports_errors
-def verify(study: StudyArg, as_json: JsonOption = False) -> None:
+def verify(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Check every output on storage against its recorded sha256 (exit 1 on any problem)."""
     from wearflow.services.verify import verify_outputs
 
-    report = verify_outputs(load_study(study))
+    report = verify_outputs(open_study(study, profile, profiles))
     if as_json:
         print_json(report.to_json())
     else:
@@ -259,11 +273,13 @@ def reproduce(
         help="a per-wrist result folder (absolute, relative, or the input file's folder "
              "above it) or its task key")],
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Re-run one result's task in a scratch folder and compare every output byte for byte."""
     from wearflow.services.verify import reproduce as run_again
 
-    report = run_again(load_study(study), result)
+    report = run_again(open_study(study, profile, profiles), result)
     if as_json:
         print_json(report.to_json())
     else:

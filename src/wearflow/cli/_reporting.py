@@ -9,13 +9,15 @@ import typer
 
 from wearflow.cli._common import (
     JsonOption,
+    ProfileOption,
+    ProfilesOption,
     StudyArg,
     app,
+    open_study,
     print_json,
     print_reports,
     reports_errors,
 )
-from wearflow.config import load_study
 from wearflow.errors import EXIT_SOME_FAILED
 
 
@@ -28,6 +30,8 @@ def report(
     run: Annotated[str | None, typer.Option(
         help="only the report of this run (its id, or the first 6+ characters)")] = None,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Write the participant, study and run reports (HTML) under <output>/reports/.
 
@@ -35,7 +39,7 @@ def report(
     written)."""
     from wearflow.services.reports import build_reports
 
-    reports = build_reports(load_study(study), participant=participant, run=run)
+    reports = build_reports(open_study(study, profile, profiles), participant=participant, run=run)
     if as_json:
         print_json({"reports": [asdict(b) for b in reports.built],
                     "problems": [asdict(p) for p in reports.problems]})

@@ -20,9 +20,12 @@ from rich.table import Table
 from wearflow.cli._common import (
     EXECUTOR_HELP,
     JsonOption,
+    ProfileOption,
+    ProfilesOption,
     StudyArg,
     app,
     err,
+    open_study,
     out,
     print_json,
     reports_after_run,
@@ -48,11 +51,12 @@ def init(directory: Path, name: str = typer.Option("MY-STUDY", help="study id"))
 
 @app.command()
 @reports_errors
-def validate(study: StudyArg, as_json: JsonOption = False) -> None:
+def validate(study: StudyArg, as_json: JsonOption = False,
+        profile: ProfileOption = None, profiles: ProfilesOption = None) -> None:
     """Check a study and say what a run would do with every file (nothing is written)."""
     from wearflow.services.validate import validate_study
 
-    report = validate_study(load_study(study))
+    report = validate_study(open_study(study, profile, profiles))
     if as_json:
         print_json(report.to_json())
         return
@@ -93,11 +97,13 @@ def run(
                                                 min=1)] = None,
     executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
     as_json: JsonOption = False,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Catalog, process and aggregate the study once; only new work is done."""
     from wearflow.cli._alerting import alerts_after_run
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     report = _run_with_progress(s, executor or s.executor, workers)
     if as_json:
         print_json(report.to_json())
@@ -184,13 +190,15 @@ def watch(
     executor: Annotated[str | None, typer.Option(help=EXECUTOR_HELP)] = None,
     poll_s: Annotated[float, typer.Option(help="seconds between listings")] = 5.0,
     settle_s: Annotated[float, typer.Option(help="quiet seconds before reading")] = 2.0,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """Process new and changed files as they land, until SIGINT/SIGTERM (exit 0)."""
     from wearflow.cli._alerting import print_evaluation
     from wearflow.executors import make_executor
     from wearflow.watch import watch_study
 
-    s = load_study(study)
+    s = open_study(study, profile, profiles)
     pool = make_executor(executor or s.executor, workers or s.workers, persistent=True,
                          memory_limit_gb=s.memory_limit_gb)
 

@@ -8,8 +8,14 @@ from typing import Annotated
 
 import typer
 
-from wearflow.cli._common import app, err, reports_errors
-from wearflow.config import load_study
+from wearflow.cli._common import (
+    ProfileOption,
+    ProfilesOption,
+    app,
+    err,
+    open_study,
+    reports_errors,
+)
 from wearflow.extras import require
 
 
@@ -24,6 +30,8 @@ def serve(
     trust_proxy_header: Annotated[str | None, typer.Option(
         help="trust this header (e.g. X-Forwarded-User) for the user's name, as set by a "
              "reverse proxy doing single sign-on; only behind such a proxy")] = None,
+    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
 ) -> None:
     """The dashboard, its JSON API (/openapi.json) and /metrics, for the study's users.
 
@@ -36,7 +44,7 @@ def serve(
     from wearflow.web.app import create_app, study_id
     from wearflow.web.auth import Settings
 
-    loaded = [load_study(s) for s in studies]
+    loaded = [open_study(s, profile, profiles) for s in studies]
     application = create_app(loaded, Settings(proxy_header=trust_proxy_header),
                              os.environ.get("WEARFLOW_SESSION_SECRET"))
     if host not in ("127.0.0.1", "localhost", "::1"):
