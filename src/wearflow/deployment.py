@@ -28,7 +28,8 @@ class SlurmConfig(BaseModel):
     ``job_extra``: further ``#SBATCH`` directives, e.g. ``--qos=long``. ``interface``:
     the network interface the scheduler and workers talk on (e.g. ``ib0``; default:
     Dask's). ``python``: the interpreter a worker runs (default: this one, so a shared
-    virtual environment is used by every node).
+    virtual environment is used by every node). ``start_timeout_s``: how long a run waits
+    for its first worker (the jobs may queue); then it stops, saying so.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,6 +45,7 @@ class SlurmConfig(BaseModel):
     job_extra: tuple[str, ...] = ()
     interface: str | None = None
     python: str | None = None
+    start_timeout_s: float = Field(default=3600.0, gt=0)
 
     @property
     def worker_processes(self) -> int:

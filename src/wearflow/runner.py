@@ -114,7 +114,7 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
         plan.unassigned)
     own = executor is None
     pool = executor or make_executor(study.executor, study.workers,
-                                     memory_limit_gb=study.memory_limit_gb)
+                                     memory_limit_gb=study.memory_limit_gb, slurm=study.slurm)
     try:
         execute_plan(ctx, plan.to_run, pool)
     finally:

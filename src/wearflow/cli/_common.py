@@ -95,7 +95,7 @@ def print_json(value: Any) -> None:
 
 
 
-EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster) or dask://host:8786 "
+EXECUTOR_HELP = ("inline, local, dask (a local Dask cluster), dask://host:8786 or slurm "
                  "(default: the study's executor:, else local)")
 Reason = Annotated[str, typer.Option("--reason", help="why (mandatory, audited)")]
 TokenOption = Annotated[str, typer.Option(

@@ -153,7 +153,8 @@ def _run_with_progress(s: Study, executor: str, workers: int | None) -> RunRepor
 
     try:
         return run_study(s, executor=make_executor(executor, workers or s.workers,
-                                                   memory_limit_gb=s.memory_limit_gb),
+                                                   memory_limit_gb=s.memory_limit_gb,
+                                                   slurm=s.slurm),
                          progress=progress)
     finally:
         if bar.live.is_started:
@@ -200,7 +201,7 @@ def watch(
 
     s = open_study(study, profile, profiles)
     pool = make_executor(executor or s.executor, workers or s.workers, persistent=True,
-                         memory_limit_gb=s.memory_limit_gb)
+                         memory_limit_gb=s.memory_limit_gb, slurm=s.slurm)
 
     def on_cycle(report: RunReport) -> None:
         if report.executed or report.participants_aggregated:
