@@ -252,3 +252,19 @@ def test_the_same_study_under_two_profiles_gives_byte_identical_results(
                           env={"HOOK": "http://127.0.0.1:9/hook"})
     assert shown.exit_code == 0 and "study PROFILED (profile prod): 3 files" in shown.stdout
     assert not (root / "results").exists()  # the study file's own output was never used
+
+
+def test_the_documented_profiles_example_holds(tmp_path: Path) -> None:
+    """docs/deploy.md's example: every profile passes the key and secret checks (those
+    reading /run/secrets stop only there), and dev and hpc load."""
+    doc = (Path(__file__).parents[1] / "docs/deploy.md").read_text()
+    example = doc.split("# wearflow.profiles.yaml\n", 1)[1].split("```", 1)[0]
+    root = study_dir(tmp_path, example)
+    env = {name: "x" for name in ("STAGE_DB_PASSWORD", "STAGE_S3_KEY",
+                                  "STAGE_ALERTS_WEBHOOK", "PROD_ALERTS_WEBHOOK")}
+    assert load_study(root, profile="dev", environ=env).executor == "inline"
+    hpc = load_study(root, profile="hpc", environ=env)
+    assert hpc.slurm is not None and hpc.slurm.jobs == 10
+    for name in ("stage", "prod"):
+        assert f"profile {name}: " in refused(root, name, environ=env)
+        assert "cannot read ${file:/run/secrets/" in refused(root, name, environ=env)
