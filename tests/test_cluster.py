@@ -9,6 +9,9 @@ the throwaway PostgreSQL, the S3-compatible server, and a coordinator process
   state records one claim, one attempt and one outcome per task, the audit trail one
   ``task.started`` and one ``task.finished``. The result tables are byte-identical to
   those of the same study run on the local process pool with local folders.
+* A solution pinned to its own environment: the coordinator stores the lock (with
+  hashes) once; each worker, with a cache of its own, installs exactly that lock from
+  its task and never resolves the requirements itself.
 * A worker started with another wearflow version (a test-only ``--preload`` module,
   visible on its command line) refuses every task with a PIPELINE_ISSUE naming itself,
   both versions and what to do; not retried by itself; once the workers run the
@@ -86,12 +89,14 @@ class Cluster:
                     str(self.port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
         self.client = self._connect()
 
-    def _start(self, name: str, *args: str) -> None:
+    def _start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         log = (self.logs / f"{name}.log").open("ab")
         try:
             self.procs[name] = subprocess.Popen([str(BIN / "dask"), *args], stdout=log,
                                                 stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+                                                start_new_session=True,
+                                                env=None if env is None else {**os.environ,
+                                                                              **env})
         finally:
             log.close()
 
@@ -106,13 +111,14 @@ class Cluster:
                                          + self.log("scheduler")) from None
                 time.sleep(0.2)
 
-    def add_worker(self, name: str, *extra: str) -> None:
+    def add_worker(self, name: str, *extra: str, env: dict[str, str] | None = None) -> None:
         """``dask worker`` with one thread in one process (under its nanny, which starts
-        a new worker process when the worker dies), offering its memory as MEMORY."""
+        a new worker process when the worker dies), offering its memory as MEMORY;
+        ``env``: more environment variables for it."""
         self._start(name, "worker", self.address, "--nthreads", "1", "--nworkers", "1",
                     "--no-dashboard", "--name", name, "--memory-limit",
                     str(WORKER_MEMORY_BYTES), "--resources", f"MEMORY={WORKER_MEMORY_BYTES}",
-                    *extra)
+                    *extra, env=env)
 
     def wait_for_workers(self, names: set[str]) -> None:
         deadline = time.monotonic() + 120
@@ -197,10 +203,12 @@ def bucket_study(root: Path, raw: Path, endpoint: str, state: str, executor: str
     return root
 
 
-def wearflow(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def wearflow(*args: str, cwd: Path, env: dict[str, str] | None = None
+             ) -> subprocess.Popen[str]:
     """A coordinator process, as an image runs it (the S3 credentials in its environment)."""
     return subprocess.Popen([str(BIN / "wearflow"), *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=None if env is None else {**os.environ, **env})
 
 
 def finish(proc: subprocess.Popen[str], timeout_s: float = 300) -> tuple[int, str, str]:
@@ -437,3 +445,54 @@ def test_a_worker_with_another_wearflow_version_refuses_until_the_workers_are_fi
     assert (json.loads(out)["done"], json.loads(out)["failed"]) == (2, 0)
     assert [(name, state) for name, state, *_ in tasks(pg_url)] == [
         ("P1_L.csv", "done"), ("P1_R.csv", "done")]
+
+
+# -- 3. a pinned environment: the workers build the study's stored lock, never resolve ------
+
+def test_the_workers_build_the_lock_the_study_stored(
+        tmp_path: Path, cluster: Cluster, s3_endpoint: str, pg_url: str) -> None:
+    """The coordinator resolves the solution's environment once and stores the lock (with
+    hashes) in the state; each worker, with a cache of its own, installs exactly that lock
+    from its task and never resolves anything (no lock of its own in its cache)."""
+    raw = tmp_path / "raw"
+    make_files(raw, {"P1_L.csv": 0.3, "P1_R.csv": 0.3})
+    caches = {name: tmp_path / f"cache-{name}" for name in ("worker-1", "worker-2")}
+    for name, cache in caches.items():
+        cluster.add_worker(name, env={"WEARFLOW_ENV_CACHE": str(cache)})
+    cluster.wait_for_workers(set(caches))
+    root = bucket_study(tmp_path / "on-buckets", raw, s3_endpoint, pg_url,
+                        f"dask://127.0.0.1:{cluster.port}")
+    study_file = root / "study.yaml"
+    study_file.write_text(study_file.read_text().replace(
+        "    pipeline: builtin:wrist\n",
+        '    pipeline: builtin:wrist\n    environment: ["scikit-digital-health==0.17.16"]\n'))
+    # the coordinator's own cache: the one tests/test_solution_envs.py fills
+    coordinator_cache = Path(__file__).resolve().parents[1] / ".cache" / "wearflow"
+    code, out, err = finish(wearflow("run", str(root), "--json", cwd=tmp_path,
+                                     env={"WEARFLOW_ENV_CACHE": str(coordinator_cache)}),
+                            timeout_s=900)
+    assert code == 0, err[-3000:]
+    assert json.loads(out)["done"] == 2
+
+    engine = sqlalchemy.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            [(lock_text, lock_sha)] = conn.execute(sqlalchemy.text(
+                "select lock_text, lock_sha256 from environment_locks")).all()
+    finally:
+        engine.dispose()
+    assert "--hash=sha256:" in lock_text
+    study = load_study(root)
+    provenance = [json.loads(data) for rel, data in bucket_files(s3_endpoint, study.output)
+                  .items() if rel.startswith("single-wrist-processed/")
+                  and rel.endswith("/provenance.json")]
+    assert len(provenance) == 2
+    assert {p["solution"]["parameters"]["environment"]["lock_sha256"] for p in provenance} \
+        == {lock_sha}
+    assert len(attempts(pg_url)) == 2
+    for cache in caches.values():  # built from the task's lock, never resolved there
+        assert not (cache / "locks").exists()
+    built = [c for c in caches.values() if (c / "envs" / lock_sha[:16]).is_dir()]
+    assert built, "no worker built the environment"
+    for cache in built:
+        assert (cache / "envs" / lock_sha[:16] / "requirements.lock").read_text() == lock_text
