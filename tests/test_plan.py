@@ -28,6 +28,7 @@ class FakeSolution:
     requires: tuple[str, ...] = ()
     pipeline_sha256: str | None = None
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    environment_lock: str = ""
 
 
 SOLUTIONS = [FakeSolution("wrist", "1", "fp-wrist"),

@@ -10,6 +10,8 @@ problem tag, so that callers can report it without a traceback::
     ├── StorageError                   PIPELINE_ISSUE  a location cannot be listed, read or written
     ├── StateError                     PIPELINE_ISSUE  the state database cannot be used
     ├── SolutionError                  PIPELINE_ISSUE  a solution cannot be loaded or fingerprinted
+    │   └── SoftwareMismatchError                      a worker's wearflow, environment lock or
+    │                                                  solution differs from its coordinator's
     ├── DeliveryError                  PIPELINE_ISSUE  an alert could not be sent (webhook, e-mail);
     │                                                  transient: tried again later
     ├── DataError                      DATA_ISSUE      the input itself is bad
@@ -91,6 +93,12 @@ class StateError(WearflowError):
 
 class SolutionError(WearflowError):
     tag = Tag.PIPELINE_ISSUE
+
+
+class SoftwareMismatchError(SolutionError):
+    """A worker refuses a task planned with other software than its own: another wearflow
+    version, another environment lock, another solution fingerprint. Not transient: the
+    task fails with it until the workers are fixed and ``wearflow retry`` runs it again."""
 
 
 class DeliveryError(WearflowError):

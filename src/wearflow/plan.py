@@ -174,7 +174,8 @@ class _Planner:
                 self.records.append(record)
                 self.to_run.append(task_spec(self.study, group, record, inputs,
                                              study_fingerprint=self.fingerprint,
-                                             user=self.user))
+                                             user=self.user,
+                                             environment_lock=sol.environment_lock))
 
     def _task_inputs(self, participant: str, n_sol: int
                      ) -> tuple[dict[str, str], list[str], str]:
@@ -198,12 +199,14 @@ class _Planner:
 
 def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
               inputs: Mapping[str, str] | None = None, *, study_fingerprint: str | None = None,
-              user: str | None = None) -> TaskSpec:
+              user: str | None = None, environment_lock: str = "") -> TaskSpec:
     """What a worker needs to run ``record`` on the files of ``group`` (its own file
     first, then the other recordings it combines) of ``study``.
 
     ``inputs`` (default: the record's), ``study_fingerprint`` and ``user`` are given by
-    a caller that builds many specs and has them at hand.
+    a caller that builds many specs and has them at hand. ``environment_lock``: the lock
+    of the solution's own environment (:attr:`Solution.environment_lock`), which the
+    worker builds exactly.
     """
     f = group[0]
     config = next(c for c in study.solutions if c.name == record.solution)
@@ -223,7 +226,7 @@ def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
                          for m in group) - WORKER_BASE_BYTES * (len(group) - 1),
         visit=f.visit or "", parts=parts, timeout_s=study.task_timeout_s,
         memory_limit_bytes=None if study.task_memory_limit_gb is None
-        else int(study.task_memory_limit_gb * GB))
+        else int(study.task_memory_limit_gb * GB), environment_lock=environment_lock)
 
 
 def group_sha256(group: Sequence[StoredFile]) -> str:

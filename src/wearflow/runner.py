@@ -35,6 +35,7 @@ from wearflow.provenance import default_actor
 from wearflow.solutions import Solution, load_study_solutions
 from wearflow.stages.anchor import anchor_trail
 from wearflow.stages.context import ProgressCallback, RunContext, RunReport
+from wearflow.stages.environments import pin_locks, stored_locks
 from wearflow.stages.execute import execute_plan
 from wearflow.stages.ingest import catalog_files, ingest_metadata
 from wearflow.stages.issues import sync_issues
@@ -71,7 +72,8 @@ def run_study(
     report = RunReport(run_id=run_id, output=study.output)
     try:  # before any file is touched or written: a study that cannot run leaves nothing
         audit_key(study)  # a key file the study names and cannot be read stops it here
-        solutions = load_study_solutions(study)
+        # built from the locks the study stored when it first resolved them
+        solutions = load_study_solutions(study, stored_locks(study))
         _refuse_identical(study, solutions)
         inputs = input_stores(study.input, study.storage_options, study.source)
     except WearflowError as exc:
@@ -99,6 +101,7 @@ def _run(ctx: RunContext, inputs: Sequence[Store], executor: Executor | None) ->
     study, state, report, run_id = ctx.study, ctx.state, ctx.report, ctx.run_id
     solutions = ctx.solutions
     _begin(ctx)
+    pin_locks(ctx)
     ctx.stage("cataloging")
     unreadable = catalog_files(ctx, inputs)
     ingest_metadata(ctx)

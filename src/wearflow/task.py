@@ -12,10 +12,13 @@ Every layer speaks these shapes and no other:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from importlib.metadata import version
 from typing import Any, Literal, NamedTuple
 
 from wearflow.config import SolutionConfig
@@ -36,6 +39,12 @@ class TaskState(StrEnum):
 TASK_STATES = tuple(s.value for s in TaskState)
 # States a plan never overwrites: the task finished, or belongs to whoever claimed it.
 SETTLED_STATES = (TaskState.DONE, TaskState.FAILED, TaskState.RUNNING)
+
+
+@lru_cache(maxsize=1)
+def installed_version() -> str:
+    """The wearflow version installed in this process's environment."""
+    return version("wearflow")
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,19 @@ class TaskSpec:
     # here; a local executor gives its memory budget)
     timeout_s: float | None = None
     memory_limit_bytes: int | None = None
+    # the software the coordinator planned it with; a worker runs only the same (see
+    # wearflow.worker): its wearflow version, and for a solution with its own environment
+    # the lock (hashes included) the study stored, which the worker builds exactly
+    wearflow_version: str = field(default_factory=installed_version)
+    environment_lock: str = field(default="", repr=False)
+
+    @property
+    def environment_lock_sha256(self) -> str:
+        """The sha256 of :attr:`environment_lock`; "" for a solution without its own
+        environment."""
+        if not self.environment_lock:
+            return ""
+        return hashlib.sha256(self.environment_lock.encode()).hexdigest()
 
     @property
     def file_name(self) -> str:

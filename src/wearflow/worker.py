@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
+import hashlib
 import os
 import resource
 import signal
@@ -26,7 +27,7 @@ import psutil
 
 from wearflow.clock import iso_utc, utc_now
 from wearflow.combine import Part, combine_recordings
-from wearflow.errors import AlgorithmError, SolutionError, Tag, WearflowError
+from wearflow.errors import AlgorithmError, SoftwareMismatchError, Tag, WearflowError
 from wearflow.memory import format_gb, max_inflated_bytes, memory_budget_bytes
 from wearflow.provenance import InputRef, Provenance, current_user, software
 from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
@@ -35,7 +36,7 @@ from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import FileResult, Solution, load_solution, solution_ref
 from wearflow.storage import Store, sha256_bytes
-from wearflow.task import InputFile, TaskOutcome, TaskSpec, TaskState
+from wearflow.task import InputFile, TaskOutcome, TaskSpec, TaskState, installed_version
 
 
 def warm_up(*, ignore_sigint: bool) -> None:
@@ -340,17 +341,37 @@ def _input_refs(task: TaskSpec) -> InputRef | list[InputRef]:
     return refs[0] if len(refs) == 1 else refs
 
 
+SAME_SOFTWARE = ("start the workers from the same image/version as the coordinator, "
+                 "then `wearflow retry` the file")
+
+
 def _planned_solution(task: TaskSpec) -> Solution:
-    """The solution the task was planned with, or a refusal: a pipeline file edited (or a
-    package changed) between planning and execution would give a result under a task
-    key and provenance that do not describe it."""
-    solution = load_solution(task.solution)
+    """The solution the task was planned with, run by the software it was planned with,
+    or a refusal (:class:`SoftwareMismatchError`, not retried): a worker with another
+    wearflow, another environment or a pipeline file edited between planning and
+    execution would give a result under a task key and provenance that do not describe
+    it. The solution's environment is built from the lock the task carries."""
+    here = worker_name()
+    if task.wearflow_version != installed_version():
+        raise SoftwareMismatchError(
+            f"worker {here} runs wearflow {installed_version()}, the coordinator "
+            f"{task.wearflow_version}: task refused; {SAME_SOFTWARE}", subject=task.uri)
+    solution = load_solution(task.solution, task.environment_lock or None)
+    lock = solution.environment_lock
+    theirs = task.environment_lock_sha256
+    mine = hashlib.sha256(lock.encode()).hexdigest() if lock else ""
+    if mine != theirs:
+        raise SoftwareMismatchError(
+            f"worker {here} built solution {solution.name}'s environment from lock "
+            f"{mine[:12] or '(none)'}, the coordinator planned it with lock "
+            f"{theirs[:12] or '(none)'}: task refused; {SAME_SOFTWARE}", subject=task.uri)
     if solution.fingerprint != task.solution_fingerprint:
-        raise SolutionError(
-            f"solution {solution.name} changed since the task was planned (fingerprint "
-            f"{solution.fingerprint[:12]}..., planned {task.solution_fingerprint[:12]}...); "
-            "the file is planned again with the new version at the next run",
-            subject=task.uri)
+        raise SoftwareMismatchError(
+            f"worker {here} has solution {solution.name} with fingerprint "
+            f"{solution.fingerprint[:12]}..., the coordinator planned it with "
+            f"{task.solution_fingerprint[:12]}...: task refused; if the pipeline file was "
+            "edited since, the next run plans the file again with it; otherwise "
+            f"{SAME_SOFTWARE}", subject=task.uri)
     return solution
 
 

@@ -24,6 +24,7 @@ from wearflow.errors import StorageError, WearflowError
 from wearflow.metadata import MetaCell, read_metadata_file
 from wearflow.plan import Plan, make_plan
 from wearflow.solutions import Solution, load_study_solutions
+from wearflow.stages.environments import stored_locks
 from wearflow.state import State
 from wearflow.storage import Store, input_stores
 from wearflow.task import TaskRecord, TaskState
@@ -105,7 +106,7 @@ def validate_study(study: Study) -> ValidateReport:
         What would stop a run: a solution that cannot be loaded, an unreachable
         location, an unusable state database.
     """
-    solutions = list(load_study_solutions(study))
+    solutions = list(load_study_solutions(study, stored_locks(study)))
     stores = input_stores(study.input, study.storage_options, study.source)
     known, states = _existing_state(study)
     unreadable: list[StorageError] = []

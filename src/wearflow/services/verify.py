@@ -29,6 +29,7 @@ from wearflow.plan import task_spec
 from wearflow.results import PROCESSED, SINGLE_WRIST
 from wearflow.services.audit import check_audit
 from wearflow.solutions import load_solution
+from wearflow.solutions.environments import lock_key
 from wearflow.state import State
 from wearflow.state.audit import AuditEntry
 from wearflow.storage import Store, sha256_bytes
@@ -180,20 +181,27 @@ def reproduce(study: Study, result: str, scratch: Path | None = None) -> Reprodu
         The result is unknown or ambiguous, its solution changed, or its input no
         longer has the recorded bytes.
     """
+    configs = {c.name: c for c in study.solutions}
     with State(study.state_url) as state:
         record, f = find_result(state, study, result)
         group = (f, *state.files.by_ids(record.parts))
-    configs = {c.name: c for c in study.solutions}
-    if record.solution not in configs:
+        config = configs.get(record.solution)
+        # a solution with its own environment: built from the lock the study stored
+        stored = state.locks.get(lock_key(config.environment)) if config and \
+            config.environment else None
+    if config is None:
         raise WearflowError("its solution is no longer in the study file", subject=result)
-    current = load_solution(configs[record.solution])
+    lock_text = stored.lock_text if stored is not None else None
+    current = load_solution(config, lock_text)
     if current.fingerprint != record.solution_fingerprint:
         raise WearflowError(f"solution {record.solution} is now {current.version}; the result "
                             f"was made by {record.solution_version}", subject=result)
     folder = record.result_dir or ""
     out = Store(study.output, study.storage_options)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        task = dataclasses.replace(task_spec(study, group, record), output=tmp)
+        task = dataclasses.replace(task_spec(study, group, record,
+                                             environment_lock=current.environment_lock),
+                                   output=tmp)
         outcome = execute(task, run_id="reproduce")
         if outcome.state != TaskState.DONE or outcome.result_dir is None:
             raise WearflowError(f"re-run failed: {outcome.message}", subject=result)

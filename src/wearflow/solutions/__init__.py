@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from wearflow.config import SolutionConfig, Study
 from wearflow.errors import SolutionError
 from wearflow.solutions.base import FileResult, Solution, solution_ref
@@ -11,26 +13,34 @@ __all__ = ["FileResult", "SkdhSolution", "Solution", "builtin_pipeline_path", "l
            "load_study_solutions",
            "solution_ref"]
 
-_CACHE: dict[SolutionConfig, Solution] = {}
+_CACHE: dict[tuple[SolutionConfig, str | None], Solution] = {}
 
 
-def load_solution(config: SolutionConfig) -> Solution:
+def load_solution(config: SolutionConfig, lock_text: str | None = None) -> Solution:
     """Build (once per process) the solution a study's configuration names.
+
+    ``lock_text``: for a solution with its own environment, the lock to build it from
+    (the study's stored lock, carried by its tasks); None: this machine's own lock.
 
     Raises
     ------
     SolutionError
         The pipeline file is missing, unreadable, or does not match its pinned sha256.
     """
-    solution = _CACHE.get(config)
+    lock_text = lock_text if config.environment else None
+    solution = _CACHE.get((config, lock_text))
     if solution is None:
-        solution = SkdhSolution.from_config(config)
-        _CACHE[config] = solution
+        solution = SkdhSolution.from_config(config, lock_text)
+        _CACHE[(config, lock_text)] = solution
     return solution
 
 
-def load_study_solutions(study: Study) -> tuple[Solution, ...]:
+def load_study_solutions(study: Study, locks: Mapping[str, str] | None = None
+                         ) -> tuple[Solution, ...]:
     """Every solution of ``study``; an error names the study file and the key.
+
+    ``locks``: solution name -> the lock its environment is built from (the study's
+    stored locks); a solution with an environment and none here uses this machine's.
 
     Raises
     ------
@@ -41,7 +51,7 @@ def load_study_solutions(study: Study) -> tuple[Solution, ...]:
     loaded = []
     for n, config in enumerate(study.solutions):
         try:
-            loaded.append(load_solution(config))
+            loaded.append(load_solution(config, (locks or {}).get(config.name)))
         except SolutionError as exc:
             raise SolutionError(f"solutions.{n} (solution {config.name}): "
                                 f"{exc.subject}: {exc.message}" if exc.subject else exc.message,

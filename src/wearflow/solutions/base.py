@@ -41,6 +41,10 @@ class Solution(Protocol):
     def parameters(self) -> Mapping[str, Any]: ...
     @property
     def requires(self) -> tuple[str, ...]: ...
+    @property
+    def environment_lock(self) -> str:
+        """The lock (with hashes) of the solution's own environment; "" without one."""
+        ...
 
     def run(self, recording: Recording, metadata: Mapping[str, Any]) -> FileResult:
         """Compute the solution's tables for one recording."""

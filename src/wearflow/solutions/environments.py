@@ -4,9 +4,11 @@ A solution that names ``environment: [requirements]`` in the study file runs
 in its own virtual environment, so two solutions pinned to different versions
 of the same package run in one study, and upgrading wearflow's own
 dependencies never changes a pinned solution's output. The requirements are
-resolved once into a lock (``uv pip compile``), kept in the cache; the
-environment is built from that lock (``uv pip sync``) into
-``<cache>/envs/<lock sha256[:16]>`` and reused by every later run and worker.
+resolved once into a lock with every package's hashes (``uv pip compile
+--generate-hashes``); the coordinator stores that lock in the study's state the
+first time it is resolved and hands it to every task, so each machine builds
+exactly it (``uv pip sync``, hashes checked) into ``<cache>/envs/<lock
+sha256[:16]>``, reused by every later run and worker, and never resolves again.
 
 Cache: ``$WEARFLOW_ENV_CACHE``, else ``~/.cache/wearflow``.
 """
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wearflow.errors import SolutionError
@@ -36,6 +38,25 @@ class SolutionEnvironment:
     python: Path
     lock_sha256: str
     packages: dict[str, str]
+    lock_text: str = field(default="", repr=False)  # the lock it was built from, hashes included
+
+
+def requirements_text(requirements: Sequence[str]) -> str:
+    """What is resolved for ``requirements``: sorted, the runner's own needs added."""
+    return "\n".join(sorted({*requirements, *RUNNER_REQUIREMENTS})) + "\n"
+
+
+def lock_key(requirements: Sequence[str]) -> str:
+    """The sha256 naming the lock of ``requirements`` on this Python (major.minor): the key
+    the state stores a resolved lock under."""
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return hashlib.sha256(f"{requirements_text(requirements)}|py{python}|hashes".encode()
+                          ).hexdigest()
+
+
+def lock_sha256(lock_text: str) -> str:
+    """The sha256 of a lock's text: what names its environment and enters the fingerprint."""
+    return hashlib.sha256(lock_text.encode()).hexdigest()
 
 
 def cache_dir() -> Path:
@@ -63,14 +84,15 @@ def _run(args: Sequence[str], subject: str, what: str, stdin: str | None = None)
 
 
 def lock(requirements: Sequence[str], subject: str) -> str:
-    """The lock text for ``requirements`` (resolved once, then read from the cache)."""
-    wanted = "\n".join(sorted({*requirements, *RUNNER_REQUIREMENTS})) + "\n"
-    key = hashlib.sha256(f"{wanted}|py{sys.version_info[:2]}".encode()).hexdigest()[:16]
-    path = cache_dir() / "locks" / f"{key}.txt"
+    """The lock text for ``requirements``, every package with its hashes (resolved once on
+    this machine, then read from its cache; a study keeps the lock it first used in its
+    state, see :func:`ensure_environment`'s ``lock_text``)."""
+    wanted = requirements_text(requirements)
+    path = cache_dir() / "locks" / f"{lock_key(requirements)[:16]}.txt"
     if path.exists():
         return path.read_text(encoding="utf-8")
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    text = _run([_uv(), "pip", "compile", "-", "--quiet", "--no-header",
+    text = _run([_uv(), "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
                  "--python-version", version], subject, "resolving the requirements",
                 stdin=wanted)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,16 +102,21 @@ def lock(requirements: Sequence[str], subject: str) -> str:
     return text
 
 
-def ensure_environment(requirements: Sequence[str], subject: str) -> SolutionEnvironment:
+def ensure_environment(requirements: Sequence[str], subject: str,
+                       lock_text: str | None = None) -> SolutionEnvironment:
     """Build (or reuse) the environment for ``requirements``.
+
+    ``lock_text``: the lock to build exactly (the study's stored one, carried by the
+    task), never resolved again; None: this machine's lock of ``requirements``
+    (:func:`lock`).
 
     Raises
     ------
     SolutionError
         The requirements cannot be resolved or installed; the message says which step.
     """
-    text = lock(requirements, subject)
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    text = lock(requirements, subject) if lock_text is None else lock_text
+    digest = lock_sha256(text)
     target = cache_dir() / "envs" / digest[:16]
     info = target / ENV_INFO
     if not info.exists():
@@ -115,7 +142,7 @@ def ensure_environment(requirements: Sequence[str], subject: str) -> SolutionEnv
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     data = json.loads(info.read_text(encoding="utf-8"))
-    return SolutionEnvironment(target / "bin" / "python", digest, dict(data["packages"]))
+    return SolutionEnvironment(target / "bin" / "python", digest, dict(data["packages"]), text)
 
 
 def _parse_freeze(text: str) -> dict[str, str]:

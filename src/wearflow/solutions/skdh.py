@@ -97,8 +97,15 @@ class SkdhSolution:
     environment: SolutionEnvironment | None = None
     _pipeline: list[Any] = field(default_factory=list, compare=False, repr=False)
 
+    @property
+    def environment_lock(self) -> str:
+        """The lock (with hashes) its own environment was built from; "" without one."""
+        return self.environment.lock_text if self.environment is not None else ""
+
     @classmethod
-    def from_config(cls, config: SolutionConfig) -> SkdhSolution:
+    def from_config(cls, config: SolutionConfig, lock_text: str | None = None) -> SkdhSolution:
+        """``lock_text``: for a solution with its own environment, the lock to build it
+        from (the study's stored one); None: this machine's lock."""
         source = config.pipeline
         builtin = source.removeprefix("builtin:") if source.startswith("builtin:") else None
         path = builtin_pipeline_path(builtin) if builtin is not None else Path(source)
@@ -118,7 +125,8 @@ class SkdhSolution:
         step_modules = sorted({s.rsplit(".", 1)[0] for s in steps if not s.startswith("skdh.")})
         env = None
         if config.environment:
-            env = ensure_environment(config.environment, subject=f"solution {config.name}")
+            env = ensure_environment(config.environment, subject=f"solution {config.name}",
+                                     lock_text=lock_text)
             skdh_version = env.packages.get(SKDH_DISTRIBUTION)
             if skdh_version is None:
                 raise SolutionError("its environment has no scikit-digital-health",

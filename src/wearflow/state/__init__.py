@@ -16,6 +16,7 @@ per concern::
         state.users      # users, roles, token hashes       (users.py)
         state.dashboard  # read-only aggregates for `serve`  (dashboard.py)
         state.alerts     # alerts and their deliveries      (alerts.py)
+        state.locks      # solution environments' locks     (locks.py)
 
 Tables live in ``tables.py`` on one metadata object, migrations in
 ``migrations/`` (applied by ``schema.py``), engine and retry helpers in
@@ -35,6 +36,7 @@ from wearflow.state.dashboard import DashboardQueries
 from wearflow.state.engine import open_engine
 from wearflow.state.files import FileRepository
 from wearflow.state.issues import IssueRepository
+from wearflow.state.locks import LockRepository
 from wearflow.state.metadata import MetadataRepository
 from wearflow.state.results import ResultRepository
 from wearflow.state.runs import RunRepository
@@ -67,6 +69,7 @@ class State:
         self.users = UserRepository(self.engine)
         self.dashboard = DashboardQueries(self.engine)
         self.alerts = AlertRepository(self.engine)
+        self.locks = LockRepository(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -218,6 +218,23 @@ class UserRow(Base):
     disabled_utc: Mapped[str | None] = mapped_column(String(32))
 
 
+class EnvironmentLockRow(Base):
+    """The lock (every package with its hashes) a solution environment was first resolved
+    to in this study (schema revision 0009): every later run and every worker builds
+    exactly it, never resolving the requirements again. ``key``: the requirements and
+    Python version (:func:`wearflow.solutions.environments.lock_key`)."""
+
+    __tablename__ = "environment_locks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    requirements: Mapped[str] = mapped_column(Text)
+    lock_text: Mapped[str] = mapped_column(Text)
+    lock_sha256: Mapped[str] = mapped_column(String(64))
+    resolved_utc: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[str] = mapped_column(String(64))
+
+
 class AlertRow(Base):
     """One alert of a study, by its key (schema revision 0006): its rule, message and
     times, and how telling each target went (``deliveries_json``: a JSON list of
