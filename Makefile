@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS = never
 # without it, ~2.5 s with it)
 export UV_COMPILE_BYTECODE = 1
 
-.PHONY: install install-dev demo test lint bench clean services
+.PHONY: install install-dev demo test lint bench clean services image image-base
 
 $(UV):
 	$(PY) -m venv .tools
@@ -46,6 +46,41 @@ services:
 # CPU-bound processing and the machines it runs on have two cores or more.
 test: lint services
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+# --- The image (deploy/Containerfile); not part of `make test` -----------------------------
+# make image                       build wearflow:$(VERSION) with podman (CONTAINER=docker works)
+# make image BASE=localhost/...    on another base (digest-pinned default in the Containerfile)
+# make image-base                  where no registry is reachable: a bookworm + python3.11
+#                                  base from Debian's packages (debootstrap), then
+#                                  make image BASE=localhost/wearflow-base:bookworm
+# CA_BUNDLE=/path/ca.crt           a CA bundle for a TLS-intercepting proxy, as a build secret
+# IMAGE_BUILD_FLAGS=...            extra flags (this sandbox: --runtime runc --ulimit ...)
+CONTAINER ?= podman
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE ?= wearflow:$(VERSION)
+BASE ?=
+CA_BUNDLE ?=
+IMAGE_BUILD_FLAGS ?=
+comma := ,
+
+image:
+	$(CONTAINER) build -f deploy/Containerfile -t $(IMAGE) \
+	  $(if $(BASE),--build-arg BASE=$(BASE)) \
+	  $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE)) \
+	  --build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+	  --build-arg CREATED=$$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z) \
+	  $(IMAGE_BUILD_FLAGS) .
+
+image-base:
+	command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
+	rm -rf .cache/base-rootfs
+	debootstrap --variant=minbase --include=python3.11,ca-certificates \
+	  bookworm .cache/base-rootfs http://deb.debian.org/debian
+	rm -rf .cache/base-rootfs/var/cache/apt/archives/*.deb .cache/base-rootfs/var/lib/apt/lists/*
+	tar -C .cache/base-rootfs -c . | $(CONTAINER) import --change 'CMD ["/bin/bash"]' - \
+	  localhost/wearflow-base:bookworm
+	rm -rf .cache/base-rootfs
 
 bench: install-dev services
 	$(VENV)/bin/python -m benchmarks
