@@ -9,7 +9,8 @@ export UV_PYTHON_DOWNLOADS = never
 # without it, ~2.5 s with it)
 export UV_COMPILE_BYTECODE = 1
 
-.PHONY: install install-dev demo test lint bench clean services image image-base
+.PHONY: install install-dev demo test lint bench clean services image image-base iac-tools iac-lock \
+        deploy deploy-k8s
 
 $(UV):
 	$(PY) -m venv .tools
@@ -44,7 +45,7 @@ services:
 
 # Two test processes (pytest-xdist), one test file each at a time: the suite is mostly
 # CPU-bound processing and the machines it runs on have two cores or more.
-test: lint services
+test: lint services iac-tools
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # --- The image (deploy/Containerfile); not part of `make test` -----------------------------
@@ -82,8 +83,33 @@ image-base:
 	  localhost/wearflow-base:bookworm
 	rm -rf .cache/base-rootfs
 
+# --- Infrastructure as code: linters in their own venv, one command per environment ------
+# checkov pins many packages of its own: its venv (.venv-iac) stays out of uv.lock, from
+# deploy/requirements-iac.txt (hashes; regenerate with `make iac-lock`).
+IAC_VENV = .venv-iac
+ENV ?= stage
+
+iac-tools: $(IAC_VENV)/.synced
+
+$(IAC_VENV)/.synced: deploy/requirements-iac.txt | $(UV)
+	test -x $(IAC_VENV)/bin/python || $(UV) venv --quiet $(IAC_VENV)
+	$(UV) pip sync --quiet --python $(IAC_VENV)/bin/python --require-hashes deploy/requirements-iac.txt
+	touch $@
+
+iac-lock: $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 --generate-hashes \
+	  deploy/requirements-iac.in -o deploy/requirements-iac.txt
+
+# make deploy ENV=stage IMAGE=<registry>/wearflow@sha256:...   (DRY_RUN=1: print the command)
+deploy:
+	$(PY) deploy/deploy.py aws $(ENV) --image '$(IMAGE)' $(if $(DRY_RUN),--dry-run)
+
+# make deploy-k8s ENV=stage                                      (DRY_RUN=1: print the command)
+deploy-k8s:
+	$(PY) deploy/deploy.py k8s $(ENV) $(if $(DRY_RUN),--dry-run)
+
 bench: install-dev services
 	$(VENV)/bin/python -m benchmarks
 
 clean:
-	rm -rf .tools $(VENV) demo-study .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .tools $(VENV) $(IAC_VENV) demo-study .pytest_cache .mypy_cache .ruff_cache
