@@ -73,15 +73,17 @@ image:
 	  --build-arg CREATED=$$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z) \
 	  $(IMAGE_BUILD_FLAGS) .
 
+BASE_ROOTFS = $(CURDIR)/.cache/base-rootfs
+
 image-base:
 	command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
-	rm -rf .cache/base-rootfs
+	rm -rf $(BASE_ROOTFS) && mkdir -p $(BASE_ROOTFS)
 	debootstrap --variant=minbase --include=python3.11,ca-certificates \
-	  bookworm .cache/base-rootfs http://deb.debian.org/debian
-	rm -rf .cache/base-rootfs/var/cache/apt/archives/*.deb .cache/base-rootfs/var/lib/apt/lists/*
-	tar -C .cache/base-rootfs -c . | $(CONTAINER) import --change 'CMD ["/bin/bash"]' - \
+	  bookworm $(BASE_ROOTFS) http://deb.debian.org/debian
+	rm -rf $(BASE_ROOTFS)/var/cache/apt/archives/*.deb $(BASE_ROOTFS)/var/lib/apt/lists/*
+	tar -C $(BASE_ROOTFS) -c . | $(CONTAINER) import --change 'CMD ["/bin/bash"]' - \
 	  localhost/wearflow-base:bookworm
-	rm -rf .cache/base-rootfs
+	rm -rf $(BASE_ROOTFS)
 
 # --- Infrastructure as code: linters in their own venv, one command per environment ------
 # checkov pins many packages of its own: its venv (.venv-iac) stays out of uv.lock, from
