@@ -201,7 +201,10 @@ def test_compute_is_scaled_to_zero_and_runs_the_image_commands(
     assert worker[worker.index("--nthreads") + 1] == "1"
     assert "--resources" in worker
     coordinator = tasks["CoordinatorTask"]["Properties"]["ContainerDefinitions"][0]
-    assert "wearflow watch" in coordinator["Command"][0]
+    assert "wearflow watch /tmp/study.yaml" in coordinator["Command"][0]
+    assert "/tmp/wearflow.profiles.yaml" in coordinator["Command"][0]
+    assert {"Name": "WEARFLOW_PROFILE", "Value": {"Ref": "EnvironmentName"}} in coordinator[
+        "Environment"]
     assert "WorkerTaskRole" in str(tasks["WorkerTask"]["Properties"]["TaskRoleArn"])
     assert "TaskRoleArn" not in tasks["SchedulerTask"]["Properties"]
     for group in _resources(template, "AWS::Logs::LogGroup").values():
@@ -331,8 +334,13 @@ def test_k8s_pods_are_non_root_bounded_digest_pinned_and_hold_no_secret(env: str
     assert worker_args[worker_args.index("--nthreads") + 1] == "1"
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     assert {d["spec"]["replicas"] for d in deployments} == {0}
-    study = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["study.yaml"]
-    assert "executor: dask://wearflow-scheduler:8786" in study
+    maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in docs
+            if d["kind"] == "ConfigMap"}
+    assert maps["wearflow-env"] == {"WEARFLOW_PROFILE": env}
+    profiles = yaml.safe_load(maps["wearflow-study"]["wearflow.profiles.yaml"])["profiles"]
+    assert profiles[env]["executor"] == "dask://wearflow-scheduler:8786"
+    assert "state" not in profiles[env]  # from the secret's WEARFLOW_STATE_URL
+    assert "executor" not in yaml.safe_load(maps["wearflow-study"]["study.yaml"])
 
 
 # --- The image --------------------------------------------------------------------------
@@ -393,3 +401,14 @@ def test_the_build_context_holds_only_what_the_image_needs() -> None:
     assert allowed == copied
     for path in copied:
         assert (ROOT / path).exists(), path
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_k8s_overlay_profile_is_one_wearflow_accepts(env: str) -> None:
+    from wearflow.profiles import apply_profile, read_profiles, select_profile
+
+    path = DEPLOY / "k8s" / "overlays" / env / "wearflow.profiles.yaml"
+    profile = select_profile(read_profiles(path), env, path)
+    merged = apply_profile({"study": "X", "executor": "local"}, profile, environ={})
+    assert merged["executor"] == "dask://wearflow-scheduler:8786"
+    assert merged["input"] == f"s3://wearflow-{env}-landing-ACCOUNT/raw/"
