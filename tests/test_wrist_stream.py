@@ -81,3 +81,62 @@ def test_agrees_with_planted_truth() -> None:
             found = sum(_overlap(b, day) for b in bouts)
             planted = (day[1] - day[0]) - sum(_overlap(b, day) for b in truth.non_wear)
             assert abs(found - planted) <= 0.25 * 3600
+
+
+# ---------------------------------------------------------------- rule for rule against SKDH
+
+def test_cole_kripke_is_skdh_s() -> None:
+    from skdh.sleep.sleep_classification import compute_sleep_predictions
+
+    from wearflow.streaming.sleep import cole_kripke
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        act = np.abs(rng.normal(0.0, 0.05, 600)) * (rng.random(600) < 0.3)
+        assert np.array_equal(cole_kripke(act), compute_sleep_predictions(act, sf=0.243))
+
+
+def test_bout_minutes_are_skdh_s() -> None:
+    from skdh.activity.endpoints import get_activity_bouts
+
+    from wearflow.streaming.activity import bout_minutes
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        metric = np.abs(rng.normal(0.0, 0.15, 1500)) * (rng.random(1500) < 0.7)
+        for lo, hi in ((0.11, 1e5), (-1e5, 0.05), (0.05, 0.11)):
+            for b in (1, 5, 10):
+                assert bout_minutes(metric, lo, hi, b, 0.8) == pytest.approx(
+                    get_activity_bouts(metric, lo, hi, 5, b, 0.8, False, 4))
+
+
+def test_block_rules_are_skdh_s() -> None:
+    from skdh.sleep.utility import arg_longest_bout, drop_min_blocks
+
+    from wearflow.streaming.sleep import _drop_min_blocks, _longest
+
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        arr = np.repeat(rng.random(40) < 0.5, rng.integers(1, 30, 40))
+        mine = _drop_min_blocks(arr, 12, True, False)
+        theirs = drop_min_blocks(arr.copy(), 12, drop_value=1, replace_value=0, skip_bounds=True)
+        assert np.array_equal(mine, theirs.astype(bool))
+        start, end = arg_longest_bout(mine, 1)
+        assert _longest(mine) == (None if start is None else (start, end))
+
+
+def test_calibration_matches_skdh_on_a_miscalibrated_recording() -> None:
+    from skdh.preprocessing import CalibrateAccelerometer
+
+    from wearflow.streaming.calibrate import fit_calibration
+
+    rec, _ = generate_recording(seed=3, days=1.0, sampling_rate_hz=25.0)
+    skdh_cal = CalibrateAccelerometer(min_hours=12, sd_criteria=0.013, sphere_crit=0.3,
+                                      max_iter=1000, tol=1e-10)
+    theirs = skdh_cal.predict(time=rec.time_s, accel=rec.accel_g, fs=rec.sampling_rate_hz,
+                              temperature=rec.temperature_c, apply=False)
+    mine = fit_calibration(still_window_pass(recording_chunks(rec, 50_000)),
+                           rec.sampling_rate_hz)
+    assert mine.applied
+    np.testing.assert_allclose(mine.calibration.offset_g, theirs["offset"], atol=2e-3)
+    np.testing.assert_allclose(mine.calibration.scale, theirs["scale"], atol=2e-3)

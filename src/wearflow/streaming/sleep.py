@@ -218,7 +218,12 @@ def cole_kripke(act_index: FloatArray, sf: float = 0.243) -> IntArray:
                 pred[t] = 0
             wake_bin = 0
     lengths, starts, vals = _runs(pred.astype(bool))
-    mask = (starts >= 10) & (starts < pred.size - 10) & (lengths <= 6) & vals
+    # Rule d as SKDH 0.17.18 runs it: its mask is an *integer* array (bool & int), so
+    # ``starts[mask]`` picks run 0 or run 1 rather than the runs meant. In effect the
+    # first run of the day is scored wake, and the second too when any run meets the
+    # rule. Mirrored on purpose: builtin:wrist reports this.
+    mask = ((starts >= 10) & (starts < pred.size - 10) & (lengths <= 6)
+            & vals).astype(np.int64)
     for start, length in zip(starts[mask], lengths[mask], strict=True):
         pred[start:start + length] = 0
     return pred
