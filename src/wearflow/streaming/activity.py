@@ -49,14 +49,14 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
                   windows: list[DayWindow], params: ActivityParameters = ActivityParameters()
                   ) -> list[dict[str, float | int | str]]:
     """One row per calendar day (the columns of builtin:wrist's table that are computed)."""
-    t5, enmo, whole = _epochs(grid)
+    t5, enmo, whole, _ = epochs(grid)
     rows = []
     for day in windows:
         wear = _clip(wear_s, day.start_s, day.end_s)
         sleep = _clip(np.asarray(tso_s, dtype=np.float64).reshape(-1, 2), day.start_s,
                       day.end_s)
-        wake = _subtract(wear, sleep)
-        asleep = _subtract(wear, _subtract(wear, sleep))
+        wake = subtract(wear, sleep)
+        asleep = subtract(wear, subtract(wear, sleep))
         row: dict[str, float | int | str] = {
             "date": day.date,
             "day_start_timestamp": day.local_start.strftime("%Y-%m-%d %H:%M:%S"),
@@ -97,16 +97,19 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
     return rows
 
 
-def _epochs(grid: SecondGrid) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """5-s epochs on the clock grid: start (UTC s), mean ENMO, and whether complete."""
+def epochs(grid: SecondGrid
+           ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray]:
+    """5-s epochs on the clock grid: start (UTC s), mean ENMO, whether complete (every
+    second has samples) and the arm z-angle of the mean vector (deg; NaN without samples)."""
     offset = int((-grid.first_s) % EPOCH_S)
     count, sums = grid.coarse(EPOCH_S, offset)
     starts = grid.first_s + offset + EPOCH_S * np.arange(count.size, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         enmo = sums[:, 6] / count
-    # an epoch counts when every second of it has samples (no gap inside)
+        mean = sums[:, 0:3] / count[:, None]
+        angle = np.degrees(np.arctan(mean[:, 2] / np.sqrt(mean[:, 0] ** 2 + mean[:, 1] ** 2)))
     per_s = grid.count[offset:offset + count.size * EPOCH_S].reshape(-1, EPOCH_S)
-    return starts, enmo, np.all(per_s > 0, axis=1)
+    return starts, enmo, np.all(per_s > 0, axis=1), angle
 
 
 def _clip(bouts: FloatArray, a: float, b: float) -> FloatArray:
@@ -119,7 +122,7 @@ def _length(bouts: FloatArray) -> float:
     return float(np.sum(bouts[:, 1] - bouts[:, 0])) if bouts.size else 0.0
 
 
-def _subtract(bouts: FloatArray, remove: FloatArray) -> FloatArray:
+def subtract(bouts: FloatArray, remove: FloatArray) -> FloatArray:
     """Intervals of ``bouts`` outside every interval of ``remove``."""
     out: list[tuple[float, float]] = []
     for a, b in bouts:

@@ -21,6 +21,7 @@ from wearflow.streaming.chunks import ChunkLike
 from wearflow.streaming.days import day_windows
 from wearflow.streaming.features import epoch_pass, still_window_pass
 from wearflow.streaming.grid import second_grid
+from wearflow.streaming.minutes import minute_series
 from wearflow.streaming.sleep import NightResult, nights
 from wearflow.streaming.wear import detach_wear
 
@@ -57,11 +58,16 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     first = float(grid.first_s)
     found = nights(grid, wear, day_windows(first, last, 12, time_zone))
     tso = [n.tso_s for n in found if n.tso_s is not None]
-    days = activity_days(grid, wear, tso, day_windows(first, last, 0, time_zone))
+    calendar = day_windows(first, last, 0, time_zone)
+    days = activity_days(grid, wear, tso, calendar)
+    classified = np.array([[w.start_s, w.end_s] for w, row in zip(calendar, days, strict=True)
+                           if row["n_wear_wake_hours"] == row["n_wear_wake_hours"]]
+                          ).reshape(-1, 2)
     tables = {
         "detach_wear": _wear_table(wear),
         "sleep": _sleep_table(found),
         "activity_level_classification": pd.DataFrame(days),
+        "minute_series": minute_series(grid, last, wear, found, classified),
     }
     return StreamResult(tables, cal, tuple(flags))
 
