@@ -1,8 +1,8 @@
 """Agreement of the streaming wrist kernels with builtin:wrist and with planted truth,
 and their speed and memory.
 
-    .venv/bin/python -m benchmarks.wrist_stream_agreement [--seeds 3 8 13] [--days 3]
-        [--rate 50] [--no-real] [--no-speed] [--speed-days 7]
+    .venv/bin/python -m benchmarks.wrist_stream_agreement [--seeds 3 8 13 21 34 55]
+        [--days 3] [--rates 25 50 100] [--no-real] [--no-speed] [--speed-days 7]
 
 Prints, per quantity, n, the mean difference (stream - reference) and the 95% limits
 of agreement (mean +- 1.96 SD), and the share within the stated tolerance; then hours
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,13 +147,28 @@ def run_stream(rec: Recording, tz: str) -> tuple[dict[str, pd.DataFrame], float]
     return out.tables, time.process_time() - t
 
 
-def synthetic(seeds: Sequence[int], days: float, rate: float, rows: list[dict[str, Any]]
-              ) -> None:
+def with_gap(rec: Recording, start_s: float, length_s: float) -> Recording:
+    """``rec`` without its samples in [start_s, start_s + length_s): a logging gap."""
+    keep = (rec.time_s < start_s) | (rec.time_s >= start_s + length_s)
+    temp = None if rec.temperature_c is None else rec.temperature_c[keep]
+    return replace(rec, time_s=rec.time_s[keep], accel_g=rec.accel_g[keep], temperature_c=temp,
+                   extremes=None, flags=(*rec.flags, f"gap_s={length_s:.1f}"))
+
+
+def synthetic(seeds: Sequence[int], days: float, rates: Sequence[float],
+              rows: list[dict[str, Any]]) -> None:
+    """Seed i at ``rates[i % len(rates)]``; every other seed with a 30-minute gap in the
+    afternoon of its second day."""
     solution = _builtin()
-    for seed in seeds:
+    for i, seed in enumerate(seeds):
+        rate = rates[i % len(rates)]
         rec, truth = generate_recording(seed=seed, days=days, sampling_rate_hz=rate,
                                         time_zone="Europe/Berlin")
         label = f"synthetic seed={seed} {days} d {rate:g} Hz"
+        if i % 2 == 1:
+            gap_at = float(rec.time_s[0]) + 86400.0 + 6 * 3600.0
+            rec = with_gap(rec, gap_at, 1800.0)
+            label += " gap 30 min"
         stream, cpu = run_stream(rec, truth.time_zone)
         t = time.process_time()
         ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
@@ -250,16 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _child(float(args[1]), float(args[2]), int(args[3]))
         return 0
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, nargs="*", default=[3, 8, 13])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[3, 8, 13, 21, 34, 55])
     parser.add_argument("--days", type=float, default=3.0)
-    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0])
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-days", type=float, nargs="*", default=[7.0])
     opts = parser.parse_args(args)
     rows: list[dict[str, Any]] = []
     if opts.seeds:
-        synthetic(opts.seeds, opts.days, opts.rate, rows)
+        synthetic(opts.seeds, opts.days, opts.rates, rows)
     if not opts.no_real:
         real(rows)
     if rows:

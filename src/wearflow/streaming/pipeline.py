@@ -85,8 +85,15 @@ def _wear_table(wear: np.ndarray) -> pd.DataFrame:
     })
 
 
+SLEEP_COLUMNS = ("day_n", "date", "day_start_timestamp", "day_end_timestamp", "total_minutes",
+                 "wear_minutes", "tso_start_timestamp", "tso_start", "tso_duration_min",
+                 "total_sleep_time_min", "percent_time_asleep_pct", "number_of_wake_bouts",
+                 "sleep_onset_latency_min", "wake_after_sleep_onset_min", "tso_source")
+"""The columns of builtin:wrist's ``sleep`` table this pipeline computes, in its order."""
+
+
 def _sleep_table(found: list[NightResult]) -> pd.DataFrame:
-    rows = []
+    rows: list[dict[str, object]] = []
     for night in found:
         day = night.day
         row: dict[str, object] = {
@@ -110,7 +117,7 @@ def _sleep_table(found: list[NightResult]) -> pd.DataFrame:
             if pred.size:
                 row.update(_sleep_endpoints(pred))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(SLEEP_COLUMNS))
 
 
 def _sleep_endpoints(pred: np.ndarray) -> dict[str, float]:
