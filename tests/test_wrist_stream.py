@@ -22,7 +22,7 @@ def test_public_names_are_exported() -> None:
 
 @pytest.fixture(scope="module")
 def short_recording() -> Recording:
-    rec, _ = generate_recording(seed=11, days=0.05, sampling_rate_hz=25.0)
+    rec, _ = generate_recording(seed=11, days=0.012, sampling_rate_hz=25.0)
     return rec
 
 
@@ -140,3 +140,52 @@ def test_calibration_matches_skdh_on_a_miscalibrated_recording() -> None:
     assert mine.applied
     np.testing.assert_allclose(mine.calibration.offset_g, theirs["offset"], atol=2e-3)
     np.testing.assert_allclose(mine.calibration.scale, theirs["scale"], atol=2e-3)
+
+
+# ---------------------------------------------------------------- against builtin:wrist
+
+@pytest.fixture(scope="module")
+def both_solutions() -> tuple[dict[str, object], dict[str, object]]:
+    from wearflow.config import SolutionConfig
+    from wearflow.solutions.skdh import SkdhSolution
+
+    rec, truth = generate_recording(seed=8, days=2.0, sampling_rate_hz=25.0,
+                                    time_zone="Europe/Berlin")
+    stream = streaming.run_wrist_stream(lambda: recording_chunks(rec, 100_003),
+                                        rec.sampling_rate_hz, truth.time_zone).tables
+    builtin = SkdhSolution.from_config(SolutionConfig(name="wrist", pipeline="builtin:wrist"))
+    ref = builtin.run(rec, {"time_zone": truth.time_zone}).tables
+    return dict(stream), dict(ref)
+
+
+def test_same_tables_and_columns_as_builtin(
+        both_solutions: tuple[dict, dict]) -> None:  # type: ignore[type-arg]
+    stream, ref = both_solutions
+    assert set(stream) <= set(ref)
+    for name, table in stream.items():
+        missing = [c for c in table.columns if c not in ref[name].columns]  # type: ignore[attr-defined]
+        assert not missing, (name, missing)
+    assert list(stream["minute_series"].columns) == list(ref["minute_series"].columns)  # type: ignore[attr-defined]
+
+
+def test_agrees_with_builtin_within_the_stated_tolerances(
+        both_solutions: tuple[dict, dict]) -> None:  # type: ignore[type-arg]
+    stream, ref = both_solutions
+    a = stream["activity_level_classification"].set_index("date")  # type: ignore[attr-defined]
+    b = ref["activity_level_classification"].set_index("date")  # type: ignore[attr-defined]
+    assert list(a.index) == list(b.index)
+    assert np.all(np.abs(a.wear_minutes - b.wear_minutes) / 60 <= 0.25)
+    for level in ("mvpa", "sed", "light", "mod", "vig"):
+        col = f"wake_{level}_5s_epoch_min"
+        ok = a[col].notna() & b[col].notna()
+        assert (a[col].isna() == b[col].isna()).all()
+        diff = np.abs(a[col][ok] - b[col][ok])
+        assert np.all(diff <= np.maximum(5.0, 0.1 * b[col][ok])), (level, diff)
+    s = stream["sleep"].set_index("date")  # type: ignore[attr-defined]
+    r = ref["sleep"].set_index("date")  # type: ignore[attr-defined]
+    assert list(s.index) == list(r.index)
+    onset = np.abs(s.tso_start_timestamp - r.tso_start_timestamp) / 60
+    wake = np.abs(s.tso_start_timestamp + 60 * s.tso_duration_min
+                  - r.tso_start_timestamp - 60 * r.tso_duration_min) / 60
+    assert np.all(onset <= 15) and np.all(wake <= 15)
+    assert np.all(np.abs(s.total_sleep_time_min - r.total_sleep_time_min) <= 30)
