@@ -246,7 +246,7 @@ def _child(days: float, rate: float, chunk: int) -> None:
     print(f"{gen} {both} {hwm}")
 
 
-def speed(days: float, rate: float = 100.0, chunk: int = 1 << 20) -> None:
+def speed(days: float, rate: float = 100.0, chunk: int = 1 << 18) -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.wrist_stream_agreement",
                            "--child", str(days), str(rate), str(chunk)],
                           capture_output=True, text=True, check=True)
@@ -272,12 +272,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-days", type=float, nargs="*", default=[7.0])
+    parser.add_argument("--rows", help="write every compared value to this CSV file")
     opts = parser.parse_args(args)
     rows: list[dict[str, Any]] = []
     if opts.seeds:
         synthetic(opts.seeds, opts.days, opts.rates, rows)
     if not opts.no_real:
         real(rows)
+    if rows and opts.rows:
+        pd.DataFrame(rows).to_csv(opts.rows, index=False)
     if rows:
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             print(summarise(rows).to_string(index=False))

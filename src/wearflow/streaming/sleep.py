@@ -194,7 +194,7 @@ def _predictions(grid: SecondGrid, day: DayWindow) -> tuple[float, IntArray]:
     ss = within[offset:offset + n * 60].reshape(n, 60, 3).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = ss / count[:, None]
-    act = np.sqrt(np.nan_to_num(var).mean(axis=1))
+    act = np.sqrt(np.maximum(np.nan_to_num(var), 0.0).mean(axis=1))  # rounding: var >= 0
     return t60, cole_kripke(act)
 
 
