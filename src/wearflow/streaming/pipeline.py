@@ -23,7 +23,7 @@ from wearflow.streaming.features import epoch_pass, still_window_pass
 from wearflow.streaming.grid import second_grid
 from wearflow.streaming.minutes import minute_series
 from wearflow.streaming.sleep import NightResult, nights
-from wearflow.streaming.wear import detach_wear
+from wearflow.streaming.wear import DETACH_MIN_S, detach_wear, never_moved
 
 ChunkFactory = Callable[[], Iterable[ChunkLike]]
 """Gives a fresh iteration over the recording's chunks (called once per pass)."""
@@ -50,11 +50,23 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     if features.n_samples == 0:
         return StreamResult({}, cal, tuple(flags))
     last = features.last_time_s
-    if features.has_temperature:
+    wear_table = True
+    if features.n_samples < int(DETACH_MIN_S * sampling_rate_hz):
+        # DETACH raises on a recording shorter than its 5-minute windows; builtin:wrist
+        # then gives a never-moved device zero wear, and skips the step otherwise
+        # (skdh_core.run_steps): later steps assume wear throughout
+        if never_moved(grid):
+            wear = np.empty((0, 2))
+            flags.append("never_worn:DETACH:no movement in the whole recording, zero wear")
+        else:
+            wear, wear_table = np.array([[grid.first_s, last]]), False
+            flags.append("skipped:DETACH:recording too short")
+    elif features.has_temperature:
         wear = detach_wear(grid, last)
     else:
         wear = np.array([[grid.first_s, last]])
-        flags.append("substituted:DETACH:no temperature, all wear (not yet implemented)")
+        flags.append("substituted:DETACH:no temperature, all wear (acceleration-only wear "
+                     "detection not yet implemented)")
     first = float(grid.first_s)
     found = nights(grid, wear, day_windows(first, last, 12, time_zone))
     tso = [n.tso_s for n in found if n.tso_s is not None]
@@ -64,11 +76,12 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
                            if row["n_wear_wake_hours"] == row["n_wear_wake_hours"]]
                           ).reshape(-1, 2)
     tables = {
-        "detach_wear": _wear_table(wear),
         "sleep": _sleep_table(found),
         "activity_level_classification": pd.DataFrame(days),
         "minute_series": minute_series(grid, last, wear, found, classified),
     }
+    if wear_table:
+        tables["detach_wear"] = _wear_table(wear)
     return StreamResult(tables, cal, tuple(flags))
 
 

@@ -119,7 +119,8 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
     idx = np.arange(m)
     for k in range(3):  # gaps: the nearest values carried over, as resampling would
         mean[:, k] = np.interp(idx, idx[has], mean[has, k])
-    z = np.degrees(np.arctan(mean[:, 2] / np.sqrt(mean[:, 0] ** 2 + mean[:, 1] ** 2)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero axis pair: NaN
+        z = np.degrees(np.arctan(mean[:, 2] / np.sqrt(mean[:, 0] ** 2 + mean[:, 1] ** 2)))
     dz = np.abs(np.diff(z, prepend=z[0]))
     dz_med = np.median(np.lib.stride_tricks.sliding_window_view(dz, 60), axis=1)
     thresh = min(max(float(np.percentile(dz_med, params.tso_perc)) * params.tso_factor,

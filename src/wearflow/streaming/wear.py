@@ -29,6 +29,28 @@ BoolArray = npt.NDArray[np.bool_]
 
 _MINUTE = 60
 _FIVE_MINUTES = 300
+DETACH_MIN_S = 300.0  # DETACH needs one 5-minute window of samples (wlen_5min)
+STILL_SD_G = 0.013  # skdh_core.STILL_SD_G: a motionless device's noise
+
+
+def never_moved(grid: SecondGrid) -> bool:
+    """skdh_core.never_moved on 1-s blocks: no consecutive-minute window with an axis
+    SD of 0.013 g or more (the whole recording when shorter than a minute)."""
+    n = grid.n
+    if n < _MINUTE:
+        c = float(grid.count.sum())
+        if c < 2:
+            return True
+        s, q = grid.sums[:, 0:3].sum(axis=0), grid.sums[:, 3:6].sum(axis=0)
+        sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+        return bool(np.all(sd < STILL_SD_G))
+    minutes = n // _MINUTE
+    c = grid.count[:minutes * _MINUTE].reshape(minutes, _MINUTE).sum(axis=1)[:, None]
+    s = grid.sums[:minutes * _MINUTE, 0:3].reshape(minutes, _MINUTE, 3).sum(axis=1)
+    q = grid.sums[:minutes * _MINUTE, 3:6].reshape(minutes, _MINUTE, 3).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+    return bool(np.all(np.nan_to_num(sd) < STILL_SD_G))
 
 
 @dataclass(frozen=True)
