@@ -189,3 +189,20 @@ def test_agrees_with_builtin_within_the_stated_tolerances(
                   - r.tso_start_timestamp - 60 * r.tso_duration_min) / 60
     assert np.all(onset <= 15) and np.all(wake <= 15)
     assert np.all(np.abs(s.total_sleep_time_min - r.total_sleep_time_min) <= 30)
+
+
+def test_builtin_wrist_stream_is_a_solution(short_recording: Recording) -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.errors import SolutionError
+    from wearflow.solutions import StreamSolution, load_solution
+
+    solution = load_solution(SolutionConfig(name="ws", pipeline="builtin:wrist-stream"))
+    assert isinstance(solution, StreamSolution)
+    assert solution.fingerprint == StreamSolution.from_config(
+        SolutionConfig(name="ws", pipeline="builtin:wrist-stream")).fingerprint
+    result = solution.run(short_recording, {"time_zone": "Europe/Berlin"})
+    assert {"sleep", "activity_level_classification", "minute_series"} <= set(result.tables)
+    assert any(f.startswith("warning:CalibrateAccelerometer") for f in result.flags)
+    with pytest.raises(SolutionError):
+        StreamSolution.from_config(SolutionConfig(name="ws", pipeline="builtin:wrist-stream",
+                                                  environment=("numpy",)))
