@@ -118,8 +118,9 @@ def summarise(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """n, mean difference, 95% limits of agreement, share within tolerance per quantity."""
     df = pd.DataFrame(rows).dropna(subset=["stream", "ref"])
     df["diff"] = df.stream.astype(float) - df.ref.astype(float)
+    df["data"] = np.where(df.file.str.startswith("synthetic"), "synthetic", "real")
     out = []
-    for (vs, q), g in df.groupby(["vs", "quantity"], sort=True):
+    for (vs, data, q), g in df.groupby(["vs", "data", "quantity"], sort=True):
         d = g["diff"].to_numpy()
         sd = float(np.std(d, ddof=1)) if d.size > 1 else 0.0
         tol = TOLERANCE.get(str(q))
@@ -129,7 +130,8 @@ def summarise(rows: list[dict[str, Any]]) -> pd.DataFrame:
         else:
             within = np.abs(d) <= (tol if tol is not None else np.inf)
             rule = f"{tol}" if tol is not None else "-"
-        out.append({"vs": vs, "quantity": q, "n": d.size, "mean_diff": round(float(d.mean()), 3),
+        out.append({"vs": vs, "data": data, "quantity": q, "n": d.size,
+                    "mean_diff": round(float(d.mean()), 3),
                     "loa_low": round(float(d.mean()) - 1.96 * sd, 3),
                     "loa_high": round(float(d.mean()) + 1.96 * sd, 3),
                     "within": f"{int(within.sum())}/{d.size}", "tolerance": rule})
@@ -273,7 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-days", type=float, nargs="*", default=[7.0])
     parser.add_argument("--rows", help="write every compared value to this CSV file")
+    parser.add_argument("--from-rows", help="only summarise a CSV written by --rows")
     opts = parser.parse_args(args)
+    if opts.from_rows:
+        print(summarise(pd.read_csv(opts.from_rows).to_dict("records")).to_string(index=False))
+        return 0
     rows: list[dict[str, Any]] = []
     if opts.seeds:
         synthetic(opts.seeds, opts.days, opts.rates, rows)
