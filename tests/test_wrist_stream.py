@@ -30,8 +30,8 @@ def short_recording() -> Recording:
 def test_features_do_not_depend_on_chunk_size(short_recording: Recording, chunk: int) -> None:
     cal = Calibration(np.array([0.01, -0.02, 0.005]), np.array([1.01, 0.99, 1.0]),
                       np.array([0.001, 0.0, -0.002]), 30.0)
-    whole = epoch_pass(recording_chunks(short_recording, 10**9), cal)
-    parts = epoch_pass(recording_chunks(short_recording, chunk), cal)
+    whole = epoch_pass(recording_chunks(short_recording, 10**9), cal, extremes=True)
+    parts = epoch_pass(recording_chunks(short_recording, chunk), cal, extremes=True)
     assert np.array_equal(whole.blocks.index, parts.blocks.index)
     assert np.array_equal(whole.blocks.count, parts.blocks.count)
     assert np.array_equal(whole.blocks.sums, parts.blocks.sums)  # to the bit
@@ -206,3 +206,16 @@ def test_builtin_wrist_stream_is_a_solution(short_recording: Recording) -> None:
     with pytest.raises(SolutionError):
         StreamSolution.from_config(SolutionConfig(name="ws", pipeline="builtin:wrist-stream",
                                                   environment=("numpy",)))
+
+
+def test_wear_time_rescoring_is_skdh_s() -> None:
+    from skdh.preprocessing import AccelThresholdWearDetection
+
+    from wearflow.streaming.wear_accel import modify_wear_times
+
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        nonwear = np.repeat(rng.random(30) < 0.5, rng.integers(1, 40, 30))
+        theirs = AccelThresholdWearDetection._modify_wear_times(nonwear, 15, True, [0, 0])
+        mine = modify_wear_times(nonwear, 15, True, (0, 0))
+        assert np.array_equal(mine[0], theirs[0]) and np.array_equal(mine[1], theirs[1])

@@ -44,13 +44,21 @@ class BlockTable:
 
 
 class BlockSums:
-    """Accumulate per-block sums of ``n_columns`` per-sample columns over chunks."""
+    """Accumulate per-block sums of ``n_columns`` per-sample columns over chunks.
 
-    def __init__(self, length_s: float, n_columns: int) -> None:
+    ``reducers``: one ufunc per column (default ``numpy.add`` for all); ``numpy.maximum``
+    and ``numpy.minimum`` give per-block extremes in the same table.
+    """
+
+    def __init__(self, length_s: float, n_columns: int,
+                 reducers: tuple[np.ufunc, ...] | None = None) -> None:
         if not length_s > 0:
             raise ValueError(f"length_s must be > 0, got {length_s!r}")
         self.length_s = float(length_s)
         self.n_columns = int(n_columns)
+        self.reducers = reducers if reducers is not None else (np.add,) * self.n_columns
+        if len(self.reducers) != self.n_columns:
+            raise ValueError("one reducer per column")
         self._carry_id = np.empty(0, dtype=np.int64)
         self._carry = np.empty((self.n_columns, 0))
         self._index: list[IntArray] = []
@@ -89,7 +97,7 @@ class BlockSums:
         for j in range(self.n_columns):
             # one contiguous row per column: the reduction per block never depends on the
             # layout of the chunk it came in
-            sums[:, j] = np.add.reduceat(np.ascontiguousarray(columns[j]), heads)
+            sums[:, j] = self.reducers[j].reduceat(np.ascontiguousarray(columns[j]), heads)
         self._sums.append(sums)
 
 

@@ -103,15 +103,23 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
                         n, has_temp)
 
 
-def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration) -> EpochFeatures:
-    """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`)."""
-    sums = BlockSums(FEATURE_BLOCK_S, 8)
+def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
+               extremes: bool = False) -> EpochFeatures:
+    """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`); with ``extremes``
+    also each axis' max (columns 8-10) and min (11-13) per second, for the
+    acceleration-only wear detection of a recording without temperature."""
+    width = 14 if extremes else 8
+    reducers = (np.add,) * 8 + ((np.maximum,) * 3 + (np.minimum,) * 3 if extremes else ())
+    sums = BlockSums(FEATURE_BLOCK_S, width, reducers)
     n, last, has_temp = 0, float("nan"), False
     for chunk in chunks:
         temp = chunk.temperature_c
         a = calibration.apply(np.asarray(chunk.accel_g, dtype=np.float64), temp)
-        cols = np.empty((8, a.shape[0]))
+        cols = np.empty((width, a.shape[0]))
         cols[0:3] = a.T
+        if extremes:
+            cols[8:11] = a.T
+            cols[11:14] = a.T
         np.square(cols[0:3], out=cols[3:6])
         norm = np.sqrt(cols[3] + cols[4] + cols[5])
         norm -= 1.0

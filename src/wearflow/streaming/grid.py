@@ -48,7 +48,7 @@ def second_grid(features: EpochFeatures) -> SecondGrid:
     first = int(blocks.index[0])
     n = int(blocks.index[-1]) - first + 1
     count = np.zeros(n)
-    sums = np.zeros((n, blocks.sums.shape[1]))
+    sums = np.zeros((n, blocks.sums.shape[1]))  # empty seconds: 0 (extremes too: unused)
     count[blocks.index - first] = blocks.count
     sums[blocks.index - first] = blocks.sums
     return SecondGrid(float(first) * blocks.length_s, count, sums)

@@ -24,6 +24,7 @@ from wearflow.streaming.grid import second_grid
 from wearflow.streaming.minutes import minute_series
 from wearflow.streaming.sleep import NightResult, nights
 from wearflow.streaming.wear import DETACH_MIN_S, detach_wear, never_moved
+from wearflow.streaming.wear_accel import accel_threshold_wear
 
 ChunkFactory = Callable[[], Iterable[ChunkLike]]
 """Gives a fresh iteration over the recording's chunks (called once per pass)."""
@@ -42,10 +43,11 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
                      ) -> StreamResult:
     """Run both passes and every algorithm; memory is per epoch, never per sample."""
     flags: list[str] = []
-    cal = fit_calibration(still_window_pass(chunks()), sampling_rate_hz)
+    still = still_window_pass(chunks())
+    cal = fit_calibration(still, sampling_rate_hz)
     if not cal.applied:
         flags.append(f"warning:CalibrateAccelerometer:{cal.message}")
-    features = epoch_pass(chunks(), cal.calibration)
+    features = epoch_pass(chunks(), cal.calibration, extremes=not still.has_temperature)
     grid = second_grid(features)
     if features.n_samples == 0:
         return StreamResult({}, cal, tuple(flags))
@@ -64,9 +66,8 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     elif features.has_temperature:
         wear = detach_wear(grid, last)
     else:
-        wear = np.array([[grid.first_s, last]])
-        flags.append("substituted:DETACH:no temperature, all wear (acceleration-only wear "
-                     "detection not yet implemented)")
+        wear = accel_threshold_wear(grid, last)
+        flags.append("substituted:DETACH:no temperature, used AccelThresholdWearDetection")
     first = float(grid.first_s)
     found = nights(grid, wear, day_windows(first, last, 12, time_zone))
     tso = [n.tso_s for n in found if n.tso_s is not None]
