@@ -166,6 +166,7 @@ def test_same_tables_and_columns_as_builtin(
         missing = [c for c in table.columns if c not in ref[name].columns]  # type: ignore[attr-defined]
         assert not missing, (name, missing)
     assert list(stream["minute_series"].columns) == list(ref["minute_series"].columns)  # type: ignore[attr-defined]
+    assert list(stream["sleep"].columns) == list(ref["sleep"].columns)  # type: ignore[attr-defined]
 
 
 def test_agrees_with_builtin_within_the_stated_tolerances(
@@ -219,3 +220,27 @@ def test_wear_time_rescoring_is_skdh_s() -> None:
         theirs = AccelThresholdWearDetection._modify_wear_times(nonwear, 15, True, [0, 0])
         mine = modify_wear_times(nonwear, 15, True, (0, 0))
         assert np.array_equal(mine[0], theirs[0]) and np.array_equal(mine[1], theirs[1])
+
+
+def test_sleep_fragmentation_is_skdh_s() -> None:
+    from skdh.sleep import endpoints as ept
+
+    from wearflow.solutions.skdh_core import tidy_column
+    from wearflow.streaming.fragmentation import sleep_fragmentation
+
+    rng = np.random.default_rng(12)
+    classes = (ept.AverageSleepDuration, ept.AverageWakeDuration,
+               ept.SleepWakeTransitionProbability, ept.WakeSleepTransitionProbability,
+               ept.SleepGiniIndex, ept.WakeGiniIndex, ept.SleepAverageHazard,
+               ept.WakeAverageHazard, ept.SleepPowerLawDistribution,
+               ept.WakePowerLawDistribution)
+    for size in (1, 2, 7, 480):
+        pred = (rng.random(size) < 0.8).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, pred[1:] != pred[:-1]])
+        lengths = np.diff(np.r_[starts, pred.size])
+        mine = sleep_fragmentation(pred)
+        for cls in classes:
+            endpoint = cls()
+            theirs = endpoint.predict(sleep_predictions=pred, lengths=lengths, starts=starts,
+                                      values=pred[starts])
+            assert mine[tidy_column(endpoint.name)] == pytest.approx(theirs, nan_ok=True)

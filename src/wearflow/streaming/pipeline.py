@@ -20,6 +20,7 @@ from wearflow.streaming.calibrate import CalibrationResult, fit_calibration
 from wearflow.streaming.chunks import ChunkLike
 from wearflow.streaming.days import day_windows
 from wearflow.streaming.features import epoch_pass, still_window_pass
+from wearflow.streaming.fragmentation import sleep_fragmentation
 from wearflow.streaming.grid import second_grid
 from wearflow.streaming.minutes import minute_series
 from wearflow.streaming.sleep import NightResult, nights
@@ -102,7 +103,12 @@ def _wear_table(wear: np.ndarray) -> pd.DataFrame:
 SLEEP_COLUMNS = ("day_n", "date", "day_start_timestamp", "day_end_timestamp", "total_minutes",
                  "wear_minutes", "tso_start_timestamp", "tso_start", "tso_duration_min",
                  "total_sleep_time_min", "percent_time_asleep_pct", "number_of_wake_bouts",
-                 "sleep_onset_latency_min", "wake_after_sleep_onset_min", "tso_source")
+                 "sleep_onset_latency_min", "wake_after_sleep_onset_min",
+                 "average_sleep_duration_min", "average_wake_duration_min",
+                 "sleep_wake_transition_probability", "wake_sleep_transition_probability",
+                 "sleep_gini_index", "wake_gini_index", "sleep_average_hazard",
+                 "wake_average_hazard", "sleep_power_law_distribution",
+                 "wake_power_law_distribution", "tso_source")
 """The columns of builtin:wrist's ``sleep`` table this pipeline computes, in its order."""
 
 
@@ -130,6 +136,7 @@ def _sleep_table(found: list[NightResult]) -> pd.DataFrame:
             pred = night.predictions[night.tso_minutes[0]:night.tso_minutes[1]]
             if pred.size:
                 row.update(_sleep_endpoints(pred))
+                row.update(sleep_fragmentation(pred))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(SLEEP_COLUMNS))
 
