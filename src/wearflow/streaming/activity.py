@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from wearflow.streaming.activity_endpoints import wake_endpoints
 from wearflow.streaming.days import DayWindow
 from wearflow.streaming.grid import SecondGrid
 
@@ -70,12 +71,15 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
             "wear_minutes": _length(wear) / 60.0,
             "wear_wake_minutes": np.nan,
         }
-        for state in ("wake", "sleep"):
-            for lvl in EPOCH_LEVELS:
-                row[f"{state}_{lvl}_5s_epoch_min"] = np.nan
+        row.update(dict.fromkeys(wake_endpoints([]), np.nan))
+        # builtin:wrist's column order: wake epochs, wake bouts, then sleep epochs
+        for lvl in EPOCH_LEVELS:
+            row[f"wake_{lvl}_5s_epoch_min"] = np.nan
         for lvl in BOUT_LEVELS:
             for b in params.bout_lens_min:
                 row[f"wake_{lvl}_{b}min_bout_min"] = np.nan
+        for lvl in EPOCH_LEVELS:
+            row[f"sleep_{lvl}_5s_epoch_min"] = np.nan
         if float(row["n_wear_hours"]) >= params.min_wear_time_h:
             row["n_wear_wake_hours"] = round(_length(wake) / 3600.0, 1)
             row["wear_wake_minutes"] = _length(wake) / 60.0
@@ -88,6 +92,7 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
                     n = sum(int(np.sum((p >= lo) & (p < hi))) for p in parts)
                     row[f"{state}_{lvl}_5s_epoch_min"] = n * EPOCH_S / 60.0
                 if state == "wake":
+                    row.update(wake_endpoints(parts))
                     for lvl in BOUT_LEVELS:
                         lo, hi = LEVEL_BOUNDS[lvl]
                         for b in params.bout_lens_min:
