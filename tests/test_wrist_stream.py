@@ -183,7 +183,9 @@ def test_agrees_with_builtin_within_the_stated_tolerances(
         diff = np.abs(a[col][ok] - b[col][ok])
         assert np.all(diff <= np.maximum(5.0, 0.1 * b[col][ok])), (level, diff)
     for col, tol in (("wake_intensity_gradient", 0.1), ("wake_max_acc_6min_g", 0.005),
-                     ("wake_max_acc_60min_g", 0.005), ("wake_max_acc_300min_g", 0.005)):
+                     ("wake_max_acc_60min_g", 0.005), ("wake_max_acc_300min_g", 0.005),
+                     ("wake_threshold_equal_avg_duration_g", 0.001),
+                     ("wake_sed_avg_duration", 2.0), ("wake_slpa_avg_duration", 10.0)):
         assert (a[col].isna() == b[col].isna()).all()
         assert np.all(np.abs(a[col] - b[col]).dropna() <= tol), col
     s = stream["sleep"].set_index("date")  # type: ignore[attr-defined]

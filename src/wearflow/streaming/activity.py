@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.streaming.activity_endpoints import wake_endpoints
+from wearflow.streaming.activity_endpoints import wake_endpoints, wake_fragmentation
 from wearflow.streaming.days import DayWindow
 from wearflow.streaming.grid import SecondGrid
 
@@ -78,6 +78,7 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
         for lvl in BOUT_LEVELS:
             for b in params.bout_lens_min:
                 row[f"wake_{lvl}_{b}min_bout_min"] = np.nan
+        row.update(dict.fromkeys(wake_fragmentation([]), np.nan))
         for lvl in EPOCH_LEVELS:
             row[f"sleep_{lvl}_5s_epoch_min"] = np.nan
         if float(row["n_wear_hours"]) >= params.min_wear_time_h:
@@ -93,6 +94,7 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
                     row[f"{state}_{lvl}_5s_epoch_min"] = n * EPOCH_S / 60.0
                 if state == "wake":
                     row.update(wake_endpoints(parts))
+                    row.update(wake_fragmentation(parts))
                     for lvl in BOUT_LEVELS:
                         lo, hi = LEVEL_BOUNDS[lvl]
                         for b in params.bout_lens_min:
