@@ -27,10 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.streaming.features import Calibration, StillWindows
+from wearflow.streaming.features import STILL_WINDOW_S, Calibration, StillWindows
 
 FloatArray = npt.NDArray[np.float64]
-STILL_WINDOW_SAMPLES_S = 10.0  # the still windows' length in seconds (n10 = int(10 * fs))
 
 
 @dataclass(frozen=True)
@@ -64,12 +63,12 @@ def fit_calibration(windows: StillWindows, sampling_rate_hz: float,
     if windows.n_samples < nh:
         return CalibrationResult(Calibration.identity(), False, None, None,
                                  f"less than {params.min_hours} hours of data")
-    full = windows.count >= 0.9 * STILL_WINDOW_SAMPLES_S * sampling_rate_hz
+    full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
     t0 = float(windows.start_s[0]) if windows.start_s.size else 0.0
     i_h = 0
     while True:
         limit = nh + i_h * n12h
-        inside = full & (windows.start_s + STILL_WINDOW_SAMPLES_S
+        inside = full & (windows.start_s + STILL_WINDOW_S
                          <= t0 + limit / sampling_rate_hz)
         result = _fit(windows.mean_g[inside], windows.sd_g[inside],
                       windows.temperature_c[inside], params)

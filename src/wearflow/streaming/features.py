@@ -71,7 +71,8 @@ class Calibration:
 @dataclass(frozen=True)
 class EpochFeatures:
     """Pass 2's 1-s blocks. Columns of ``blocks.sums``: x, y, z (g), x², y², z² (g²),
-    ENMO (g, ``max(|a| - 1, 0)`` per sample), temperature (deg C; 0 without one)."""
+    ENMO (g, ``max(|a| - 1, 0)`` per sample), temperature (deg C; 0 without one); with
+    ``extremes``, also the max (8-10) and min (11-13) of x, y, z (g)."""
 
     blocks: BlockTable
     n_samples: int
