@@ -250,3 +250,26 @@ def test_sleep_fragmentation_is_skdh_s() -> None:
             theirs = endpoint.predict(sleep_predictions=pred, lengths=lengths, starts=starts,
                                       values=pred[starts])
             assert mine[tidy_column(endpoint.name)] == pytest.approx(theirs, nan_ok=True)
+
+
+def test_the_scheduler_estimates_the_stream_solution_at_its_own_footprint() -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.memory import (
+        DEFAULT_BYTES_PER_SAMPLE,
+        GB,
+        STREAM_BYTES_PER_SAMPLE,
+        estimate_peak_bytes,
+    )
+
+    stream = SolutionConfig(name="w", pipeline="builtin:wrist-stream")
+    reference = SolutionConfig(name="w", pipeline="builtin:wrist")
+    assert stream.bytes_per_sample == STREAM_BYTES_PER_SAMPLE < DEFAULT_BYTES_PER_SAMPLE
+    assert reference.bytes_per_sample == DEFAULT_BYTES_PER_SAMPLE
+    # what the study file says wins
+    assert SolutionConfig(name="w", pipeline="builtin:wrist-stream",
+                          bytes_per_sample=90).bytes_per_sample == 90
+    # a 7-day 100 Hz .cwa (387 MB): fewer GB reserved per task, so more tasks fit
+    size = 387 * 10**6
+    assert (estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample)
+            < 0.5 * estimate_peak_bytes("P1_L.cwa", size, reference.bytes_per_sample))
+    assert estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample) < 7 * GB
