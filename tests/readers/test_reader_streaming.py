@@ -304,12 +304,20 @@ def test_memory_is_bounded_by_the_chunk_not_the_file() -> None:
             samples += chunk.n_samples
         streamed_peak = tracemalloc.get_traced_memory()[1]
         assert time.perf_counter() - began < 120
+        packed = gzip.compress(data, compresslevel=1, mtime=0)
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for chunk in iter_recording(io.BytesIO(packed), "long.gz", chunk_s=600.0):
+            samples += chunk.n_samples
+        gzip_peak = tracemalloc.get_traced_memory()[1] - base
+        del packed
         tracemalloc.reset_peak()
         read_recording(data, "long")
         whole_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert samples == n
+    assert samples == 2 * n
     # 10 minutes at 100 Hz is 60,000 samples, about 2.4 MB as float64: allow ten times that
     assert streamed_peak < 25e6, streamed_peak
+    assert gzip_peak < 30e6, gzip_peak  # plus a compressed and an inflated MiB
     assert whole_peak > 8 * streamed_peak

@@ -44,8 +44,11 @@ class StreamFinisher:
         self._n_seen += time_s.shape[0]
         if time_s.size == 0:
             return None
-        finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
-        if not np.all(finite):
+        # min and max show a NaN or infinity: the row mask is only built (a costlier
+        # pass) for a chunk that has one
+        if not (np.isfinite(accel_g.min()) and np.isfinite(accel_g.max())
+                and np.isfinite(time_s.min()) and np.isfinite(time_s.max())):
+            finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
             self._n_non_finite += int(finite.size - np.count_nonzero(finite))
             time_s, accel_g = time_s[finite], accel_g[finite]
             temperature_c = None if temperature_c is None else temperature_c[finite]
