@@ -27,6 +27,7 @@ from test_reader_fuzz import (
     PREFIXES,
     SEEDS,
     URIS,
+    bin_with_extreme_fields,
     cwa_with_extreme_fields,
     fuzz_settings,
     maybe_gzipped,
@@ -48,7 +49,7 @@ REAL_FILES = sorted(
     p.relative_to(REAL).as_posix() for p in REAL.rglob("*")
     if p.is_file() and p.name != "MANIFEST.md" and p.parent.name != "expected"
 )
-STREAMED_SUFFIXES = (".cwa", ".cwa.gz")
+STREAMED_FOLDERS = ("cwa/", "geneactiv_bin/")
 
 
 class OneWay(io.RawIOBase):
@@ -141,7 +142,7 @@ def test_every_real_file_streams_as_it_reads_whole(relative: str, chunk_s: float
     whole = outcome(lambda: read_recording(path.read_bytes(), relative))
     with path.open("rb") as fh:
         assert_same(whole, outcome(lambda: streamed(fh, relative, chunk_s)))
-    if relative.endswith(STREAMED_SUFFIXES):
+    if relative.startswith(STREAMED_FOLDERS):
         with path.open("rb") as fh:
             assert iter_recording(fh, relative).method == "streamed"
 
@@ -176,6 +177,19 @@ def test_cwa_fields_at_extremes_stream_as_they_read_whole(data: bytes, chunk_s: 
 @given(prefix=st.sampled_from(PREFIXES), rest=st.binary(max_size=3000))
 def test_arbitrary_bytes_behind_each_signature(prefix: bytes, rest: bytes) -> None:
     both(prefix + rest, "upload", 1.0)
+
+
+@fuzz_settings(120)
+@given(data=maybe_gzipped(mutated(SEEDS["bin"])), uri=st.sampled_from(URIS),
+       chunk_s=st.sampled_from([1.0, 3600.0]))
+def test_mutated_bin_streams_as_it_reads_whole(data: bytes, uri: str, chunk_s: float) -> None:
+    both(data, uri, chunk_s)
+
+
+@fuzz_settings(150)
+@given(data=maybe_gzipped(bin_with_extreme_fields()), chunk_s=st.sampled_from([1.0, 3600.0]))
+def test_bin_fields_at_extremes_stream_as_they_read_whole(data: bytes, chunk_s: float) -> None:
+    both(data, "P1_L.bin", chunk_s)
 
 
 @fuzz_settings(60)
@@ -216,6 +230,44 @@ def test_cut_gzip_of_a_cwa(fraction: float) -> None:
 )
 def test_defined_outcomes(data: bytes) -> None:
     both(data, "s3://study/raw/P1_L.cwa", 1.0)
+
+
+BIN = "geneactiv_bin/skdh_gnactv_sample.bin"
+
+
+def long_bin(n_pages: int, *, jump_at: int | None = None, back_at: int | None = None) -> bytes:
+    """A GENEActiv file of ``n_pages`` pages (50 Hz, 6 s each) built from a real one's
+    header and first page; page times may jump forward or back (new runs of pages)."""
+    data = (REAL / BIN).read_bytes()
+    start = data.index(b"Recorded Data")
+    page = data[start:data.index(b"Recorded Data", start + 1)]
+    head = data[:start].replace(b"Number of Pages:3", b"Number of Pages:%d" % n_pages)
+    base = np.datetime64("2019-05-21T16:16:43.500", "ms")
+    pages, shift = [], 0
+    for k in range(n_pages):
+        shift += 3_600_000 if k == jump_at else 0
+        shift -= 60_000 if k == back_at else 0
+        stamp = str(base + np.timedelta64(k * 6000 + shift, "ms")).replace("T", " ")
+        stamp = stamp[:19] + ":" + stamp[20:23]
+        pages.append(page.replace(b"Page Time:2019-05-21 16:16:43:500",
+                                  b"Page Time:" + stamp.encode())
+                     .replace(b"Sequence Number:0", b"Sequence Number:%d" % k))
+    return head + b"".join(pages)
+
+
+@pytest.mark.parametrize("chunk_s", [5.0, 61.0, 3600.0])
+@pytest.mark.parametrize(("jump_at", "back_at"), [(None, None), (400, None), (None, 700)])
+def test_long_bin_runs(chunk_s: float, jump_at: int | None, back_at: int | None) -> None:
+    data = long_bin(1000, jump_at=jump_at, back_at=back_at)  # 100 min: long runs fit a rate
+    both(data, "P1_L.bin", chunk_s, device_time_zone="America/New_York")
+    assert iter_recording(io.BytesIO(data), "x").method == "streamed"
+
+
+@pytest.mark.parametrize("cut", [0, 500, 1375, 1400, 5000, 9000, -1])
+def test_cut_bin(cut: int) -> None:
+    data = (REAL / BIN).read_bytes()[:cut]
+    both(data, "P1_L.bin", 1.0)
+    both(gzip.compress(data, mtime=0), "P1_L.bin.gz", 1.0)
 
 
 def test_gzip_bomb_stops_at_the_same_cap() -> None:
@@ -321,3 +373,20 @@ def test_memory_is_bounded_by_the_chunk_not_the_file() -> None:
     assert streamed_peak < 25e6, streamed_peak
     assert gzip_peak < 30e6, gzip_peak  # plus a compressed and an inflated MiB
     assert whole_peak > 8 * streamed_peak
+
+
+def test_bin_memory_is_bounded_by_the_chunk_not_the_file() -> None:
+    data = long_bin(7200, jump_at=3000)  # 12 hours at 50 Hz, 27 MB
+    tracemalloc.start()
+    try:
+        samples = sum(c.n_samples for c in iter_recording(io.BytesIO(data), "x", chunk_s=600.0))
+        streamed_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        read_recording(data, "x")
+        whole_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert samples == 7200 * 300
+    # the census keeps 24 bytes a page (0.2 MB here); a chunk is 30,000 samples
+    assert streamed_peak < 25e6, streamed_peak
+    assert whole_peak > 6 * streamed_peak

@@ -26,6 +26,7 @@ from typing import BinaryIO
 import numpy as np
 
 from wearflow.readers import _content
+from wearflow.readers._bin_stream import stream_geneactiv
 from wearflow.readers._common import reader_error
 from wearflow.readers._cwa_stream import Readable, stream_cwa
 from wearflow.readers.chunks import Chunk, RecordingStream, StreamHeader
@@ -96,33 +97,53 @@ def _dispatch(source: BinaryIO, uri: str, chunk_s: float, zone: str, cap: int | 
 
     head = open_content().read(_content.TEXT_SNIFF_BYTES)
     nested = gzipped and head.startswith(_content.GZIP_MAGIC)
-    if head and not nested and _content.is_cwa(head):
-
-        def produce_cwa(on_header: Callable[[StreamHeader], None],
-                        on_flags: Callable[[tuple[str, ...]], None]) -> Iterator[Chunk]:
-            opened: list[Readable] = []
-
-            def open_tracked() -> Readable:
-                opened.append(open_content())
-                return opened[-1]
-
-            def finish(flags: tuple[str, ...]) -> None:
-                # the whole-file read adds the gzip flag after the reader's own
-                last = opened[-1]
-                cut = isinstance(last, _content.GunzipStream) and last.truncated
-                on_flags((*flags, "gzip_truncated") if cut else flags)
-
-            return _guarded(uri, stream_cwa(open_tracked, uri, device_time_zone=zone,
-                                            chunk_s=chunk_s, on_header=on_header,
-                                            on_flags=finish))
-
-        return RecordingStream(uri, "streamed", produce_cwa)
+    if head and not nested:
+        if _content.is_cwa(head):
+            decoder: Decoder = stream_cwa
+        elif head[:64].lstrip(b"\xef\xbb\xbf").startswith(b"Device Identity"):
+            decoder = stream_geneactiv
+        else:
+            decoder = None
+        if decoder is not None:
+            return RecordingStream(uri, "streamed",
+                                   _producer(decoder, open_content, uri, zone, chunk_s))
     source.seek(base)
     from wearflow.readers import read_recording  # the package's, defined before this runs
 
     recording = read_recording(source.read(), uri, device_time_zone=zone,
                            max_decompressed_bytes=cap)
     return RecordingStream(uri, "whole-file", lambda h, f: _slices(recording, chunk_s, h, f))
+
+
+Decoder = Callable[..., Iterator[Chunk]] | None
+"""A streaming decoder: ``(open_content, uri, *, device_time_zone, chunk_s, on_header,
+on_flags) -> chunks`` (:func:`stream_cwa`, :func:`stream_geneactiv`)."""
+
+
+def _producer(decoder: Callable[..., Iterator[Chunk]], open_content: Callable[[], Readable],
+              uri: str, zone: str, chunk_s: float) -> Callable[
+                  [Callable[[StreamHeader], None], Callable[[tuple[str, ...]], None]],
+                  Iterator[Chunk]]:
+    """What a RecordingStream calls to run ``decoder`` on the content."""
+
+    def produce(on_header: Callable[[StreamHeader], None],
+                on_flags: Callable[[tuple[str, ...]], None]) -> Iterator[Chunk]:
+        opened: list[Readable] = []
+
+        def open_tracked() -> Readable:
+            opened.append(open_content())
+            return opened[-1]
+
+        def finish(flags: tuple[str, ...]) -> None:
+            # the whole-file read adds the gzip flag after the reader's own
+            last = opened[-1]
+            cut = isinstance(last, _content.GunzipStream) and last.truncated
+            on_flags((*flags, "gzip_truncated") if cut else flags)
+
+        return _guarded(uri, decoder(open_tracked, uri, device_time_zone=zone,
+                                     chunk_s=chunk_s, on_header=on_header, on_flags=finish))
+
+    return produce
 
 
 def _guarded(uri: str, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
