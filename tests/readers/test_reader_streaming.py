@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_reader_fuzz import (
     PREFIXES,
@@ -49,6 +49,11 @@ REAL_FILES = sorted(
     p.relative_to(REAL).as_posix() for p in REAL.rglob("*")
     if p.is_file() and p.name != "MANIFEST.md" and p.parent.name != "expected"
 )
+def diff_settings(max_examples: int) -> settings:
+    """The reader fuzz settings; each example reads twice, so twice the deadline."""
+    return settings(fuzz_settings(max_examples), deadline=4000)
+
+
 STREAMED_FOLDERS = ("cwa/", "geneactiv_bin/")
 
 
@@ -160,39 +165,39 @@ def test_real_restart_is_a_new_segment() -> None:
 # ----------------------------------------------------------------- hostile and corrupt input
 
 
-@fuzz_settings(120)
+@diff_settings(120)
 @given(data=maybe_gzipped(mutated(SEEDS["cwa"])), uri=st.sampled_from(URIS),
        chunk_s=st.sampled_from([0.3, 5.0, 3600.0]))
 def test_mutated_cwa_streams_as_it_reads_whole(data: bytes, uri: str, chunk_s: float) -> None:
     both(data, uri, chunk_s)
 
 
-@fuzz_settings(150)
+@diff_settings(150)
 @given(data=maybe_gzipped(cwa_with_extreme_fields()), chunk_s=st.sampled_from([0.3, 3600.0]))
 def test_cwa_fields_at_extremes_stream_as_they_read_whole(data: bytes, chunk_s: float) -> None:
     both(data, "P1_L.cwa", chunk_s)
 
 
-@fuzz_settings(100)
+@diff_settings(100)
 @given(prefix=st.sampled_from(PREFIXES), rest=st.binary(max_size=3000))
 def test_arbitrary_bytes_behind_each_signature(prefix: bytes, rest: bytes) -> None:
     both(prefix + rest, "upload", 1.0)
 
 
-@fuzz_settings(120)
+@diff_settings(120)
 @given(data=maybe_gzipped(mutated(SEEDS["bin"])), uri=st.sampled_from(URIS),
        chunk_s=st.sampled_from([1.0, 3600.0]))
 def test_mutated_bin_streams_as_it_reads_whole(data: bytes, uri: str, chunk_s: float) -> None:
     both(data, uri, chunk_s)
 
 
-@fuzz_settings(150)
+@diff_settings(150)
 @given(data=maybe_gzipped(bin_with_extreme_fields()), chunk_s=st.sampled_from([1.0, 3600.0]))
 def test_bin_fields_at_extremes_stream_as_they_read_whole(data: bytes, chunk_s: float) -> None:
     both(data, "P1_L.bin", chunk_s)
 
 
-@fuzz_settings(60)
+@diff_settings(60)
 @given(data=maybe_gzipped(mutated(SEEDS["csv"])))
 def test_mutated_csv_streams_as_it_reads_whole(data: bytes) -> None:
     both(data, "P1_L.csv", 2.0)
@@ -268,6 +273,14 @@ def test_cut_bin(cut: int) -> None:
     data = (REAL / BIN).read_bytes()[:cut]
     both(data, "P1_L.bin", 1.0)
     both(gzip.compress(data, mtime=0), "P1_L.bin.gz", 1.0)
+
+
+def test_a_span_far_beyond_the_samples_is_cut_without_empty_chunks() -> None:
+    rows = [f"{1_700_000_000 + i / 25:.2f},0,0,1" for i in range(250)]
+    data = "\n".join(["time,x,y,z", *rows, "1e15,0,0,1", ""]).encode()
+    both(data, "far.csv", 1.0)
+    sizes = [c.n_samples for c in iter_recording(io.BytesIO(data), "far.csv", chunk_s=1.0)]
+    assert sizes == [25] * 10 + [1]
 
 
 def test_gzip_bomb_stops_at_the_same_cap() -> None:

@@ -18,7 +18,6 @@ file, raised by this call or while iterating.
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -164,16 +163,21 @@ def _guarded(uri: str, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
 
 def _slices(recording: Recording, chunk_s: float, on_header: Callable[[StreamHeader], None],
             on_flags: Callable[[tuple[str, ...]], None]) -> Iterator[Chunk]:
-    """A whole recording, cut every ``chunk_s`` seconds from its first sample."""
+    """A whole recording, cut into chunks of less than ``chunk_s`` seconds (views, no copies).
+
+    Each chunk starts at a sample and ends before ``chunk_s`` after it, so a long gap
+    costs no empty chunks (time may span far more than the samples: a corrupt CSV).
+    """
     on_header(StreamHeader(recording.device, recording.sampling_rate_hz))
     time_s = recording.time_s
-    bounds = np.arange(float(time_s[0]), float(time_s[-1]), chunk_s)[1:]
-    edges = [0, *np.searchsorted(time_s, bounds).tolist(), int(time_s.size)]
     temperature = recording.temperature_c
-    for lo, hi in itertools.pairwise(edges):
-        if hi > lo:
-            yield Chunk(time_s[lo:hi], recording.accel_g[lo:hi],
-                        None if temperature is None else temperature[lo:hi])
+    lo, n = 0, int(time_s.size)
+    while lo < n:
+        hi = int(np.searchsorted(time_s, time_s[lo] + chunk_s, side="left"))
+        hi = max(hi, lo + 1)  # chunk_s below the float spacing of a large time
+        yield Chunk(time_s[lo:hi], recording.accel_g[lo:hi],
+                    None if temperature is None else temperature[lo:hi])
+        lo = hi
     on_flags(recording.flags)
 
 
