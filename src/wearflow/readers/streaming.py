@@ -1,10 +1,11 @@
 """The streaming read: :func:`iter_recording`, a file object in, time-ordered chunks out.
 
 Which formats stream (``RecordingStream.method == "streamed"``), in memory bounded
-by ``chunk_s``, not by the file: Axivity .cwa, plain or in one gzip layer (the
-content is inflated twice, piece by piece, under the same cap as the whole-file
-read). Every other format -- GENEActiv .bin, CSV, ActiGraph .gt3x/.agdc (pygt3x
-reads a whole file), a gzip inside a gzip, anything refused -- is read whole by
+by ``chunk_s``, not by the file: Axivity .cwa (:mod:`._cwa_stream`) and GENEActiv
+.bin (:mod:`._bin_stream`), plain or in one gzip layer (the content is inflated
+twice, piece by piece, under the same cap as the whole-file read). Every other
+format -- CSV, ActiGraph .gt3x/.agdc (pygt3x decodes a whole file), a gzip inside
+a gzip, anything refused -- is read whole by
 :func:`wearflow.readers.read_recording` and then handed out in chunks
 (``method == "whole-file"``): the same chunks and guarantees, the whole-file
 memory. The method is an attribute of the stream, not a flag, so that the flags
