@@ -26,7 +26,8 @@ demo: install
 	$(VENV)/bin/wearflow demo demo-study/
 
 lint: install-dev
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks deploy
+	$(VENV)/bin/mypy --strict deploy/deploy.py deploy/fetch_uv.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

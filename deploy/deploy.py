@@ -30,8 +30,10 @@ class DeployError(Exception):
     """A deployment that cannot be rendered; the message names what is wrong."""
 
 
-def aws_command(env: str, image: str) -> list[str]:
-    """The ``aws cloudformation deploy`` command for ``env``, parameters sorted by name."""
+def aws_command(env: str, image: str, dry_run: bool = False) -> list[str]:
+    """The ``aws cloudformation deploy`` command for ``env``, parameters sorted by name.
+    A real deployment (not ``dry_run``) refuses parameters still holding the shipped
+    placeholders (``REPLACE``: the VPC and subnets of the account)."""
     if not _DIGEST_RE.match(image):
         raise DeployError("IMAGE must be pinned by digest (REGISTRY/wearflow@sha256:...): "
                           f"{image!r}")
@@ -41,6 +43,10 @@ def aws_command(env: str, image: str) -> list[str]:
         raise DeployError(f"{params_path.name}: EnvironmentName is not {env!r}")
     if "Image" in params:
         raise DeployError(f"{params_path.name}: the image comes from IMAGE, not the file")
+    unset = sorted(key for key, value in params.items() if "REPLACE" in str(value))
+    if unset and not dry_run:
+        raise DeployError(f"{params_path}: {', '.join(unset)} still hold the placeholder; "
+                          "put your account's values there")
     params["Image"] = image
     return [
         "aws", "cloudformation", "deploy",
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.target == "aws":
-            command = aws_command(args.env, args.image)
+            command = aws_command(args.env, args.image, args.dry_run)
         else:
             command = k8s_command(args.env, args.dry_run)
     except DeployError as exc:

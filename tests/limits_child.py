@@ -32,8 +32,19 @@ def main(root: Path, address_space_bytes: int) -> None:
         seen["alias_bomb"] = exc.message
     report = run_study(load_study(root), executor=InlineExecutor())
     seen.update(done=report.done, failed=report.failed,
-                participants=report.participants_aggregated)
+                participants=report.participants_aggregated, peak_bytes=_peak_bytes())
     print(json.dumps(seen))
+
+
+def _peak_bytes() -> int:
+    """This process's peak resident memory: ``VmHWM``, the high-water mark of its own
+    address space (not ``ru_maxrss``, which starts at the parent's peak after vfork +
+    exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ from wearflow.alerts import (
 )
 from wearflow.cli import app
 from wearflow.clock import iso
-from wearflow.config import AlertsConfig, Study
+from wearflow.config import Study
+from wearflow.config_sections import AlertsConfig
 from wearflow.delivery import MemoryTarget
 from wearflow.errors import ConfigError
 from wearflow.executors import InlineExecutor

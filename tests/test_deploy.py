@@ -239,6 +239,13 @@ def test_deploy_refuses_an_image_not_pinned_by_digest() -> None:
     assert "pinned by digest" in result.stderr
 
 
+def test_deploy_refuses_parameters_still_holding_the_placeholders() -> None:
+    result = _run(sys.executable, DEPLOY / "deploy.py", "aws", "stage", "--image", IMAGE)
+    assert result.returncode == 2
+    assert "params-stage.json: PrivateSubnetIds, VpcId still hold the placeholder" in (
+        result.stderr)
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_make_deploy_k8s_dry_run_applies_the_overlay(env: str) -> None:
     result = _run("make", "-s", "deploy-k8s", f"ENV={env}", "DRY_RUN=1")

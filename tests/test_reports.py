@@ -224,13 +224,17 @@ def fourteen_days() -> ParticipantResult:
     walk = (hour >= 12) & (hour < 12.5)
     series = pd.DataFrame({
         "minute_utc": minutes.strftime("%Y-%m-%dT%H:%M:00.000Z"),
-        "wear_fraction": np.where((local.day == 10) & (hour > 8), 0.0, 1.0),
+        # not worn on the afternoon of the 10th; the 12th without a wear classification
+        "wear_fraction": np.where(local.day == 12, np.nan,
+                                  np.where((local.day == 10) & (hour > 8), 0.0, 1.0)),
         "sleep_window": night.astype("int64"), "asleep": night.astype("int64"),
         "angle_deg": np.where(night, -10.0, 40.0), "enmo_g": np.where(walk, 0.3, 0.02),
         "sedentary_s": np.where(walk, 0.0, 60.0), "light_s": np.zeros(n),
         "moderate_s": np.where(walk, 60.0, 0.0), "vigorous_s": np.zeros(n)})
     days = sorted({d.date().isoformat() for d in local})
     qc = pd.DataFrame({"date": days, "wear_hours": [15.0] * len(days),
+                       "wear_hours_left": [15.0] * len(days),
+                       "wear_hours_right": [np.nan] * len(days),
                        "valid_day": [0] + [1] * (len(days) - 2) + [0],
                        "exclusion_reason": ["worn 15 h < 16 h"] + [""] * (len(days) - 2)
                        + ["worn 15 h < 16 h"]})
@@ -254,7 +258,13 @@ def test_a_fourteen_day_recording_shows_fourteen_rows(
     # the non-wear afternoon of the 10th is drawn, and only there
     assert tab.locator("section.day[data-date='2026-05-10'] rect.non-wear").count() == 1
     assert tab.locator("rect.non-wear").count() == 1
+    # a day without a wear classification is drawn as unknown, not as not worn
+    assert tab.locator("section.day[data-date='2026-05-12'] rect.wear-unknown").count() == 1
+    assert tab.locator("rect.wear-unknown").count() == 1
     assert tab.locator("text=excluded: worn 15 h < 16 h").count() == 2
+    # one wrist recorded: said in words, never "R -"
+    facts = tab.locator("section.day[data-date='2026-05-11'] .facts").inner_text()
+    assert "worn 15.0 h (left wrist only)" in facts and "R -" not in facts
 
 
 def test_report_command(demo: Path) -> None:

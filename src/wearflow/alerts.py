@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from wearflow.clock import iso, parse_iso
-from wearflow.config import AlertsConfig
+from wearflow.config_sections import AlertsConfig
 from wearflow.delivery import Message
 from wearflow.errors import one_line
 

@@ -28,7 +28,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from wearflow.config import EmailConfig
+from wearflow.config_sections import EmailConfig
 from wearflow.errors import DeliveryError, one_line
 from wearflow.redact import scrub, url_host, url_secrets
 

@@ -36,7 +36,7 @@ ASLEEP_H = 6.0
 # colours (SVG presentation attributes take no CSS variables)
 COLOURS = {"sedentary": "#f6ecd2", "light": "#fdd49e", "moderate": "#fc8d59",
            "vigorous": "#d7301f", "sleep window": "#9ecae1", "asleep": "#2166ac",
-           "not worn": "#8c8c8c", "no data": "#eceff1"}
+           "not worn": "#8c8c8c", "wear unknown": "#d4c4e6", "no data": "#eceff1"}
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,17 @@ class Lane:
     side: str
     local_minute: np.ndarray[Any, Any]  # minutes since local midnight of ``first_day``
     first_day: date
-    wear: np.ndarray[Any, Any]  # bool
+    wear: np.ndarray[Any, Any]  # bool (False where unknown)
     sleep_window: np.ndarray[Any, Any]  # bool
     asleep: np.ndarray[Any, Any] | None  # bool, None when not stored
     enmo_g: np.ndarray[Any, Any] | None
     angle_deg: np.ndarray[Any, Any] | None
     level: np.ndarray[Any, Any] | None  # 0 none, 1..4 LEVELS
     windows: tuple[tuple[str, str], ...] = field(default=())  # sleep windows, UTC ISO
+    # bool per minute: whether wear was classified (None: everywhere). A result whose
+    # wear step was skipped or failed has no wear classification: drawn as unknown, not
+    # as not worn
+    wear_known: np.ndarray[Any, Any] | None = None
 
     def days(self) -> list[date]:
         if self.local_minute.size == 0:
@@ -90,9 +94,12 @@ def lane_from_minutes(side: str, table: pd.DataFrame, time_zone: str) -> Lane | 
     seconds = np.column_stack([table[f"{lv}_s"].to_numpy(dtype=float) for lv in LEVELS])
     level = np.where(seconds.sum(axis=1) > 0, np.argmax(seconds, axis=1) + 1, 0)
     sleep_window = table["sleep_window"].to_numpy(dtype=float) > 0.5
+    wear_fraction = table["wear_fraction"].to_numpy(dtype=float)
+    known = np.isfinite(wear_fraction)
     return Lane(
         side=side, local_minute=minutes, first_day=first_day,
-        wear=table["wear_fraction"].to_numpy(dtype=float) >= 0.5,
+        wear=known & (np.nan_to_num(wear_fraction) >= 0.5),
+        wear_known=None if known.all() else known,
         sleep_window=sleep_window,
         asleep=table["asleep"].to_numpy(dtype=float) > 0.5,
         enmo_g=table["enmo_g"].to_numpy(dtype=float),
@@ -198,9 +205,13 @@ def _lane_svg(lane: Lane, day_index: int, top: float) -> list[str]:
         for a, b in spans(lane.asleep[where]):
             body.append(svg.rect(_x(a), top + LANE_H - ASLEEP_H, _x(b) - _x(a), ASLEEP_H,
                                  fill=COLOURS["asleep"], class_="asleep"))
-    for a, b in spans(~lane.wear[where]):
+    known = np.ones(lane.wear.shape, dtype=bool) if lane.wear_known is None else lane.wear_known
+    for a, b in spans(~lane.wear[where] & known[where]):
         body.append(svg.rect(_x(a), top, _x(b) - _x(a), LANE_H, fill=COLOURS["not worn"],
                              fill_opacity="0.6", class_="non-wear"))
+    for a, b in spans(~known[where]):
+        body.append(svg.rect(_x(a), top, _x(b) - _x(a), LANE_H, fill=COLOURS["wear unknown"],
+                             fill_opacity="0.45", class_="wear-unknown"))
     return body
 
 

@@ -8,10 +8,10 @@ from wearflow.config import SolutionConfig, Study
 from wearflow.errors import SolutionError
 from wearflow.solutions.base import FileResult, Solution, solution_ref
 from wearflow.solutions.skdh import SkdhSolution, builtin_pipeline_path
+from wearflow.solutions.stream import STREAM_PIPELINE, StreamSolution
 
-__all__ = ["FileResult", "SkdhSolution", "Solution", "builtin_pipeline_path", "load_solution",
-           "load_study_solutions",
-           "solution_ref"]
+__all__ = ["STREAM_PIPELINE", "FileResult", "SkdhSolution", "Solution", "StreamSolution",
+           "builtin_pipeline_path", "load_solution", "load_study_solutions", "solution_ref"]
 
 _CACHE: dict[tuple[SolutionConfig, str | None], Solution] = {}
 
@@ -30,7 +30,8 @@ def load_solution(config: SolutionConfig, lock_text: str | None = None) -> Solut
     lock_text = lock_text if config.environment else None
     solution = _CACHE.get((config, lock_text))
     if solution is None:
-        solution = SkdhSolution.from_config(config, lock_text)
+        solution = (StreamSolution.from_config(config) if config.pipeline == STREAM_PIPELINE
+                    else SkdhSolution.from_config(config, lock_text))
         _CACHE[(config, lock_text)] = solution
     return solution
 

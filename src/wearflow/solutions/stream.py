@@ -1,0 +1,79 @@
+"""``builtin:wrist-stream``: the streaming wrist algorithms as a Solution.
+
+The tables of builtin:wrist (``detach_wear``, ``sleep``,
+``activity_level_classification``, ``minute_series``; the columns listed in
+docs/wrist-stream.md) from :mod:`wearflow.streaming`, which mirrors
+scikit-digital-health's rules on per-second features, in wearflow's own
+environment and without importing scikit-digital-health.
+
+Today the worker hands every solution a whole :class:`Recording`, so this
+solution splits it into chunks: the kernels' memory is per epoch, but the
+recording itself is still in memory until the streaming readers (issue 17) hand
+chunks straight from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version
+from types import MappingProxyType
+from typing import Any
+
+from wearflow.config import SolutionConfig
+from wearflow.errors import SolutionError
+from wearflow.recording import Recording
+from wearflow.solutions.base import FileResult
+from wearflow.streaming import recording_chunks, run_wrist_stream
+
+STREAM_PIPELINE = "builtin:wrist-stream"
+ALGORITHM_VERSION = "1"  # bump whenever a result of the streaming algorithms may change
+CHUNK_SAMPLES = 1 << 20  # 40 MB of float64 samples per chunk and pass
+PARAMETERS: Mapping[str, Any] = MappingProxyType({
+    "pipeline": STREAM_PIPELINE,
+    "algorithm_version": ALGORITHM_VERSION,
+    "mirrors": "scikit-digital-health 0.17.18 builtin:wrist (CalibrateAccelerometer, DETACH, "
+               "Sleep, ActivityLevelClassification, MinuteSeries)",
+})
+
+
+@dataclass(frozen=True)
+class StreamSolution:
+    """The streaming wrist solution (see the module docstring)."""
+
+    name: str
+    version: str
+    fingerprint: str
+    parameters: Mapping[str, Any]
+    requires: tuple[str, ...] = ()
+    pipeline_sha256: str | None = None
+    environment_lock: str = ""
+
+    @classmethod
+    def from_config(cls, config: SolutionConfig) -> StreamSolution:
+        if config.pipeline != STREAM_PIPELINE:
+            raise SolutionError(f"not the streaming wrist solution: {config.pipeline!r}",
+                                subject=config.name)
+        if config.environment:
+            raise SolutionError(f"{STREAM_PIPELINE} runs in wearflow's own environment; "
+                                "remove 'environment'", subject=f"solution {config.name}")
+        wearflow_version = version("wearflow")
+        fingerprint = hashlib.sha256(
+            f"{STREAM_PIPELINE}|{ALGORITHM_VERSION}|wearflow=={wearflow_version}|"
+            f"{json.dumps(dict(PARAMETERS), sort_keys=True)}".encode()).hexdigest()
+        return cls(name=config.name,
+                   version=f"{STREAM_PIPELINE}@{ALGORITHM_VERSION}+wearflow-{wearflow_version}",
+                   fingerprint=fingerprint, parameters=dict(PARAMETERS),
+                   requires=tuple(config.requires))
+
+    def run(self, recording: Recording, metadata: Mapping[str, Any]) -> FileResult:
+        zone = str(metadata.get("time_zone") or "UTC")
+        out = run_wrist_stream(lambda: recording_chunks(recording, CHUNK_SAMPLES),
+                               recording.sampling_rate_hz, zone)
+        cal = out.calibration
+        after = cal.error_after_g if cal.applied else cal.error_before_g
+        qc = {"calibration_error_before_g": cal.error_before_g,
+              "calibration_error_after_g": after}
+        return FileResult(tables=dict(sorted(out.tables.items())), flags=out.flags, qc=qc)

@@ -1,0 +1,125 @@
+"""Auto-calibration from still 10-s windows: the van Hees sphere fit, as SKDH does it.
+
+Mirrors ``skdh.preprocessing.CalibrateAccelerometer.predict`` and its
+``_do_iterative_closest_point_fit`` (0.17.18) on the windows of pass 1:
+
+- still: every axis' SD below ``sd_criteria`` and every axis' |mean| below 2 g (a
+  clipped axis is not still);
+- the sphere must be populated: on every axis a still mean below
+  ``-sphere_crit`` and one above ``+sphere_crit``;
+- iterative closest point: project onto the unit sphere, fit per axis a weighted
+  linear regression (intercept, the axis, the temperature deviation), update
+  offset, scale and temperature scale, re-weight by ``min(1 / distance, 100)``,
+  stop when the residual changes by less than ``tol`` or after ``max_iter``;
+- accept only when the error after is below the error before and below 0.01 g;
+- the first ``min_hours`` of data, then 12 more hours at a time until a fit is
+  accepted or the data runs out; fewer than ``min_hours`` in all: no calibration.
+
+Differences: windows are on the UTC 10-s grid (SKDH counts samples from the first
+one), a window needs 90% of its samples, and the regression is a plain weighted
+least squares rather than scikit-learn's (the same solution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from wearflow.streaming.features import STILL_WINDOW_S, Calibration, StillWindows
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CalibrationParameters:
+    """``CalibrateAccelerometer``'s parameters (the values of builtin:wrist)."""
+
+    sd_criteria_g: float = 0.013
+    sphere_crit_g: float = 0.3
+    min_hours: float = 12.0
+    max_iter: int = 1000
+    tol: float = 1e-10
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The calibration to apply (identity when none was accepted) and why."""
+
+    calibration: Calibration
+    applied: bool
+    error_before_g: float | None
+    error_after_g: float | None
+    message: str
+
+
+def fit_calibration(windows: StillWindows, sampling_rate_hz: float,
+                    params: CalibrationParameters = CalibrationParameters()
+                    ) -> CalibrationResult:
+    """The sphere fit over growing prefixes of the recording (see the module docstring)."""
+    nh = int(params.min_hours * 3600 * sampling_rate_hz)
+    n12h = int(12 * 3600 * sampling_rate_hz)
+    if windows.n_samples < nh:
+        return CalibrationResult(Calibration.identity(), False, None, None,
+                                 f"less than {params.min_hours} hours of data")
+    full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
+    t0 = float(windows.start_s[0]) if windows.start_s.size else 0.0
+    i_h = 0
+    while True:
+        limit = nh + i_h * n12h
+        inside = full & (windows.start_s + STILL_WINDOW_S
+                         <= t0 + limit / sampling_rate_hz)
+        result = _fit(windows.mean_g[inside], windows.sd_g[inside],
+                      windows.temperature_c[inside], params)
+        if result is not None and result.applied:
+            return result
+        if limit >= windows.n_samples:
+            return result if result is not None else CalibrationResult(
+                Calibration.identity(), False, None, None, "too few still windows")
+        i_h += 1
+
+
+
+def _fit(mean: FloatArray, sd: FloatArray, temp: FloatArray, params: CalibrationParameters
+         ) -> CalibrationResult | None:
+    still = np.all(sd < params.sd_criteria_g, axis=1) & np.all(np.abs(mean) < 2.0, axis=1)
+    acc, tmp = mean[still], temp[still]
+    if acc.shape[0] < 2:
+        return None
+    error_before = float(np.around(np.mean(np.abs(np.linalg.norm(acc, axis=1) - 1)), 5))
+    populated = int(((acc.min(axis=0) < -params.sphere_crit_g)
+                     & (acc.max(axis=0) > params.sphere_crit_g)).sum())
+    if populated != 3:
+        return CalibrationResult(Calibration.identity(), False, error_before, None,
+                                 "sphere not populated")
+    offset, scale, tscale = np.zeros(3), np.ones(3), np.zeros((1, 3))
+    tmean = float(np.mean(tmp))
+    dt = (tmp - tmean).reshape(-1, 1)
+    weights = np.full(acc.shape[0], 100.0)
+    res = [np.inf]
+    curr = acc
+    for niter in range(params.max_iter):
+        curr = (acc + offset) * scale + dt @ tscale
+        closest = curr / np.linalg.norm(curr, axis=1, keepdims=True)
+        offch, scalech, toffch = np.zeros(3), np.ones(3), np.zeros((1, 3))
+        root_w = np.sqrt(weights)
+        for k in range(3):
+            x = np.column_stack((curr[:, k], dt[:, 0]))
+            design = np.column_stack((np.ones(x.shape[0]), x)) * root_w[:, None]
+            coef = np.linalg.lstsq(design, closest[:, k] * root_w, rcond=None)[0]
+            offch[k], scalech[k], toffch[0, k] = coef[0], coef[1], coef[2]
+            curr[:, k] = x @ coef[1:]  # SKDH: x_ @ LR.coef_ (no intercept)
+        offset = offset + offch / (scale * scalech)
+        tscale = tscale * scalech + toffch
+        scale = scale * scalech
+        res.append(3 * np.mean(weights[:, None] * (curr - closest) ** 2 / weights.sum()))
+        weights = np.minimum(1 / np.linalg.norm(curr - closest, axis=1), 100)
+        if abs(res[niter] - res[niter - 1]) < params.tol:
+            break
+    after = (acc + offset) * scale + dt * tscale
+    error_after = float(np.around(np.mean(np.abs(np.linalg.norm(after, axis=1) - 1)), 5))
+    ok = error_after < error_before and error_after < 0.01
+    cal = Calibration(offset, scale, tscale[0], tmean)
+    return CalibrationResult(cal if ok else Calibration.identity(), ok, error_before,
+                             error_after, "accepted" if ok else "not improved")

@@ -1,0 +1,63 @@
+"""1-s blocks on a gap-free grid, and the sums over windows of them.
+
+Pass 2 keeps only the 1-s blocks that have samples; the algorithms index time in
+steps (1-s, 5-s, 1-minute), so the blocks are laid on a complete grid from the
+first block to the last, with empty blocks (gaps) counting no samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from wearflow.streaming.features import EpochFeatures
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SecondGrid:
+    """Every second from ``first_s`` on: ``count`` (samples) and ``sums`` (seconds,
+    columns of :class:`~wearflow.streaming.features.EpochFeatures`)."""
+
+    first_s: float
+    count: FloatArray
+    sums: FloatArray
+
+    @property
+    def n(self) -> int:
+        return int(self.count.size)
+
+    def coarse(self, step: int, offset: int = 0) -> tuple[FloatArray, FloatArray]:
+        """Counts and sums of consecutive ``step``-second blocks starting ``offset``
+        seconds into the grid (a partial last block is dropped)."""
+        n = (self.n - offset) // step
+        count = self.count[offset:offset + n * step].reshape(n, step).sum(axis=1)
+        sums = self.sums[offset:offset + n * step].reshape(n, step, -1).sum(axis=1)
+        return count, sums
+
+
+def second_grid(features: EpochFeatures) -> SecondGrid:
+    """The 1-s blocks of ``features`` on a complete grid."""
+    blocks = features.blocks
+    if blocks.index.size == 0:
+        return SecondGrid(0.0, np.zeros(0), np.zeros((0, blocks.sums.shape[1])))
+    first = int(blocks.index[0])
+    n = int(blocks.index[-1]) - first + 1
+    count = np.zeros(n)
+    sums = np.zeros((n, blocks.sums.shape[1]))  # empty seconds: 0 (extremes too: unused)
+    count[blocks.index - first] = blocks.count
+    sums[blocks.index - first] = blocks.sums
+    return SecondGrid(float(first) * blocks.length_s, count, sums)
+
+
+def window_sums(values: FloatArray, length: int) -> FloatArray:
+    """Sums over every window of ``length`` consecutive rows (n - length + 1 rows)."""
+    if values.shape[0] < length:
+        return np.zeros((0, *values.shape[1:]))
+    view = sliding_window_view(values, length, axis=0)
+    out: FloatArray = view.sum(axis=-1)
+    return out

@@ -1,0 +1,167 @@
+"""Wear by the DETACH rules on 1-s blocks.
+
+Mirrors ``skdh.preprocessing.DETACH.predict`` (0.17.18, ``window_size=1``): the
+acceleration SD of the 60 s after (forward) and before (backward) each second,
+the share of the next/previous 5 minutes with at least ``n_axes`` axes under
+``sd_thresh``, the 1-s mean temperature low-passed (2nd-order Butterworth,
+0.005 Hz, zero phase) and its rate of change, 5-minute rolling max/min/mean of
+those; then the same candidate starts, stops and bout loop.
+
+Differences, all from working on 1-s blocks instead of samples: the 60-s SDs are
+taken at each second (SKDH: at every sample, then sampled each second); the
+5-minute shares count the 300 one-second values (SKDH: every sample's); the
+backward window is the 60 blocks before the second (SKDH's is one sample later);
+seconds without samples (gaps) take their temperature by linear interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import butter, sosfiltfilt
+
+from wearflow.streaming.grid import SecondGrid, window_sums
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+_MINUTE = 60
+_FIVE_MINUTES = 300
+DETACH_MIN_S = 300.0  # DETACH needs one 5-minute window of samples (wlen_5min)
+STILL_SD_G = 0.013  # skdh_core.STILL_SD_G: a motionless device's noise
+
+
+def never_moved(grid: SecondGrid) -> bool:
+    """skdh_core.never_moved on 1-s blocks: no consecutive-minute window with an axis
+    SD of 0.013 g or more (the whole recording when shorter than a minute)."""
+    n = grid.n
+    if n < _MINUTE:
+        c = float(grid.count.sum())
+        if c < 2:
+            return True
+        s, q = grid.sums[:, 0:3].sum(axis=0), grid.sums[:, 3:6].sum(axis=0)
+        sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+        return bool(np.all(sd < STILL_SD_G))
+    minutes = n // _MINUTE
+    c = grid.count[:minutes * _MINUTE].reshape(minutes, _MINUTE).sum(axis=1)[:, None]
+    s = grid.sums[:minutes * _MINUTE, 0:3].reshape(minutes, _MINUTE, 3).sum(axis=1)
+    q = grid.sums[:minutes * _MINUTE, 3:6].reshape(minutes, _MINUTE, 3).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+    return bool(np.all(np.nan_to_num(sd) < STILL_SD_G))
+
+
+@dataclass(frozen=True)
+class DetachParameters:
+    """DETACH's parameters (the values of builtin:wrist)."""
+
+    sd_thresh_g: float = 0.008
+    low_temperature_c: float = 26.0
+    high_temperature_c: float = 30.0
+    decrease_threshold_c_per_min: float = -0.2
+    increase_threshold_c_per_min: float = 0.1
+    n_axes_threshold: int = 2
+
+
+def detach_wear(grid: SecondGrid, last_time_s: float,
+                params: DetachParameters = DetachParameters()) -> FloatArray:
+    """Wear bouts as (k, 2) UTC seconds [start, end); the last bout ends at the last
+    sample, as SKDH's does."""
+    n = grid.n
+    if n == 0:
+        return np.empty((0, 2))
+    sd = _forward_sd(grid)
+    n_fwd = np.sum(sd < params.sd_thresh_g, axis=1)  # NaN counts as not under
+    n_bwd = np.zeros(n, dtype=n_fwd.dtype)
+    n_bwd[_MINUTE:] = n_fwd[:n - _MINUTE]
+    perc_fwd = _forward_mean((n_fwd >= params.n_axes_threshold).astype(np.float64),
+                             _FIVE_MINUTES)
+    perc_bwd = _forward_mean((n_bwd >= params.n_axes_threshold).astype(np.float64),
+                             _FIVE_MINUTES)
+    temp_f = _filtered_temperature(grid)
+    delta = np.diff(temp_f, prepend=1) * 60.0  # deg C per minute (prepend as SKDH)
+    max_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.max)
+    min_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.min)
+    avg_delta = _forward_mean(delta, _FIVE_MINUTES)
+    with np.errstate(invalid="ignore"):
+        starts = np.flatnonzero((n_fwd >= params.n_axes_threshold) & (perc_fwd >= 0.9))
+        quiet_before = (n_bwd == 0) & (perc_bwd <= 0.5)
+        stops = np.flatnonzero(quiet_before & ((avg_delta > params.increase_threshold_c_per_min)
+                                               | (min_t > params.low_temperature_c)))
+    nonwear: list[tuple[int, int]] = []
+    prev_end = 0
+    for start in starts.tolist():
+        if start < prev_end:
+            continue
+        valid = ((max_t[start] < params.high_temperature_c
+                  and avg_delta[start] < params.decrease_threshold_c_per_min)
+                 or max_t[start] < params.low_temperature_c)
+        if not valid:
+            continue
+        later = stops[stops > start + _FIVE_MINUTES]
+        end = int(later[0]) if later.size else n
+        nonwear.append((start, end))
+        prev_end = end
+    return _wear_from_nonwear(nonwear, n, grid.first_s, last_time_s)
+
+
+def _forward_sd(grid: SecondGrid) -> FloatArray:
+    """Sample SD per axis of the 60 s from each second on (NaN where they run past the end)."""
+    n = grid.n
+    out = np.full((n, 3), np.nan)
+    count = window_sums(grid.count, _MINUTE)
+    if count.size == 0:
+        return out
+    s = window_sums(grid.sums[:, 0:3], _MINUTE)
+    q = window_sums(grid.sums[:, 3:6], _MINUTE)
+    c = count[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (q - s * s / c) / (c - 1.0)
+    out[:count.size] = np.sqrt(np.maximum(var, 0.0))
+    return out
+
+
+def _forward_mean(values: FloatArray, length: int) -> FloatArray:
+    return _forward_reduce(values, length, np.mean)
+
+
+def _forward_reduce(values: FloatArray, length: int, fn: object) -> FloatArray:
+    """``fn`` over the ``length`` values from each index on; NaN where they run past the
+    end (SKDH's ``trim=False``)."""
+    out = np.full(values.size, np.nan)
+    if values.size >= length:
+        view = np.lib.stride_tricks.sliding_window_view(values, length)
+        out[:view.shape[0]] = fn(view, axis=-1)  # type: ignore[operator]
+    return out
+
+
+def _filtered_temperature(grid: SecondGrid) -> FloatArray:
+    """1-s mean temperature, gaps interpolated, low-passed as DETACH does."""
+    has = grid.count > 0
+    temp = np.zeros(grid.n)
+    temp[has] = grid.sums[has, 7] / grid.count[has]
+    if not np.all(has):
+        idx = np.arange(grid.n)
+        temp = np.interp(idx, idx[has], temp[has])
+    sos = butter(2, 2 * 0.005 / 1.0, btype="low", output="sos")
+    if temp.size <= 3 * (2 * sos.shape[0] + 1):
+        return temp
+    filtered: FloatArray = np.ascontiguousarray(sosfiltfilt(sos, temp))
+    return filtered
+
+
+def _wear_from_nonwear(nonwear: list[tuple[int, int]], n: int, first_s: float,
+                       last_time_s: float) -> FloatArray:
+    """SKDH's ``invert_indices`` in seconds; zero-length bouts dropped."""
+    edges = [0]
+    for a, b in nonwear:
+        edges.extend((a, b))
+    edges.append(n)
+    pairs = np.asarray(edges, dtype=np.float64).reshape(-1, 2)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    out: FloatArray = first_s + pairs
+    if out.size and pairs[-1, 1] == n:
+        out[-1, 1] = last_time_s
+    return out

@@ -1,0 +1,252 @@
+"""The streaming wrist kernels: chunk-size invariance, numpy references, agreement
+with the planted truth of synthetic recordings (tolerances: docs/wrist-stream.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wearflow.streaming as streaming
+from wearflow.demo.synthetic import generate_recording
+from wearflow.recording import Recording
+from wearflow.streaming.blocks import BlockSums, block_sums_reference
+from wearflow.streaming.chunks import recording_chunks
+from wearflow.streaming.features import Calibration, epoch_pass, still_window_pass
+
+
+def test_public_names_are_exported() -> None:
+    assert sorted(streaming.__all__) == sorted(
+        n for n in dir(streaming) if (not n.startswith("_") and n[0].isupper())
+        or n in {"recording_chunks", "run_wrist_stream"})
+
+
+@pytest.fixture(scope="module")
+def short_recording() -> Recording:
+    rec, _ = generate_recording(seed=11, days=0.012, sampling_rate_hz=25.0)
+    return rec
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 250, 1001, 10**9])
+def test_features_do_not_depend_on_chunk_size(short_recording: Recording, chunk: int) -> None:
+    cal = Calibration(np.array([0.01, -0.02, 0.005]), np.array([1.01, 0.99, 1.0]),
+                      np.array([0.001, 0.0, -0.002]), 30.0)
+    whole = epoch_pass(recording_chunks(short_recording, 10**9), cal, extremes=True)
+    parts = epoch_pass(recording_chunks(short_recording, chunk), cal, extremes=True)
+    assert np.array_equal(whole.blocks.index, parts.blocks.index)
+    assert np.array_equal(whole.blocks.count, parts.blocks.count)
+    assert np.array_equal(whole.blocks.sums, parts.blocks.sums)  # to the bit
+    still_a = still_window_pass(recording_chunks(short_recording, 10**9))
+    still_b = still_window_pass(recording_chunks(short_recording, chunk))
+    assert np.array_equal(still_a.mean_g, still_b.mean_g)
+    assert np.array_equal(still_a.sd_g, still_b.sd_g, equal_nan=True)
+
+
+def test_block_sums_match_the_reference() -> None:
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.uniform(0.001, 0.3, 5000)) + 1.7e9
+    cols = rng.normal(size=(3, t.size))
+    acc = BlockSums(1.0, 3)
+    for i in range(0, t.size, 333):
+        acc.add(t[i:i + 333], cols[:, i:i + 333])
+    got, ref = acc.finish(), block_sums_reference(t, cols, 1.0)
+    assert np.array_equal(got.index, ref.index)
+    assert np.array_equal(got.count, ref.count)
+    np.testing.assert_allclose(got.sums, ref.sums, rtol=1e-12, atol=1e-12)
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def test_agrees_with_planted_truth() -> None:
+    """Two 2-day recordings: wear per day within 0.25 h, sleep onset/wake within 15 min."""
+    for seed in (3, 8):
+        rec, truth = generate_recording(seed=seed, days=2.0, sampling_rate_hz=25.0)
+        out = streaming.run_wrist_stream(lambda rec=rec: recording_chunks(rec, 65_536),
+                                         rec.sampling_rate_hz, truth.time_zone)
+        sleep = out.tables["sleep"]
+        for bed, wake in truth.sleep:
+            near = sleep[(sleep.tso_start_timestamp - bed).abs() < 3600]
+            assert len(near) == 1
+            start = float(near.tso_start_timestamp.iloc[0])
+            end = start + 60 * float(near.tso_duration_min.iloc[0])
+            assert abs(start - bed) <= 15 * 60 and abs(end - wake) <= 15 * 60
+        wear = out.tables["detach_wear"]
+        bouts = [(float(np.datetime64(s[:-1]).astype("datetime64[ms]").astype(np.int64)) / 1e3,
+                  float(np.datetime64(e[:-1]).astype("datetime64[ms]").astype(np.int64)) / 1e3)
+                 for s, e in zip(wear.start_utc, wear.end_utc, strict=True)]
+        t0, t1 = float(rec.time_s[0]), float(rec.time_s[-1])
+        for day0 in np.arange(t0, t1, 86400.0):
+            day = (day0, min(day0 + 86400.0, t1))
+            found = sum(_overlap(b, day) for b in bouts)
+            planted = (day[1] - day[0]) - sum(_overlap(b, day) for b in truth.non_wear)
+            assert abs(found - planted) <= 0.25 * 3600
+
+
+# ---------------------------------------------------------------- rule for rule against SKDH
+
+def test_cole_kripke_is_skdh_s() -> None:
+    from skdh.sleep.sleep_classification import compute_sleep_predictions
+
+    from wearflow.streaming.sleep import cole_kripke
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        act = np.abs(rng.normal(0.0, 0.05, 600)) * (rng.random(600) < 0.3)
+        assert np.array_equal(cole_kripke(act), compute_sleep_predictions(act, sf=0.243))
+
+
+def test_bout_minutes_are_skdh_s() -> None:
+    from skdh.activity.endpoints import get_activity_bouts
+
+    from wearflow.streaming.activity import bout_minutes
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        metric = np.abs(rng.normal(0.0, 0.15, 1500)) * (rng.random(1500) < 0.7)
+        for lo, hi in ((0.11, 1e5), (-1e5, 0.05), (0.05, 0.11)):
+            for b in (1, 5, 10):
+                assert bout_minutes(metric, lo, hi, b, 0.8) == pytest.approx(
+                    get_activity_bouts(metric, lo, hi, 5, b, 0.8, False, 4))
+
+
+def test_block_rules_are_skdh_s() -> None:
+    from skdh.sleep.utility import arg_longest_bout, drop_min_blocks
+
+    from wearflow.streaming.sleep import _drop_min_blocks, _longest
+
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        arr = np.repeat(rng.random(40) < 0.5, rng.integers(1, 30, 40))
+        mine = _drop_min_blocks(arr, 12, True, False)
+        theirs = drop_min_blocks(arr.copy(), 12, drop_value=1, replace_value=0, skip_bounds=True)
+        assert np.array_equal(mine, theirs.astype(bool))
+        start, end = arg_longest_bout(mine, 1)
+        assert _longest(mine) == (None if start is None else (start, end))
+
+
+def test_calibration_matches_skdh_on_a_miscalibrated_recording() -> None:
+    from skdh.preprocessing import CalibrateAccelerometer
+
+    from wearflow.streaming.calibrate import fit_calibration
+
+    rec, _ = generate_recording(seed=3, days=1.0, sampling_rate_hz=25.0)
+    skdh_cal = CalibrateAccelerometer(min_hours=12, sd_criteria=0.013, sphere_crit=0.3,
+                                      max_iter=1000, tol=1e-10)
+    theirs = skdh_cal.predict(time=rec.time_s, accel=rec.accel_g, fs=rec.sampling_rate_hz,
+                              temperature=rec.temperature_c, apply=False)
+    mine = fit_calibration(still_window_pass(recording_chunks(rec, 50_000)),
+                           rec.sampling_rate_hz)
+    assert mine.applied
+    np.testing.assert_allclose(mine.calibration.offset_g, theirs["offset"], atol=2e-3)
+    np.testing.assert_allclose(mine.calibration.scale, theirs["scale"], atol=2e-3)
+
+
+# ---------------------------------------------------------------- against builtin:wrist
+
+@pytest.fixture(scope="module")
+def both_solutions() -> tuple[dict[str, object], dict[str, object]]:
+    from wearflow.config import SolutionConfig
+    from wearflow.solutions.skdh import SkdhSolution
+
+    rec, truth = generate_recording(seed=8, days=2.0, sampling_rate_hz=25.0,
+                                    time_zone="Europe/Berlin")
+    stream = streaming.run_wrist_stream(lambda: recording_chunks(rec, 100_003),
+                                        rec.sampling_rate_hz, truth.time_zone).tables
+    builtin = SkdhSolution.from_config(SolutionConfig(name="wrist", pipeline="builtin:wrist"))
+    ref = builtin.run(rec, {"time_zone": truth.time_zone}).tables
+    return dict(stream), dict(ref)
+
+
+def test_same_tables_and_columns_as_builtin(
+        both_solutions: tuple[dict, dict]) -> None:  # type: ignore[type-arg]
+    stream, ref = both_solutions
+    assert set(stream) <= set(ref)
+    for name, table in stream.items():
+        missing = [c for c in table.columns if c not in ref[name].columns]  # type: ignore[attr-defined]
+        assert not missing, (name, missing)
+    assert list(stream["minute_series"].columns) == list(ref["minute_series"].columns)  # type: ignore[attr-defined]
+    assert list(stream["sleep"].columns) == list(ref["sleep"].columns)  # type: ignore[attr-defined]
+
+
+def test_agrees_with_builtin_within_the_stated_tolerances(
+        both_solutions: tuple[dict, dict]) -> None:  # type: ignore[type-arg]
+    stream, ref = both_solutions
+    a = stream["activity_level_classification"].set_index("date")  # type: ignore[attr-defined]
+    b = ref["activity_level_classification"].set_index("date")  # type: ignore[attr-defined]
+    assert list(a.index) == list(b.index)
+    assert np.all(np.abs(a.wear_minutes - b.wear_minutes) / 60 <= 0.25)
+    for level in ("mvpa", "sed", "light", "mod", "vig"):
+        col = f"wake_{level}_5s_epoch_min"
+        ok = a[col].notna() & b[col].notna()
+        assert (a[col].isna() == b[col].isna()).all()
+        diff = np.abs(a[col][ok] - b[col][ok])
+        assert np.all(diff <= np.maximum(5.0, 0.1 * b[col][ok])), (level, diff)
+    for col, tol in (("wake_intensity_gradient", 0.1), ("wake_max_acc_6min_g", 0.005),
+                     ("wake_max_acc_60min_g", 0.005), ("wake_max_acc_300min_g", 0.005),
+                     ("wake_threshold_equal_avg_duration_g", 0.001),
+                     ("wake_sed_avg_duration", 2.0), ("wake_slpa_avg_duration", 10.0)):
+        assert (a[col].isna() == b[col].isna()).all()
+        assert np.all(np.abs(a[col] - b[col]).dropna() <= tol), col
+    s = stream["sleep"].set_index("date")  # type: ignore[attr-defined]
+    r = ref["sleep"].set_index("date")  # type: ignore[attr-defined]
+    assert list(s.index) == list(r.index)
+    onset = np.abs(s.tso_start_timestamp - r.tso_start_timestamp) / 60
+    wake = np.abs(s.tso_start_timestamp + 60 * s.tso_duration_min
+                  - r.tso_start_timestamp - 60 * r.tso_duration_min) / 60
+    assert np.all(onset <= 15) and np.all(wake <= 15)
+    assert np.all(np.abs(s.total_sleep_time_min - r.total_sleep_time_min) <= 30)
+
+
+def test_builtin_wrist_stream_is_a_solution(short_recording: Recording) -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.errors import SolutionError
+    from wearflow.solutions import StreamSolution, load_solution
+
+    solution = load_solution(SolutionConfig(name="ws", pipeline="builtin:wrist-stream"))
+    assert isinstance(solution, StreamSolution)
+    assert solution.fingerprint == StreamSolution.from_config(
+        SolutionConfig(name="ws", pipeline="builtin:wrist-stream")).fingerprint
+    result = solution.run(short_recording, {"time_zone": "Europe/Berlin"})
+    assert {"sleep", "activity_level_classification", "minute_series"} <= set(result.tables)
+    assert any(f.startswith("warning:CalibrateAccelerometer") for f in result.flags)
+    with pytest.raises(SolutionError):
+        StreamSolution.from_config(SolutionConfig(name="ws", pipeline="builtin:wrist-stream",
+                                                  environment=("numpy",)))
+
+
+def test_wear_time_rescoring_is_skdh_s() -> None:
+    from skdh.preprocessing import AccelThresholdWearDetection
+
+    from wearflow.streaming.wear_accel import modify_wear_times
+
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        nonwear = np.repeat(rng.random(30) < 0.5, rng.integers(1, 40, 30))
+        theirs = AccelThresholdWearDetection._modify_wear_times(nonwear, 15, True, [0, 0])
+        mine = modify_wear_times(nonwear, 15, True, (0, 0))
+        assert np.array_equal(mine[0], theirs[0]) and np.array_equal(mine[1], theirs[1])
+
+
+def test_sleep_fragmentation_is_skdh_s() -> None:
+    from skdh.sleep import endpoints as ept
+
+    from wearflow.solutions.skdh_core import tidy_column
+    from wearflow.streaming.fragmentation import sleep_fragmentation
+
+    rng = np.random.default_rng(12)
+    classes = (ept.AverageSleepDuration, ept.AverageWakeDuration,
+               ept.SleepWakeTransitionProbability, ept.WakeSleepTransitionProbability,
+               ept.SleepGiniIndex, ept.WakeGiniIndex, ept.SleepAverageHazard,
+               ept.WakeAverageHazard, ept.SleepPowerLawDistribution,
+               ept.WakePowerLawDistribution)
+    for size in (1, 2, 7, 480):
+        pred = (rng.random(size) < 0.8).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, pred[1:] != pred[:-1]])
+        lengths = np.diff(np.r_[starts, pred.size])
+        mine = sleep_fragmentation(pred)
+        for cls in classes:
+            endpoint = cls()
+            theirs = endpoint.predict(sleep_predictions=pred, lengths=lengths, starts=starts,
+                                      values=pred[starts])
+            assert mine[tidy_column(endpoint.name)] == pytest.approx(theirs, nan_ok=True)
