@@ -10,24 +10,67 @@ for a day window) are listed as not valid with that reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from wearflow.recording import CHUNK_ROWS, AccelExtremes, Recording, accel_extremes
+from wearflow.recording import (
+    CHUNK_ROWS,
+    AccelExtremes,
+    DeviceInfo,
+    Recording,
+    accel_extremes,
+)
 
 DAY_TABLE = "activity_level_classification"
 QC_TABLE = "qc_days"
 CLIP_MARGIN_G = 0.05
 
 
+@dataclass(frozen=True)
+class RecordingSummary:
+    """What a file's QC and flags need of its recording, without its samples: from a
+    decoded :class:`Recording` (:func:`summarise`) or gathered while a streaming solution
+    read the file chunk by chunk (:mod:`wearflow.streamed`); the same figures either way."""
+
+    n_samples: int
+    sampling_rate_hz: float
+    first_s: float
+    last_s: float
+    has_temperature: bool
+    device: DeviceInfo
+    flags: tuple[str, ...]
+    peak_abs_accel_g: float
+    clipped_fraction: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_s - self.first_s if self.n_samples else 0.0
+
+
+def summarise(recording: Recording) -> RecordingSummary:
+    """The summary of a decoded recording."""
+    peak, clipped = _peak_and_clipped(recording.accel_g, recording.extremes)
+    return RecordingSummary(
+        n_samples=recording.n_samples, sampling_rate_hz=recording.sampling_rate_hz,
+        first_s=float(recording.time_s[0]), last_s=float(recording.time_s[-1]),
+        has_temperature=recording.temperature_c is not None, device=recording.device,
+        flags=tuple(recording.flags), peak_abs_accel_g=peak, clipped_fraction=clipped)
+
+
 def recording_qc(recording: Recording) -> dict[str, Any]:
     """File-level figures from the decoded recording."""
-    n = recording.n_samples
-    measured = (n - 1) / recording.duration_s if recording.duration_s > 0 else 0.0
-    drift = (measured / recording.sampling_rate_hz - 1.0) * 100.0 if measured else 0.0
-    peak, clipped = _peak_and_clipped(recording.accel_g, recording.extremes)
+    return summary_qc(summarise(recording))
+
+
+def summary_qc(summary: RecordingSummary) -> dict[str, Any]:
+    """File-level figures from a recording's summary."""
+    n, duration_s = summary.n_samples, summary.duration_s
+    measured = (n - 1) / duration_s if duration_s > 0 else 0.0
+    drift = (measured / summary.sampling_rate_hz - 1.0) * 100.0 if measured else 0.0
+    peak, clipped = summary.peak_abs_accel_g, summary.clipped_fraction
     return {
         "measured_rate_hz": round(measured, 4),
         "rate_drift_pct": round(drift, 4),
@@ -66,11 +109,11 @@ def _peak_and_clipped(accel: np.ndarray[Any, Any], extremes: AccelExtremes | Non
     return peak, hits / n
 
 
-def window_flags(recording: Recording, inputs: Mapping[str, str]) -> list[str]:
+def window_flags(summary: RecordingSummary, inputs: Mapping[str, str]) -> list[str]:
     """``outside_study_window`` when samples fall before the study's start or after its end."""
     start, end = inputs.get("study_start"), inputs.get("study_end")
-    first = pd.Timestamp(recording.time_s[0], unit="s", tz="UTC")
-    last = pd.Timestamp(recording.time_s[-1], unit="s", tz="UTC")
+    first = pd.Timestamp(summary.first_s, unit="s", tz="UTC")
+    last = pd.Timestamp(summary.last_s, unit="s", tz="UTC")
     outside = ((start is not None and first < pd.Timestamp(start, tz="UTC"))
                or (end is not None and last >= pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)))
     return [f"outside_study_window:{start or '-'}..{end or '-'}"] if outside else []

@@ -30,12 +30,20 @@ from wearflow.combine import Part, combine_recordings
 from wearflow.errors import AlgorithmError, SoftwareMismatchError, Tag, WearflowError
 from wearflow.memory import format_gb, max_inflated_bytes, memory_budget_bytes
 from wearflow.provenance import InputRef, Provenance, current_user, software
-from wearflow.qc import QC_TABLE, day_validity, recording_qc, window_flags
+from wearflow.qc import (
+    QC_TABLE,
+    RecordingSummary,
+    day_validity,
+    summarise,
+    summary_qc,
+    window_flags,
+)
 from wearflow.readers import decompression_cap, read_recording
 from wearflow.recording import Recording
 from wearflow.results import single_wrist_dir, write_result
 from wearflow.solutions import FileResult, Solution, load_solution, solution_ref
 from wearflow.storage import Store, sha256_bytes
+from wearflow.streamed import run_streamed, streams
 from wearflow.task import InputFile, TaskOutcome, TaskSpec, TaskState, installed_version
 
 
@@ -278,21 +286,17 @@ def _high_water_mark_bytes() -> int | None:
 def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
          ) -> tuple[str, tuple[str, ...], str, float]:
     solution = _planned_solution(task)
-    recordings = [_read(task, part, watch) for part in task.inputs]
     parts: list[Part] = []
-    if len(recordings) == 1:
-        recording = recordings[0]
-    else:
-        with watch.stage("decode"):
-            recording, parts = combine_recordings(recordings, [p.uri for p in task.inputs])
-    del recordings
-    with watch.stage("solution"):
-        try:
-            result = solution.run(recording, dict(task.metadata))
-        except AlgorithmError as exc:
-            raise AlgorithmError(exc.message, subject=task.uri) from exc
+    try:
+        if streams(solution, task):  # one file, read chunk by chunk in the solution's passes
+            result, summary = run_streamed(task, solution, watch.stage,
+                                           _inflate_cap(task, task.inputs[0]))
+        else:
+            result, summary, parts = _run_whole(task, solution, watch)
+    except AlgorithmError as exc:
+        raise AlgorithmError(exc.message, subject=task.uri) from exc
     with watch.stage("qc"):
-        qc, flags, tables = _quality(task, recording, result, parts)
+        qc, flags, tables = _quality(task, summary, result, parts)
     folder = single_wrist_dir(solution.name, task.participant, task.file_name, task.key)
     provenance = Provenance(
         kind="single-wrist", study=task.study, study_fingerprint=task.study_fingerprint,
@@ -304,7 +308,32 @@ def _run(task: TaskSpec, run_id: str, started: str, watch: Stopwatch
     output = Store(task.output, dict(task.storage_options))
     with watch.stage("write"):
         _, prov_sha = write_result(output, folder, tables, {"qc": qc}, provenance)
-    return folder, flags, prov_sha, recording.duration_s
+    return folder, flags, prov_sha, summary.duration_s
+
+
+def _run_whole(task: TaskSpec, solution: Solution, watch: Stopwatch
+               ) -> tuple[FileResult, RecordingSummary, list[Part]]:
+    """Read every input file whole, combine them, run the solution on the recording."""
+    recordings = [_read(task, part, watch) for part in task.inputs]
+    parts: list[Part] = []
+    if len(recordings) == 1:
+        recording = recordings[0]
+    else:
+        with watch.stage("decode"):
+            recording, parts = combine_recordings(recordings, [p.uri for p in task.inputs])
+    del recordings
+    with watch.stage("solution"):
+        result = solution.run(recording, dict(task.metadata))
+    return result, summarise(recording), parts
+
+
+def _inflate_cap(task: TaskSpec, part: InputFile, compressed_bytes: int | None = None) -> int:
+    """How far a gzip file may inflate: its content's own estimate fits what the task may
+    take (its limit, or this machine's memory budget)."""
+    may_use = task.memory_limit_bytes or memory_budget_bytes()
+    size = part.size_bytes if compressed_bytes is None else compressed_bytes
+    return min(decompression_cap(size),
+               max_inflated_bytes(part.path, may_use, task.solution.bytes_per_sample))
 
 
 def _read(task: TaskSpec, part: InputFile, watch: Stopwatch) -> Recording:
@@ -316,11 +345,7 @@ def _read(task: TaskSpec, part: InputFile, watch: Stopwatch) -> Recording:
     # the GIL): the check costs CPU, not time on the task's path. A file whose bytes
     # are not the cataloged ones is never processed, whatever its decoder said.
     digest = _Digest(data)
-    # a gzip file inflates no further than the task may decode: its content's own estimate
-    # fits what the task may take (its limit, or this machine's memory budget)
-    may_use = task.memory_limit_bytes or memory_budget_bytes()
-    inflate_cap = min(decompression_cap(len(data)),
-                      max_inflated_bytes(part.path, may_use, task.solution.bytes_per_sample))
+    inflate_cap = _inflate_cap(task, part, len(data))  # a gzip inflates no further
     try:
         with watch.stage("decode"):
             recording = read_recording(data, part.uri, device_time_zone=task.device_time_zone,
@@ -398,24 +423,24 @@ class _Digest:
         return self._value
 
 
-def _quality(task: TaskSpec, recording: Recording, result: FileResult,
+def _quality(task: TaskSpec, summary: RecordingSummary, result: FileResult,
              parts: Sequence[Part] = ()
              ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, pd.DataFrame]]:
     """The file's qc.json figures, every flag, and the tables with the per-day QC table."""
-    flags = (*recording.flags, *result.flags, *window_flags(recording, task.metadata))
+    flags = (*summary.flags, *result.flags, *window_flags(summary, task.metadata))
     tables = {**result.tables, QC_TABLE: day_validity(
         result.tables, float(task.metadata.get("min_wear_hours", 16)),
         (task.metadata.get("protocol_start"), task.metadata.get("protocol_end")))}
     qc = {
-        "n_samples": recording.n_samples,
-        "sampling_rate_hz": recording.sampling_rate_hz,
-        "start_utc": iso_utc(recording.time_s[0]),
-        "end_utc": iso_utc(recording.time_s[-1]),
-        "duration_h": round(recording.duration_s / 3600.0, 6),
-        "has_temperature": recording.temperature_c is not None,
-        "device": {"format": recording.device.format, "serial": recording.device.serial,
-                   "model": recording.device.model, "firmware": recording.device.firmware},
-        **recording_qc(recording),
+        "n_samples": summary.n_samples,
+        "sampling_rate_hz": summary.sampling_rate_hz,
+        "start_utc": iso_utc(summary.first_s),
+        "end_utc": iso_utc(summary.last_s),
+        "duration_h": round(summary.duration_s / 3600.0, 6),
+        "has_temperature": summary.has_temperature,
+        "device": {"format": summary.device.format, "serial": summary.device.serial,
+                   "model": summary.device.model, "firmware": summary.device.firmware},
+        **summary_qc(summary),
         "flags": list(flags),
         **dict(result.qc),
     }

@@ -6,10 +6,10 @@ docs/wrist-stream.md) from :mod:`wearflow.streaming`, which mirrors
 scikit-digital-health's rules on per-second features, in wearflow's own
 environment and without importing scikit-digital-health.
 
-Today the worker hands every solution a whole :class:`Recording`, so this
-solution splits it into chunks: the kernels' memory is per epoch, but the
-recording itself is still in memory until the streaming readers (issue 17) hand
-chunks straight from the file.
+The worker hands it chunks decoded straight from the file (:meth:`run_stream`,
+:mod:`wearflow.streamed`) when the task is one file of a format that streams
+(.cwa, .cwa.gz, .bin); otherwise the whole :class:`Recording`, which :meth:`run`
+cuts into chunks.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from wearflow.errors import SolutionError
 from wearflow.recording import Recording
 from wearflow.solutions.base import FileResult
 from wearflow.streaming import recording_chunks, run_wrist_stream
+from wearflow.streaming.pipeline import ChunkFactory
 
 STREAM_PIPELINE = "builtin:wrist-stream"
 ALGORITHM_VERSION = "1"  # bump whenever a result of the streaming algorithms may change
@@ -69,9 +70,16 @@ class StreamSolution:
                    requires=tuple(config.requires))
 
     def run(self, recording: Recording, metadata: Mapping[str, Any]) -> FileResult:
+        """On a whole recording (cut into chunks here)."""
+        return self.run_stream(lambda: recording_chunks(recording, CHUNK_SAMPLES),
+                               recording.sampling_rate_hz, metadata)
+
+    def run_stream(self, chunks: ChunkFactory, sampling_rate_hz: float,
+                   metadata: Mapping[str, Any]) -> FileResult:
+        """On a recording read in passes: ``chunks()`` starts a pass over it (the worker
+        gives one that decodes the file chunk by chunk, :mod:`wearflow.streamed`)."""
         zone = str(metadata.get("time_zone") or "UTC")
-        out = run_wrist_stream(lambda: recording_chunks(recording, CHUNK_SAMPLES),
-                               recording.sampling_rate_hz, zone)
+        out = run_wrist_stream(chunks, sampling_rate_hz, zone)
         cal = out.calibration
         after = cal.error_after_g if cal.applied else cal.error_before_g
         qc = {"calibration_error_before_g": cal.error_before_g,
