@@ -8,7 +8,9 @@ that its peak memory (``VmHWM``) is that work's and the CPU clock holds nothing 
 * ``reader``: read the file's bytes and decode them with ``read_recording``;
 * ``task``: import scikit-digital-health and build the builtin solution
   (paid once per worker process; not counted), then read + decode the file
-  and run ``builtin:wrist`` on it, as a worker does.
+  and run ``builtin:wrist`` on it, as a worker does; then the same with the streaming
+  solution ``builtin:wrist-stream`` (issue 17, experimental; it still gets the whole
+  decoded recording: the streaming readers are not plugged in yet), side by side.
 
 Figures are hours of sensor data per CPU-second (CPU: user + system of every
 thread of the child) and peak resident memory, next to the field notes' peers
@@ -26,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks._common import (
+    GB,
     SKDH_FULL_H_PER_CPU_S,
     SKDH_FULL_PEAK_GB,
     SKDH_READ_CPU_S,
@@ -70,7 +73,7 @@ def run(quick: bool) -> Iterator[Figure]:
                            "a numpy decode 47 h/CPU-s, a compiled one 135"),
         )
 
-        task = run_child("throughput", "task", str(path))
+        task = run_child("throughput", "task", str(path), "builtin:wrist")
         h_per_cpu_s = data_h / task["cpu_s"]
         yield Figure(
             f"throughput_builtin_{label}",
@@ -81,6 +84,18 @@ def run(quick: bool) -> Iterator[Figure]:
             f"{task['setup_rss_gb']:.2f} GB); field notes: SKDH full pipeline "
             f"{SKDH_FULL_H_PER_CPU_S} h/CPU-s, {SKDH_FULL_PEAK_GB} GB (its ActivityDFA, which "
             f"builtin:wrist omits, is 70% of its CPU); load {load_average()}",
+        )
+        stream = run_child("throughput", "task", str(path), "builtin:wrist-stream")
+        per_sample = ((stream["peak_rss_gb"] - stream["setup_rss_gb"]) * GB
+                      / max(gen["n_samples"], 1))
+        yield Figure(
+            f"throughput_stream_{label}",
+            f"{data_h / stream['cpu_s']:.2f} h/CPU-s ({fmt_s(stream['cpu_s'])} CPU: read "
+            f"{fmt_s(stream['read_cpu_s'])}, solution {fmt_s(stream['solution_cpu_s'])}; "
+            f"{fmt_s(stream['wall_s'])} wall), peak {stream['peak_rss_gb']:.2f} GB, "
+            f"{per_sample:.0f} bytes per sample over the setup's "
+            f"{stream['setup_rss_gb']:.2f} GB ({what}; builtin:wrist-stream on the whole "
+            f"decoded recording; load {load_average()}",
         )
 
 
@@ -116,7 +131,7 @@ def _reader(path: Path) -> None:
     child_report(cpu_s=cpu_s, wall_s=wall_s)
 
 
-def _task(path: Path) -> None:
+def _task(path: Path, pipeline: str) -> None:
     from wearflow.config import SolutionConfig
     from wearflow.recording import Recording
     from wearflow.solutions import load_solution
@@ -124,7 +139,7 @@ def _task(path: Path) -> None:
     setup_cpu = time.process_time()
     import skdh  # noqa: F401  (a worker imports it once, before its first task)
 
-    solution = load_solution(SolutionConfig(name="wrist", pipeline="builtin:wrist"))
+    solution = load_solution(SolutionConfig(name="wrist", pipeline=pipeline))
     setup_cpu_s, setup_rss_gb = time.process_time() - setup_cpu, peak_rss_gb()
 
     wall = time.perf_counter()
@@ -146,15 +161,14 @@ def _child_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput --child")
     parser.add_argument("--child", required=True, choices=("generate", "reader", "task"))
     parser.add_argument("path", type=Path)
-    parser.add_argument("days", type=float, nargs="?")
-    parser.add_argument("rate_hz", type=float, nargs="?")
+    parser.add_argument("rest", nargs="*", help="generate: DAYS RATE_HZ; task: PIPELINE")
     args = parser.parse_args(argv)
     if args.child == "generate":
-        _generate(args.path, args.days, args.rate_hz)
+        _generate(args.path, float(args.rest[0]), float(args.rest[1]))
     elif args.child == "reader":
         _reader(args.path)
     else:
-        _task(args.path)
+        _task(args.path, args.rest[0] if args.rest else "builtin:wrist")
     return 0
 
 

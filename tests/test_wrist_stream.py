@@ -290,3 +290,26 @@ def test_agrees_with_builtin_on_a_hard_recording() -> None:
     for day, row in a.iterrows():
         if not np.isnan(row.wake_mvpa_5s_epoch_min) and str(day) in walked:
             assert row.wake_mvpa_5s_epoch_min >= walked[str(day)] - 5.0, day
+
+
+def test_the_scheduler_estimates_the_stream_solution_at_its_own_footprint() -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.memory import (
+        DEFAULT_BYTES_PER_SAMPLE,
+        GB,
+        STREAM_BYTES_PER_SAMPLE,
+        estimate_peak_bytes,
+    )
+
+    stream = SolutionConfig(name="w", pipeline="builtin:wrist-stream")
+    reference = SolutionConfig(name="w", pipeline="builtin:wrist")
+    assert stream.bytes_per_sample == STREAM_BYTES_PER_SAMPLE < DEFAULT_BYTES_PER_SAMPLE
+    assert reference.bytes_per_sample == DEFAULT_BYTES_PER_SAMPLE
+    # what the study file says wins
+    assert SolutionConfig(name="w", pipeline="builtin:wrist-stream",
+                          bytes_per_sample=90).bytes_per_sample == 90
+    # a 7-day 100 Hz .cwa (387 MB): fewer GB reserved per task, so more tasks fit
+    size = 387 * 10**6
+    assert (estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample)
+            < 0.5 * estimate_peak_bytes("P1_L.cwa", size, reference.bytes_per_sample))
+    assert estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample) < 7 * GB

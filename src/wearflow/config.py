@@ -39,7 +39,7 @@ from wearflow.config_sections import (
 )
 from wearflow.deployment import DEPLOYMENT_FIELDS, SlurmConfig
 from wearflow.errors import ConfigError, one_line
-from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE
+from wearflow.memory import DEFAULT_BYTES_PER_SAMPLE, STREAM_BYTES_PER_SAMPLE
 from wearflow.redact import redact_config
 
 STUDY_FILE_NAME = "study.yaml"
@@ -180,12 +180,22 @@ class SolutionConfig(_Frozen):
     short_recording_h: float = Field(default=24.0, gt=0)
     environment: tuple[str, ...] = ()  # requirements of its own environment, e.g. skdh==0.17.16
     # peak memory per sample of the recording, for memory-aware scheduling (measured on the
-    # builtin wrist solution: ~157 bytes per sample)
+    # builtin wrist solution: ~157 bytes per sample; builtin:wrist-stream's own default is
+    # memory.STREAM_BYTES_PER_SAMPLE)
     bytes_per_sample: float = Field(default=DEFAULT_BYTES_PER_SAMPLE, gt=0)
     # which files it runs on (default: every sensor file; then left out of the dump, so
     # that the fingerprint of a study that does not scope its solutions stays as it was)
     applies_to: AppliesTo = Field(default_factory=AppliesTo,
                                   exclude_if=lambda value: value == AppliesTo())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _streaming_footprint(cls, data: Any) -> Any:
+        # the streaming solution needs less memory per sample than scikit-digital-health's
+        if (isinstance(data, Mapping) and data.get("pipeline") == "builtin:wrist-stream"
+                and "bytes_per_sample" not in data):
+            return {**data, "bytes_per_sample": STREAM_BYTES_PER_SAMPLE}
+        return data
 
     @field_validator("requires")
     @classmethod

@@ -28,6 +28,10 @@ UNKNOWN_FORMAT_BYTES_PER_SAMPLE = 1.5
 # Measured: the builtin wrist solution peaks at 9.5 GB on a 7-day 100 Hz recording
 # (60.5 million samples) = 157 bytes per sample.
 DEFAULT_BYTES_PER_SAMPLE = 160.0
+# Measured (`make bench`, throughput): builtin:wrist-stream on the same recording peaks at
+# 4.2 GB, 65 bytes per sample over its worker's setup; most of it the decoded recording,
+# which it still receives whole (issue 17: the streaming readers are not plugged in yet)
+STREAM_BYTES_PER_SAMPLE = 70.0
 WORKER_BASE_BYTES = 400 * 1024**2  # interpreter + scikit-digital-health import
 MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit
 

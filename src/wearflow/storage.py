@@ -14,7 +14,7 @@ import stat
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -148,6 +148,22 @@ class Store:
             raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
                                transient=_transient(exc)) from None
         return data
+
+    def open(self, path: str) -> BinaryIO:
+        """A file object reading ``path`` from its first byte (seekable; close it after).
+
+        For a streaming read (:func:`wearflow.readers.iter_recording`): an object
+        store is read in ranges of 16 MiB as the reader asks, never whole.
+        """
+        try:
+            handle: BinaryIO = self.fs.open(self._full(path), "rb",
+                                            block_size=_STREAM_CHUNK_BYTES)
+        except FileNotFoundError:
+            raise StorageError("file not found", subject=self.uri(path)) from None
+        except Exception as exc:
+            raise StorageError(f"cannot read ({exc})", subject=self.uri(path),
+                               transient=_transient(exc)) from None
+        return handle
 
     def sha256_and_head(self, path: str, head_bytes: int) -> tuple[str, bytes]:
         """The sha256 of a file and its first ``head_bytes``, streamed in chunks.

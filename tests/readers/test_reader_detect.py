@@ -16,7 +16,8 @@ from wearflow.recording import Recording
 
 def test_public_surface_is_exported() -> None:
     exported = set(wearflow.readers.__all__)
-    assert exported == {"read_csv", "read_cwa", "read_geneactiv", "read_recording"}
+    assert exported == {"Chunk", "RecordingStream", "collect", "iter_recording", "read_csv",
+                        "read_cwa", "read_geneactiv", "read_recording"}
     for name in exported:
         assert callable(getattr(wearflow.readers, name))
 

@@ -15,6 +15,12 @@ at a cap (by default 200 times the compressed size, at least 1 MiB, at most
 memory; a .gt3x zip whose parts unzip beyond the same default cap is refused
 unopened, and a CSV line of more than 256 fields before it is parsed.
 
+:func:`iter_recording` gives the same recording as time-ordered :class:`Chunk` objects
+from a file object, in memory bounded by the chunk rather than the file for .cwa and
+GENEActiv .bin (plain or gzip); the other formats are read whole and cut into chunks.
+Concatenated, the chunks equal ``read_recording``'s result bit for bit, flags included
+(see :mod:`wearflow.readers.streaming`).
+
 Device clocks store naive local time; ``device_time_zone`` converts it to UTC
 with the one offset in force when the clock was set (device clocks do not
 follow daylight saving time), so time stays increasing across a DST change.
@@ -50,31 +56,52 @@ Flags a recording can carry (short, ``name`` or ``name=value``)::
 from __future__ import annotations
 
 import dataclasses
-import zlib
 
 import numpy as np
 
 from wearflow.bounds import zip_problem
-from wearflow.errors import ReaderError, one_line
+from wearflow.errors import ReaderError
+from wearflow.readers._common import reader_error
+from wearflow.readers._content import (
+    GZIP_MAGIC,
+    MAX_GZIP_LAYERS,
+    TEXT_SNIFF_BYTES,
+    gunzip,
+    is_cwa,
+    looks_like_text,
+)
+from wearflow.readers._content import (
+    MAX_DECOMPRESSED_BYTES as MAX_DECOMPRESSED_BYTES,
+)
+from wearflow.readers._content import (
+    MAX_GZIP_RATIO as MAX_GZIP_RATIO,
+)
+from wearflow.readers._content import (
+    MIN_DECOMPRESSED_CAP_BYTES as MIN_DECOMPRESSED_CAP_BYTES,
+)
+from wearflow.readers._content import (
+    decompression_cap as decompression_cap,
+)
 from wearflow.readers.actigraph import is_agdc, is_gt3x, read_actigraph
+from wearflow.readers.chunks import Chunk, RecordingStream, collect
 from wearflow.readers.csv_reader import read_csv
 from wearflow.readers.cwa import read_cwa
 from wearflow.readers.geneactiv import read_geneactiv
+from wearflow.readers.streaming import iter_recording
 from wearflow.recording import Recording
 
-__all__ = ["read_csv", "read_cwa", "read_geneactiv", "read_recording"]
+__all__ = [
+    "Chunk",
+    "RecordingStream",
+    "collect",
+    "iter_recording",
+    "read_csv",
+    "read_cwa",
+    "read_geneactiv",
+    "read_recording",
+]
 
-GZIP_MAGIC = b"\x1f\x8b"
-MAX_GZIP_LAYERS = 2
-TEXT_SNIFF_BYTES = 65536
-MAX_GZIP_RATIO = 200
-"""Default cap on decompressed size, as a multiple of the compressed size.
-
-Sensor data compress 2-20 times; a higher ratio is a degenerate file or a bomb."""
-MIN_DECOMPRESSED_CAP_BYTES = 1 << 20
-MAX_DECOMPRESSED_BYTES = 4 << 30
 MAX_GT3X_PARTS = 64  # a .gt3x holds a handful (info.txt, log.bin, ...)
-_GUNZIP_CHUNK_BYTES = 1 << 20
 
 
 def read_recording(
@@ -116,22 +143,11 @@ def read_recording(
         # NaN that result are dropped and counted, or refused, by the readers' finish().
         with np.errstate(all="ignore"):
             return _read(bytes(data), uri, device_time_zone, max_decompressed_bytes)
-    except ReaderError as exc:
-        message = one_line(exc.message)
-        if message == exc.message and exc.subject == uri:
+    except Exception as exc:  # a reader bug or an unforeseen defect is still a data issue
+        error = reader_error(exc, uri)
+        if error is exc:
             raise
-        # A reason quoting the file's own bytes may hold line breaks; keep it one line.
-        raise ReaderError(message, subject=uri) from exc
-    except Exception as exc:  # a reader bug or an unforeseen defect: still a data issue
-        reason = one_line(str(exc), 200)
-        raise ReaderError(f"cannot decode ({type(exc).__name__}: {reason})", subject=uri) from exc
-
-
-def decompression_cap(compressed_bytes: int) -> int:
-    """The default cap on what a compressed file inflates to: ``MAX_GZIP_RATIO`` times its
-    size, at least ``MIN_DECOMPRESSED_CAP_BYTES``, at most ``MAX_DECOMPRESSED_BYTES``."""
-    return min(MAX_DECOMPRESSED_BYTES,
-               max(MAX_GZIP_RATIO * compressed_bytes, MIN_DECOMPRESSED_CAP_BYTES))
+        raise error from exc
 
 
 def _read(data: bytes, uri: str, zone: str, max_bytes: int) -> Recording:
@@ -139,7 +155,7 @@ def _read(data: bytes, uri: str, zone: str, max_bytes: int) -> Recording:
     for _ in range(MAX_GZIP_LAYERS):
         if not data.startswith(GZIP_MAGIC):
             break
-        data, truncated = _gunzip(data, uri, max_bytes)
+        data, truncated = gunzip(data, uri, max_bytes)
         if truncated:
             flags.append("gzip_truncated")
     recording = _dispatch(data, uri, zone)
@@ -151,10 +167,7 @@ def _read(data: bytes, uri: str, zone: str, max_bytes: int) -> Recording:
 def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
     if not data:
         raise ReaderError("file is empty", subject=uri)
-    # "MD" with the spec's packet length 1020 is a CWA header; a text file that merely
-    # starts with "MD" (a CSV column name) is not.
-    standard_header = data[2:4] == b"\xfc\x03"
-    if data.startswith(b"MD") and (standard_header or not _looks_like_text(data[:4096])):
+    if is_cwa(data[:4096]):
         return read_cwa(data, uri, device_time_zone=zone)
     if is_gt3x(data):
         # a zip whose parts pygt3x inflates whole: as bounded as a gzip file's content
@@ -169,56 +182,8 @@ def _dispatch(data: bytes, uri: str, zone: str) -> Recording:
         return read_geneactiv(data, uri, device_time_zone=zone)
     if text_start.startswith(b"GENEA/"):
         raise ReaderError("legacy GENEA (2010) binary format is not supported", subject=uri)
-    if _looks_like_text(data[:TEXT_SNIFF_BYTES]):
+    if looks_like_text(data[:TEXT_SNIFF_BYTES]):
         return read_csv(data, uri, device_time_zone=zone)
     raise ReaderError(
         "unrecognised format: not Axivity .cwa, GENEActiv .bin, gzip or CSV text", subject=uri
     )
-
-
-def _gunzip(data: bytes, uri: str, max_bytes: int) -> tuple[bytes, bool]:
-    """Decompress every gzip member, at most ``max_bytes``; a stream cut short keeps what it held.
-
-    Decompression goes in chunks and stops one byte past ``max_bytes``, so a
-    bomb is refused without ever being inflated whole.
-    """
-    out = bytearray()
-    rest = data
-    while rest.startswith(GZIP_MAGIC):
-        stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = rest
-        try:
-            while not stream.eof:
-                # Never inflate more than one byte past the cap.
-                room = min(_GUNZIP_CHUNK_BYTES, max_bytes + 1 - len(out))
-                chunk = stream.decompress(pending, room)
-                pending = stream.unconsumed_tail
-                if not chunk and not pending:
-                    break  # input used up before the end of the stream: truncated
-                out += chunk
-                _check_size(len(out), max_bytes, uri)
-        except zlib.error as exc:
-            raise ReaderError(f"corrupt gzip stream ({exc})", subject=uri) from exc
-        if not stream.eof:
-            if not out:
-                raise ReaderError("truncated gzip stream with no readable content", subject=uri)
-            return bytes(out), True
-        rest = stream.unused_data
-    return bytes(out), False
-
-
-def _check_size(size: int, max_bytes: int, uri: str) -> None:
-    if size > max_bytes:
-        raise ReaderError(
-            f"decompressed size exceeds {max_bytes} bytes (a gzip bomb or a degenerate "
-            f"file: content is inflated to at most {MAX_GZIP_RATIO} times the file, and no "
-            "further than one task may use, task_memory_limit_gb)",
-            subject=uri,
-        )
-
-
-def _looks_like_text(sample: bytes) -> bool:
-    if b"\x00" in sample:
-        return False
-    controls = sum(sample.count(bytes([c])) for c in range(32) if c not in (9, 10, 13))
-    return controls <= len(sample) // 100

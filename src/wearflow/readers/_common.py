@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.errors import ReaderError
+from wearflow.errors import ReaderError, one_line
 from wearflow.recording import (
     AccelExtremes,
     DeviceInfo,
@@ -199,3 +199,20 @@ def check_start(start_s: float, uri: str) -> None:
             "the device clock was set wrong",
             subject=uri,
         )
+
+
+def reader_error(exc: Exception, uri: str) -> ReaderError:
+    """The one-line ReaderError naming ``uri`` that a read raises for ``exc`` (``exc`` itself
+    when it already is one).
+
+    A reason quoting the file's own bytes may hold line breaks: it is made one line.
+    Any other exception is a reader bug or an unforeseen defect, still a data issue:
+    ``cannot decode (TypeName: reason)``.
+    """
+    if isinstance(exc, ReaderError):
+        message = one_line(exc.message)
+        if message == exc.message and exc.subject == uri:
+            return exc
+        return ReaderError(message, subject=uri)
+    reason = one_line(str(exc), 200)
+    return ReaderError(f"cannot decode ({type(exc).__name__}: {reason})", subject=uri)

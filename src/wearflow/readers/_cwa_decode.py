@@ -25,6 +25,29 @@ def usable_blocks(
     blocks: Blocks, words: npt.NDArray[np.uint16]
 ) -> tuple[BoolArray, IntArray, list[str]]:
     """Mask of decodable blocks in the dominant format, their capacity, and flags."""
+    good, erased, capacity = block_checks(blocks, words)
+    flags = []
+    if n_bad := int(np.count_nonzero(~good & ~erased)):
+        flags.append(f"corrupt_blocks_skipped={n_bad}")
+    if n_erased := int(np.count_nonzero(erased)):
+        flags.append(f"erased_blocks_skipped={n_erased}")
+    if np.any(good):
+        # One file holds one configuration; a block in another format is not trusted.
+        key = format_key(blocks)
+        values, seen = np.unique(key[good], return_counts=True)
+        dominant = values[np.argmax(seen)]
+        other = good & (key != dominant)
+        if n_other := int(np.count_nonzero(other)):
+            flags.append(f"format_changed_blocks_skipped={n_other}")
+        good &= ~other
+    dominant_capacity = int(capacity[good][0]) if np.any(good) else 120
+    return good, np.where(good, capacity, dominant_capacity), flags
+
+
+def block_checks(
+    blocks: Blocks, words: npt.NDArray[np.uint16]
+) -> tuple[BoolArray, BoolArray, IntArray]:
+    """Per block, on its own: decodable (whatever its format), erased, and its capacity."""
     axes = (blocks["axes_packing"] >> 4).astype(np.int64)
     packing = (blocks["axes_packing"] & 0x0F).astype(np.int64)
     capacity = np.where(packing == 0, 120, 480 // np.maximum(2 * axes, 1))
@@ -44,46 +67,28 @@ def usable_blocks(
         & (count <= capacity)
     )
     erased = ~is_data & (np.all(words == 0xFFFF, axis=1) | np.all(words == 0, axis=1))
-    flags = []
-    if n_bad := int(np.count_nonzero(~good & ~erased)):
-        flags.append(f"corrupt_blocks_skipped={n_bad}")
-    if n_erased := int(np.count_nonzero(erased)):
-        flags.append(f"erased_blocks_skipped={n_erased}")
-    if np.any(good):
-        # One file holds one configuration; a block in another format is not trusted.
-        key = blocks["rate_code"].astype(np.int64) * 256 + blocks["axes_packing"]
-        values, seen = np.unique(key[good], return_counts=True)
-        dominant = values[np.argmax(seen)]
-        other = good & (key != dominant)
-        if n_other := int(np.count_nonzero(other)):
-            flags.append(f"format_changed_blocks_skipped={n_other}")
-        good &= ~other
-    dominant_capacity = int(capacity[good][0]) if np.any(good) else 120
-    return good, np.where(good, capacity, dominant_capacity), flags
+    return good, erased, capacity
+
+
+def format_key(blocks: Blocks) -> IntArray:
+    """The configuration a block was recorded in: rate code and axes/packing, one number."""
+    return np.asarray(blocks["rate_code"].astype(np.int64) * 256 + blocks["axes_packing"],
+                      dtype=np.int64)
+
+
+def format_capacity(key: int) -> int:
+    """Samples a block of configuration ``key`` (see :func:`format_key`) holds at most."""
+    axes, packing = (key & 0xFF) >> 4, key & 0x0F
+    return 120 if packing == 0 else 480 // max(2 * axes, 1)
 
 
 def sample_times(
     blocks: Blocks, position: IntArray, starts: IntArray, counts: IntArray, freq: float
 ) -> tuple[FloatArray, int]:
     """Naive local time of every sample, and the number of segments."""
-    whole, _ = fmt.unpack_timestamps(blocks["timestamp"].astype(np.int64))
-    stamp = whole.astype(np.float64)
-    offset = blocks["timestamp_offset"].astype(np.int64)
-    fractional = blocks["device_fractional"].astype(np.int64)
-    has_fraction = (fractional & 0x8000) != 0
-    frac16 = (fractional & 0x7FFF) << 1
-    # cwa.h: with a fraction present the device shifted timestampOffset by the whole
-    # samples the fraction accounts for (a shim for old readers); undo it.
-    offset = offset + np.where(has_fraction, (frac16 * int(freq)) >> 16, 0)
-    stamp = stamp + np.where(has_fraction, frac16 / 65536.0, 0.0)
-    anchor = starts + offset
-
-    expected = np.diff(anchor) / freq
-    breaks = (
-        (np.diff(blocks["sequence_id"].astype(np.int64)) != np.diff(position))
-        | (np.diff(blocks["session_id"].astype(np.int64)) != 0)
-        | (np.abs(np.diff(stamp) - expected) > MAX_ANCHOR_MISMATCH_S)
-    )
+    anchor, stamp = block_anchors(blocks, starts, freq)
+    breaks = segment_breaks(blocks["sequence_id"].astype(np.int64), position,
+                            blocks["session_id"].astype(np.int64), stamp, anchor, freq)
     edges = np.concatenate(([0], np.flatnonzero(breaks) + 1, [len(blocks)]))
 
     slots = np.arange(int(counts.max()))
@@ -96,6 +101,38 @@ def sample_times(
         part = slice(sample_edges[lo], sample_edges[hi])
         times[part] = _interp_extrap(sample_pos[part], xp, fp, 1.0 / freq)
     return times, len(edges) - 1
+
+
+def block_anchors(blocks: Blocks, starts: IntArray, freq: float) -> tuple[IntArray, FloatArray]:
+    """Per block, the sample position its timestamp belongs to and that naive local time."""
+    whole, _ = fmt.unpack_timestamps(blocks["timestamp"].astype(np.int64))
+    stamp = whole.astype(np.float64)
+    offset = blocks["timestamp_offset"].astype(np.int64)
+    fractional = blocks["device_fractional"].astype(np.int64)
+    has_fraction = (fractional & 0x8000) != 0
+    frac16 = (fractional & 0x7FFF) << 1
+    # cwa.h: with a fraction present the device shifted timestampOffset by the whole
+    # samples the fraction accounts for (a shim for old readers); undo it.
+    offset = offset + np.where(has_fraction, (frac16 * int(freq)) >> 16, 0)
+    stamp = stamp + np.where(has_fraction, frac16 / 65536.0, 0.0)
+    return starts + offset, stamp
+
+
+def segment_breaks(sequence: IntArray, position: IntArray, session: IntArray,
+                   stamp: FloatArray, anchor: IntArray, freq: float) -> BoolArray:
+    """True between consecutive usable blocks that do not belong to one segment.
+
+    A sequence number that does not advance with the block's place in the file,
+    another session, or times that disagree with the sample count by more than
+    ``MAX_ANCHOR_MISMATCH_S`` mean a logging restart or a spliced file.
+    """
+    expected = np.diff(anchor) / freq
+    breaks: BoolArray = (
+        (np.diff(sequence) != np.diff(position))
+        | (np.diff(session) != 0)
+        | (np.abs(np.diff(stamp) - expected) > MAX_ANCHOR_MISMATCH_S)
+    )
+    return breaks
 
 
 def _monotonic_anchors(xp: FloatArray, fp: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -79,34 +79,9 @@ def read_geneactiv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
         For a short header, no data pages, or no decodable page.
     """
     lines = data.split(b"\n")
-    starts = [
-        i
-        for i, line in enumerate(lines)
-        if line.startswith(b"Recorded Data") and line.rstrip(b"\r") == b"Recorded Data"
-    ]
-    header = _parse_header(lines[: starts[0] if starts else len(lines)])
-    if "Number of Pages" not in header:
-        raise ReaderError("GENEActiv header is truncated (no 'Number of Pages')", subject=uri)
-    missing = [key for key in (*_REQUIRED, "Measurement Frequency") if key not in header]
-    if missing:
-        raise ReaderError(f"GENEActiv header lacks {', '.join(missing)}", subject=uri)
-    declared = _number(header["Number of Pages"], uri)
-    if not starts:
-        raise ReaderError(f"no data pages (header says {declared:g})", subject=uri)
-    flags = []
-    if declared > MAX_DECLARED_PAGES:
-        flags.append("page_count_implausible")
-    elif declared > len(starts):
-        flags.append(f"pages_missing={int(declared) - len(starts)}")
-    device_type = header.get("Device Type", "")
-    if device_type != "GENEActiv":
-        label = re.sub(r"[^A-Za-z0-9.+-]+", "_", device_type)[:MAX_FLAG_VALUE_CHARS]
-        flags.append(f"device_type={label or 'unknown'}")
-
-    gain = [_number(header[f"{axis} gain"], uri) for axis in "xyz"]
-    offset = [_number(header[f"{axis} offset"], uri) for axis in "xyz"]
-    if 0.0 in gain:
-        raise ReaderError("GENEActiv calibration gain is zero", subject=uri)
+    starts = [i for i, line in enumerate(lines) if is_page_start(line)]
+    header, flags, gain, offset = header_facts(
+        lines[: starts[0] if starts else len(lines)], len(starts), uri)
     ordinal, page_local, temps, freqs, packed, page_flags = _parse_pages(lines, starts, uri)
     flags += page_flags
     accel = _calibrate(packed, gain, offset)
@@ -117,20 +92,61 @@ def read_geneactiv(data: bytes, uri: str, *, device_time_zone: str = "UTC") -> R
     reference = _reference_time(header.get("Config Time", ""), float(page_local[0]))
     time_s, tz_flags = local_to_utc(local_s, device_time_zone, reference, uri)
     flags += tz_flags + _header_zone_flag(header, device_time_zone, reference, uri)
-    model = f"{device_type} {header.get('Device Model', '')}".strip()
     return finish(
         uri,
         time_s=time_s,
         accel_g=accel,
         temperature_c=np.repeat(temps, SAMPLES_PER_PAGE),
         sampling_rate_hz=_true_rate(float(freqs[0])),
-        device=DeviceInfo(
-            "geneactiv-bin",
-            serial=header.get("Device Unique Serial Code") or None,
-            model=model or None,
-            firmware=header.get("Device Firmware Version") or None,
-        ),
+        device=device_info(header),
         flags=flags,
+    )
+
+
+def is_page_start(line: bytes) -> bool:
+    return line.startswith(b"Recorded Data") and line.rstrip(b"\r") == b"Recorded Data"
+
+
+def header_facts(header_lines: list[bytes], n_pages: int, uri: str
+                 ) -> tuple[dict[str, str], list[str], list[float], list[float]]:
+    """The header's values, its flags, calibration gains and offsets; or why it is refused.
+
+    ``n_pages`` counts every page start in the file, decodable or not.
+    """
+    header = _parse_header(header_lines)
+    if "Number of Pages" not in header:
+        raise ReaderError("GENEActiv header is truncated (no 'Number of Pages')", subject=uri)
+    missing = [key for key in (*_REQUIRED, "Measurement Frequency") if key not in header]
+    if missing:
+        raise ReaderError(f"GENEActiv header lacks {', '.join(missing)}", subject=uri)
+    declared = _number(header["Number of Pages"], uri)
+    if not n_pages:
+        raise ReaderError(f"no data pages (header says {declared:g})", subject=uri)
+    flags = []
+    if declared > MAX_DECLARED_PAGES:
+        flags.append("page_count_implausible")
+    elif declared > n_pages:
+        flags.append(f"pages_missing={int(declared) - n_pages}")
+    device_type = header.get("Device Type", "")
+    if device_type != "GENEActiv":
+        label = re.sub(r"[^A-Za-z0-9.+-]+", "_", device_type)[:MAX_FLAG_VALUE_CHARS]
+        flags.append(f"device_type={label or 'unknown'}")
+
+    gain = [_number(header[f"{axis} gain"], uri) for axis in "xyz"]
+    offset = [_number(header[f"{axis} offset"], uri) for axis in "xyz"]
+    if 0.0 in gain:
+        raise ReaderError("GENEActiv calibration gain is zero", subject=uri)
+    return header, flags, gain, offset
+
+
+def device_info(header: dict[str, str]) -> DeviceInfo:
+    device_type = header.get("Device Type", "")
+    model = f"{device_type} {header.get('Device Model', '')}".strip()
+    return DeviceInfo(
+        "geneactiv-bin",
+        serial=header.get("Device Unique Serial Code") or None,
+        model=model or None,
+        firmware=header.get("Device Firmware Version") or None,
     )
 
 
@@ -162,28 +178,20 @@ def _parse_pages(
     incomplete = corrupt = 0
     implausible_rates: list[float] = []
     for k, i in enumerate(starts):
-        try:
-            hex_line = memoryview(lines[i + 9])[:HEX_PER_PAGE]  # no copy; drops a "\r"
-            if len(hex_line) != HEX_PER_PAGE or len(lines[i + 9].rstrip(b"\r")) != HEX_PER_PAGE:
-                raise ValueError("short page")
-            stamp = lines[i + 3].removeprefix(b"Page Time:").decode("ascii").strip()
-            day, clock = stamp.split(" ")
-            temp = float(lines[i + 5].removeprefix(b"Temperature:"))
-            freq = float(lines[i + 8].removeprefix(b"Measurement Frequency:"))
-            if not (freq > 0 and math.isfinite(freq)):
-                raise ValueError("bad frequency")
-        except (ValueError, UnicodeDecodeError, IndexError):
+        fields = page_fields(lines[i:i + 10])
+        if fields is None:
             if k == len(starts) - 1:
                 incomplete += 1
             else:
                 corrupt += 1
             continue
+        stamp, temp, freq, hex_line = fields
         if not MIN_SAMPLING_RATE_HZ <= freq <= MAX_SAMPLING_RATE_HZ:
             implausible_rates.append(freq)
             corrupt += 1
             continue
         ordinals.append(k)
-        stamps.append(f"{day}T{clock[:8]}.{clock[9:12] or '0'}")
+        stamps.append(stamp)
         temps.append(temp)
         freqs.append(freq)
         hexes.append(hex_line)
@@ -206,6 +214,24 @@ def _parse_pages(
         packed[page_ok],
         flags,
     )
+
+
+def page_fields(page: list[bytes]) -> tuple[str, float, float, memoryview] | None:
+    """Page time (ISO-like), temperature, frequency and hex line of the page whose 10 lines
+    (fewer at the end of the file) are ``page``; None when they do not parse."""
+    try:
+        hex_line = memoryview(page[9])[:HEX_PER_PAGE]  # no copy; drops a "\r"
+        if len(hex_line) != HEX_PER_PAGE or len(page[9].rstrip(b"\r")) != HEX_PER_PAGE:
+            raise ValueError("short page")
+        stamp = page[3].removeprefix(b"Page Time:").decode("ascii").strip()
+        day, clock = stamp.split(" ")
+        temp = float(page[5].removeprefix(b"Temperature:"))
+        freq = float(page[8].removeprefix(b"Measurement Frequency:"))
+        if not (freq > 0 and math.isfinite(freq)):
+            raise ValueError("bad frequency")
+    except (ValueError, UnicodeDecodeError, IndexError):
+        return None
+    return f"{day}T{clock[:8]}.{clock[9:12] or '0'}", temp, freq, hex_line
 
 
 def _unhex(hexes: list[memoryview]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
@@ -279,14 +305,25 @@ def _page_clock(
     ordinal: IntArray, page_local: FloatArray, freqs: FloatArray
 ) -> tuple[FloatArray, float]:
     """Sample times (naive local seconds) and the largest page-time residual."""
+    edges, run_start, run_rate, residual = page_runs(ordinal, page_local, freqs)
+    times = np.empty((len(ordinal), SAMPLES_PER_PAGE))
+    for r, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        times[lo:hi] = page_times(ordinal[lo:hi], run_start[r], run_rate[r])
+    return times.ravel(), residual
+
+
+def page_runs(
+    ordinal: IntArray, page_local: FloatArray, freqs: FloatArray
+) -> tuple[IntArray, list[float], list[float], float]:
+    """Runs of contiguous pages (edges into the pages), each run's clock (start, rate),
+    and the largest page-time residual."""
     rates = np.array([_true_rate(f) for f in freqs])
     first_sample = ordinal * SAMPLES_PER_PAGE
     expected = np.diff(first_sample) / rates[:-1]
     breaks = (np.diff(rates) != 0) | (np.abs(np.diff(page_local) - expected) > RUN_BREAK_S)
     edges = np.concatenate(([0], np.flatnonzero(breaks) + 1, [len(ordinal)]))
-    within = np.arange(SAMPLES_PER_PAGE)
-    times = np.empty((len(ordinal), SAMPLES_PER_PAGE))
     residual = 0.0
+    starts, run_rates = [], []
     for lo, hi in itertools.pairwise(edges):
         index, stamp, rate = first_sample[lo:hi], page_local[lo:hi], rates[lo]
         if stamp[-1] - stamp[0] >= LONG_RUN_S:
@@ -295,8 +332,17 @@ def _page_clock(
                 rate = fitted
         start = float(np.median(stamp - index / rate))
         residual = max(residual, float(np.max(np.abs(stamp - start - index / rate))))
-        times[lo:hi] = start + (index[:, None] + within[None, :]) / rate
-    return times.ravel(), residual
+        starts.append(start)
+        run_rates.append(rate)
+    return edges, starts, run_rates, residual
+
+
+def page_times(ordinal: IntArray, start: float, rate: float) -> FloatArray:
+    """(pages, 300) naive local sample times of pages of one run."""
+    index = ordinal * SAMPLES_PER_PAGE
+    within = np.arange(SAMPLES_PER_PAGE)
+    times: FloatArray = start + (index[:, None] + within[None, :]) / rate
+    return times
 
 
 def _reference_time(config_time: str, first_local_s: float) -> float:
