@@ -2,12 +2,17 @@
 and their speed and memory.
 
     .venv/bin/python -m benchmarks.wrist_stream_agreement [--seeds 3 8 13 21 34 55]
-        [--days 3] [--rates 25 50 100] [--no-real] [--no-speed] [--speed-days 7]
+        [--days 3] [--rates 25 50 100] [--hard-seeds 101 102 103 104]
+        [--hard-days 3 4 3 4] [--hard-rates 25 50 100 25] [--no-real] [--no-speed]
+        [--speed-days 7]
 
-Prints, per quantity, n, the mean difference (stream - reference) and the 95% limits
-of agreement (mean +- 1.96 SD), and the share within the stated tolerance; then hours
-of data per CPU-second of the kernels and the peak RSS of a child process that streams
-a generated recording (``--speed-days`` days at 100 Hz, never held in memory).
+Data: the demo generator's recordings (``synthetic``), the harder ones of
+:mod:`wearflow.demo.hard` (``hard``: restless nights, naps, day and night non-wear,
+drifts, calibration errors, gaps) and the real files. Prints, per quantity, n, the
+mean difference (stream - reference), the 95% limits of agreement (mean +- 1.96 SD)
+and the share within the stated tolerance; then hours of data per CPU-second of the
+kernels and the peak RSS of a child process that streams a generated recording
+(``--speed-days`` days at 100 Hz, never held in memory).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from wearflow.config import SolutionConfig
+from wearflow.demo.hard import HardTruth, generate_hard_recording
 from wearflow.demo.synthetic import GroundTruth, generate_recording
 from wearflow.readers import read_recording
 from wearflow.recording import Recording
@@ -83,9 +89,13 @@ def compare(stream: dict[str, pd.DataFrame], ref: dict[str, pd.DataFrame], label
                              "stream": a.loc[day, q] / scale, "ref": b.loc[day, q] / scale})
 
 
-def compare_truth(tables: dict[str, pd.DataFrame], truth: GroundTruth, rec: Recording,
-                  label: str, who: str, rows: list[dict[str, Any]]) -> None:
-    """Per-day wear and MVPA (walking) and per-night sleep against the planted truth."""
+def compare_truth(tables: dict[str, pd.DataFrame], truth: GroundTruth | HardTruth,
+                  rec: Recording, label: str, who: str, rows: list[dict[str, Any]]) -> None:
+    """Per-day wear and MVPA (walking) and per-night sleep against the planted truth.
+
+    Planted wear is the day's span minus non-wear and, for hard recordings, minus the
+    logging gaps (no data, so no wear to find)."""
+    absent = truth.gaps if isinstance(truth, HardTruth) else ()
     act = tables.get("activity_level_classification")
     if act is not None:
         t0, t1 = float(rec.time_s[0]), float(rec.time_s[-1])
@@ -93,7 +103,7 @@ def compare_truth(tables: dict[str, pd.DataFrame], truth: GroundTruth, rec: Reco
             a = pd.Timestamp(day.day_start_timestamp, tz=truth.time_zone).timestamp()
             b = pd.Timestamp(day.day_end_timestamp, tz=truth.time_zone).timestamp()
             a, b = max(a, t0), min(b, t1)
-            planted = (b - a) - _overlap(truth.non_wear, a, b)
+            planted = (b - a) - _overlap(truth.non_wear, a, b) - _overlap(absent, a, b)
             rows.append({"vs": f"truth:{who}", "file": label, "key": day.date,
                          "quantity": "wear_h", "stream": day.wear_minutes / 60.0,
                          "ref": planted / 3600.0})
@@ -118,7 +128,8 @@ def summarise(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """n, mean difference, 95% limits of agreement, share within tolerance per quantity."""
     df = pd.DataFrame(rows).dropna(subset=["stream", "ref"])
     df["diff"] = df.stream.astype(float) - df.ref.astype(float)
-    df["data"] = np.where(df.file.str.startswith("synthetic"), "synthetic", "real")
+    df["data"] = np.select([df.file.str.startswith("synthetic"), df.file.str.startswith("hard")],
+                           ["synthetic", "hard"], "real")
     out = []
     for (vs, data, q), g in df.groupby(["vs", "data", "quantity"], sort=True):
         d = g["diff"].to_numpy()
@@ -171,6 +182,26 @@ def synthetic(seeds: Sequence[int], days: float, rates: Sequence[float],
             gap_at = float(rec.time_s[0]) + 86400.0 + 6 * 3600.0
             rec = with_gap(rec, gap_at, 1800.0)
             label += " gap 30 min"
+        stream, cpu = run_stream(rec, truth.time_zone)
+        t = time.process_time()
+        ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
+        ref_cpu = time.process_time() - t
+        hours = rec.duration_s / 3600
+        print(f"# {label}: stream {hours / cpu:.1f} h/CPU-s, builtin {hours / ref_cpu:.1f} "
+              "h/CPU-s (in process)", file=sys.stderr)
+        compare(stream, ref, label, rows)
+        compare_truth(stream, truth, rec, label, "stream", rows)
+        compare_truth(ref, truth, rec, label, "builtin", rows)
+
+
+def hard(seeds: Sequence[int], days: Sequence[float], rates: Sequence[float],
+         rows: list[dict[str, Any]]) -> None:
+    """Seed i of :func:`generate_hard_recording` for ``days[i % ...]`` at ``rates[i % ...]``."""
+    solution = _builtin()
+    for i, seed in enumerate(seeds):
+        n_days, rate = days[i % len(days)], rates[i % len(rates)]
+        rec, truth = generate_hard_recording(seed=seed, days=n_days, sampling_rate_hz=rate)
+        label = f"hard seed={seed} {n_days:g} d {rate:g} Hz"
         stream, cpu = run_stream(rec, truth.time_zone)
         t = time.process_time()
         ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
@@ -271,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[3, 8, 13, 21, 34, 55])
     parser.add_argument("--days", type=float, default=3.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0])
+    parser.add_argument("--hard-seeds", type=int, nargs="*", default=[101, 102, 103, 104])
+    parser.add_argument("--hard-days", type=float, nargs="+", default=[3.0, 4.0, 3.0, 4.0])
+    parser.add_argument("--hard-rates", type=float, nargs="+", default=[25.0, 50.0, 100.0, 25.0])
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-days", type=float, nargs="*", default=[7.0])
@@ -283,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     if opts.seeds:
         synthetic(opts.seeds, opts.days, opts.rates, rows)
+    if opts.hard_seeds:
+        hard(opts.hard_seeds, opts.hard_days, opts.hard_rates, rows)
     if not opts.no_real:
         real(rows)
     if rows and opts.rows:
