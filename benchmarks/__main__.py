@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from benchmarks._common import fmt_s, machine_facts
 
 # In run order; each is a module ``benchmarks.<name>`` with ``run(quick) -> Iterator[Figure]``.
-BENCHMARKS = ("overhead", "throughput", "streaming_read", "scaling", "planning", "state",
-              "reports", "dashboard")
+BENCHMARKS = ("overhead", "throughput", "streaming_read", "stream_task", "scaling", "planning",
+              "state", "reports", "dashboard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
