@@ -313,3 +313,22 @@ def test_the_scheduler_estimates_the_stream_solution_at_its_own_footprint() -> N
     assert (estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample)
             < 0.5 * estimate_peak_bytes("P1_L.cwa", size, reference.bytes_per_sample))
     assert estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample) < 7 * GB
+
+
+def test_a_streamed_task_is_estimated_at_a_chunk_whatever_the_file_length() -> None:
+    from wearflow.config import SolutionConfig
+    from wearflow.memory import GB, STREAMED_TASK_BYTES, WORKER_BASE_BYTES
+    from wearflow.plan import task_memory_bytes
+
+    stream = SolutionConfig(name="w", pipeline="builtin:wrist-stream")
+    reference = SolutionConfig(name="w", pipeline="builtin:wrist")
+    week, fortnight = 387 * 10**6, 774 * 10**6  # 7 and 14 days at 100 Hz, .cwa
+    flat = WORKER_BASE_BYTES + STREAMED_TASK_BYTES
+    assert task_memory_bytes(stream, [("P1_L.cwa", week)]) == flat
+    assert task_memory_bytes(stream, [("P1_L.cwa", fortnight)]) == flat
+    assert task_memory_bytes(stream, [("P1_L.bin", fortnight)]) == flat
+    assert task_memory_bytes(reference, [("P1_L.cwa", week)]) > 9 * GB
+    # a CSV and two recordings combined are read whole: estimated per sample
+    assert task_memory_bytes(stream, [("P1_L.csv", week)]) > flat
+    two = task_memory_bytes(stream, [("P1_L.cwa", week), ("P1_L2.cwa", week)])
+    assert two > 2 * GB

@@ -32,6 +32,10 @@ DEFAULT_BYTES_PER_SAMPLE = 160.0
 # 4.2 GB, 65 bytes per sample over its worker's setup; most of it the decoded recording,
 # which it still receives whole (issue 17: the streaming readers are not plugged in yet)
 STREAM_BYTES_PER_SAMPLE = 70.0
+# ... but on one .cwa/.cwa.gz/.bin file it reads the file chunk by chunk (wearflow.streamed):
+# a whole one-file study in one process peaked at 0.42-0.44 GB for 1 to 14 days at 100 Hz
+# (`make bench`, stream_task), so a task takes the worker's own footprint and this
+STREAMED_TASK_BYTES = 256 * 1024**2
 WORKER_BASE_BYTES = 400 * 1024**2  # interpreter + scikit-digital-health import
 MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit
 

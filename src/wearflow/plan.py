@@ -27,13 +27,15 @@ from datetime import UTC, datetime, timedelta
 from wearflow._gc import gc_paused
 from wearflow.catalog import StoredFile
 from wearflow.clock import parse_iso
-from wearflow.config import Study
+from wearflow.config import SolutionConfig, Study
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
-from wearflow.memory import GB, WORKER_BASE_BYTES, estimate_peak_bytes
+from wearflow.memory import GB, STREAMED_TASK_BYTES, WORKER_BASE_BYTES, estimate_peak_bytes
 from wearflow.metadata import DIARY, PROTOCOL_FIELDS, MetaCell, Metadata
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
+from wearflow.solutions.stream import STREAM_PIPELINE
+from wearflow.streamed import STREAMED_ENDINGS
 from wearflow.task import InputFile, TaskRecord, TaskSpec, TaskState
 
 
@@ -222,11 +224,22 @@ def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
         user=default_actor(study.identity) if user is None else user,
         metadata=record.inputs if inputs is None else inputs,
         storage_options=study.storage_options,
-        memory_bytes=sum(estimate_peak_bytes(m.path, m.size_bytes, config.bytes_per_sample)
-                         for m in group) - WORKER_BASE_BYTES * (len(group) - 1),
+        memory_bytes=task_memory_bytes(config, [(m.path, m.size_bytes) for m in group]),
         visit=f.visit or "", parts=parts, timeout_s=study.task_timeout_s,
         memory_limit_bytes=None if study.task_memory_limit_gb is None
         else int(study.task_memory_limit_gb * GB), environment_lock=environment_lock)
+
+
+def task_memory_bytes(config: SolutionConfig, files: Sequence[tuple[str, int]]) -> int:
+    """A task's estimated peak memory: its files' samples at the solution's bytes per
+    sample (several recordings of one wrist are combined in one worker); a streaming
+    solution on one file of a format that streams holds one chunk at a time whatever
+    the file's length (:data:`~wearflow.memory.STREAMED_TASK_BYTES`)."""
+    if (config.pipeline == STREAM_PIPELINE and len(files) == 1
+            and files[0][0].lower().endswith(STREAMED_ENDINGS)):
+        return WORKER_BASE_BYTES + STREAMED_TASK_BYTES
+    return (sum(estimate_peak_bytes(path, size, config.bytes_per_sample)
+                for path, size in files) - WORKER_BASE_BYTES * (len(files) - 1))
 
 
 def group_sha256(group: Sequence[StoredFile]) -> str:
