@@ -51,6 +51,12 @@ def run(quick: bool) -> Iterator[Figure]:
             task = run_child("stream_task", "study", str(root))
             data_h = gen["duration_s"] / 3600.0
             peaks.append(task["peak_rss_gb"])
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in task["stages"].items())
+            yield Figure(
+                f"stream_task_{days:g}d_{RATE_HZ:g}hz_task",
+                f"{data_h / task['task_cpu_s']:.1f} h/CPU-s for the task alone "
+                f"({fmt_s(task['task_cpu_s'])} CPU: {stages} s; read, solution, QC, write)",
+            )
             yield Figure(
                 f"stream_task_{days:g}d_{RATE_HZ:g}hz",
                 f"{data_h / task['cpu_s']:.1f} h/CPU-s for the whole study "
@@ -79,9 +85,11 @@ def _generate(path: Path, days: float) -> None:
 
 
 def _study(root: Path) -> None:
+    import wearflow.executors.inline as inline
     from wearflow import load_study, run_study
     from wearflow.executors import InlineExecutor
     from wearflow.solutions.stream import StreamSolution
+    from wearflow.task import TaskOutcome, TaskSpec
 
     streamed: list[bool] = []
     original = StreamSolution.run_stream
@@ -91,12 +99,24 @@ def _study(root: Path) -> None:
         return original(self, *args, **kwargs)
 
     StreamSolution.run_stream = counted
+    outcomes: list[TaskOutcome] = []
+    execute = inline.execute
+
+    def kept(task: TaskSpec, run_id: str) -> TaskOutcome:
+        outcome = execute(task, run_id)
+        outcomes.append(outcome)
+        return outcome
+
+    inline.execute = kept
     wall, cpu = time.perf_counter(), time.process_time()
     report = run_study(load_study(root), executor=InlineExecutor())
     if report.done != 1:
         raise RuntimeError(f"the study did not finish its file: {report}")
+    (outcome,) = outcomes
     child_report(cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall,
-                 streamed=bool(streamed))
+                 streamed=bool(streamed), task_cpu_s=outcome.cpu_s,
+                 task_peak_gb=(outcome.peak_rss_bytes or 0) / 1e9,
+                 stages=dict(outcome.stage_cpu_s))
 
 
 def _child_main(argv: Sequence[str]) -> int:
