@@ -75,6 +75,22 @@ def test_streamed_tasks_write_the_bytes_of_the_whole_file_path(
     assert different == []
 
 
+def test_on_the_process_pool_too(twin_studies: tuple[Path, Path], tmp_path: Path) -> None:
+    """The local executor's worker processes stream it as the inline run did: same bytes."""
+    from wearflow.executors import LocalExecutor
+
+    root = _stream_study(tmp_path)
+    report = run_study(load_study(root), executor=LocalExecutor(2))
+    assert report.exit_code == 0 and report.done == 4
+    assert _files(root / "results") == _files(twin_studies[0])
+    # streamed in the worker processes: no whole-file fetch stage in any task's seconds
+    stages = [line.split("seconds=")[1].split()[0] for line in
+              (root / "results" / "logs" / "wearflow.log").read_text().splitlines()
+              if "seconds=" in line]
+    assert len(stages) == 4
+    assert all("fetch:" not in s and "solution:" in s for s in stages), stages
+
+
 def test_the_qc_of_a_streamed_file_has_every_figure(twin_studies: tuple[Path, Path]) -> None:
     streamed, _ = twin_studies
     (qc_file,) = sorted((streamed / "single-wrist-processed").rglob("P001_V1_L.cwa/*/qc.json"))
