@@ -27,7 +27,7 @@ from wearflow.state import State
 from wearflow.state.attempts import Attempt
 from wearflow.state.tables import RunRow
 from wearflow.storage import Store
-from wearflow.worker import TaskMeter
+from wearflow.task_meter import TaskMeter
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 runner = CliRunner()
@@ -251,8 +251,8 @@ def test_without_proc_the_peak_is_the_process_peak_so_far(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import resource
 
-    from wearflow import worker
+    from wearflow import task_meter
 
-    monkeypatch.setattr(worker, "_reset_high_water_mark", lambda: False)
+    monkeypatch.setattr(task_meter, "_reset_high_water_mark", lambda: False)
     assert TaskMeter().peak_rss_bytes() == resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss * 1024

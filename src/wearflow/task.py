@@ -186,7 +186,7 @@ class TaskOutcome:
     stage_cpu_s: tuple[tuple[str, float], ...] = ()
     # what the task cost its worker process (0 and "" when no worker reported: an
     # executor that could not start it, a worker that died): the process's CPU seconds
-    # during the task, its peak resident memory (see wearflow.worker.TaskMeter), and which
+    # during the task, its peak resident memory (see wearflow.task_meter.TaskMeter), and which
     # worker ran it ("<hostname>:<pid>")
     cpu_s: float = 0.0
     peak_rss_bytes: int = 0

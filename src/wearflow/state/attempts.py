@@ -52,7 +52,7 @@ class Attempt:
         CPU seconds of the worker process during the attempt (0 when no worker reported).
     peak_rss_bytes
         Peak resident memory of the worker process during the attempt (see
-        :class:`wearflow.worker.TaskMeter`; 0 when no worker reported).
+        :class:`wearflow.task_meter.TaskMeter`; 0 when no worker reported).
     stage_s, stage_cpu_s
         Wall and CPU seconds per stage (fetch, decode, verify, solution, qc, write), in
         the order the stages ran; a failed attempt has the stages it reached.
