@@ -10,6 +10,18 @@ import pandas as pd
 from wearflow import load_study, study_status
 from wearflow.demo.synthetic import generate_recording
 
+HOSTILE_STUDY = """\
+study: HOSTILE
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.csv"]
+  metadata: ["meta/*.csv", "meta/*.xlsx"]
+solutions:
+  - name: wrist
+    pipeline: builtin:wrist
+"""
+"""The study of the hostile-input tests: one CSV per wrist, metadata CSV and XLSX."""
 
 def write_csv(path: Path, seed: int, hours: float = 1.0, *, start_utc: datetime | None = None,
               time_zone: str = "UTC") -> None:

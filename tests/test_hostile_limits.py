@@ -10,24 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from study_helpers import issues_by_file, write_csv
+from study_helpers import HOSTILE_STUDY, issues_by_file, write_csv
 from wearflow import load_study, run_study, study_status
 from wearflow.errors import ConfigError, ReaderError
 from wearflow.executors import InlineExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-STUDY = """\
-study: HOSTILE
-input: raw/
-output: results/
-files:
-  sensor: ["{participant}_{side}.csv"]
-  metadata: ["meta/*.csv", "meta/*.xlsx"]
-solutions:
-  - name: wrist
-    pipeline: builtin:wrist
-"""
+STUDY = HOSTILE_STUDY
 
 
 # --- sensor files ---------------------------------------------------------------------------

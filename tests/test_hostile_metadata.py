@@ -14,24 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study_helpers import issues_by_file, write_csv
+from study_helpers import HOSTILE_STUDY, issues_by_file, write_csv
 from wearflow import load_study, run_study
 from wearflow.errors import DataError
 from wearflow.executors import InlineExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-STUDY = """\
-study: HOSTILE
-input: raw/
-output: results/
-files:
-  sensor: ["{participant}_{side}.csv"]
-  metadata: ["meta/*.csv", "meta/*.xlsx"]
-solutions:
-  - name: wrist
-    pipeline: builtin:wrist
-"""
+STUDY = HOSTILE_STUDY
 
 
 # --- metadata workbooks and tables -------------------------------------------------------
