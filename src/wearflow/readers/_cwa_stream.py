@@ -224,21 +224,20 @@ class _Decoder:
         if self.clock is not None:
             yield from self._emit(self.clock.finish())
 
-    def _emit(self, timed: tuple[FloatArray, FloatArray, FloatArray | None] | None
+    def _emit(self, timed: list[tuple[FloatArray, FloatArray, FloatArray | None]]
               ) -> Iterator[Chunk]:
-        if timed is None:
-            return
-        local, accel, temperature = timed
-        if self.offset_s is None:
-            self.reference_local_s = dec.config_time(self.header, float(local[0]))
-            self.offset_s = zone_offset_s(self.zone, self.reference_local_s, self.uri)
-        known = local[np.isfinite(local)]
-        if known.size:
-            self.local_range[0] = min(self.local_range[0], float(known.min()))
-            self.local_range[1] = max(self.local_range[1], float(known.max()))
-        chunk = self.finisher.push(local - self.offset_s, accel, temperature, self.segments - 1)
-        if chunk is not None:
-            yield chunk
+        for local, accel, temperature in timed:
+            if self.offset_s is None:
+                self.reference_local_s = dec.config_time(self.header, float(local[0]))
+                self.offset_s = zone_offset_s(self.zone, self.reference_local_s, self.uri)
+            known = local[np.isfinite(local)]
+            if known.size:
+                self.local_range[0] = min(self.local_range[0], float(known.min()))
+                self.local_range[1] = max(self.local_range[1], float(known.max()))
+            chunk = self.finisher.push(local - self.offset_s, accel, temperature,
+                                       self.segments - 1)
+            if chunk is not None:
+                yield chunk
 
     def zone_flags(self) -> list[str]:
         """``local_to_utc``'s flag, from the range of local times seen."""
@@ -288,14 +287,21 @@ class _SegmentClock:
         self.fp = np.concatenate((self.fp, new_f))
         self.pending.append((x, accel, temperature))
 
-    def _take(self, n: int) -> tuple[FloatArray, FloatArray, FloatArray | None]:
-        x = np.concatenate([p[0] for p in self.pending])
-        accel = np.concatenate([p[1] for p in self.pending])
-        temps = [p[2] for p in self.pending if p[2] is not None]
-        temperature: FloatArray | None = np.concatenate(temps) if temps else None
-        rest = (x[n:], accel[n:], None if temperature is None else temperature[n:])
-        self.pending = [rest] if rest[0].size else []
-        return x[:n], accel[:n], None if temperature is None else temperature[:n]
+    def _take(self, n: int) -> list[tuple[FloatArray, FloatArray, FloatArray | None]]:
+        """The first ``n`` pending samples, as the pieces they came in (views: the
+        samples are not copied into one array); the rest stays pending."""
+        taken: list[tuple[FloatArray, FloatArray, FloatArray | None]] = []
+        while n > 0:
+            x, accel, temperature = self.pending[0]
+            if x.size <= n:
+                taken.append(self.pending.pop(0))
+                n -= x.size
+                continue
+            taken.append((x[:n], accel[:n], None if temperature is None else temperature[:n]))
+            self.pending[0] = (x[n:], accel[n:], None if temperature is None
+                               else temperature[n:])
+            n = 0
+        return taken
 
     def _times(self, x: FloatArray, *, at_end: bool) -> FloatArray:
         x0, f0 = self.first[0]
@@ -314,27 +320,27 @@ class _SegmentClock:
             out[after] = self.fp[-1] + (x[after] - self.xp[-1]) * last_slope
         return out
 
-    def ready(self) -> tuple[FloatArray, FloatArray, FloatArray | None] | None:
-        """The samples whose time no later anchor can change, timed; None if none yet."""
+    def ready(self) -> list[tuple[FloatArray, FloatArray, FloatArray | None]]:
+        """The samples whose time no later anchor can change, timed (in pieces)."""
         if not self.pending or not self.xp.size:
-            return None
+            return []
         if len(self.first) < 2 and float(self.pending[0][0][0]) < self.first[0][0]:
-            return None  # the slope before the first anchor needs the second
+            return []  # the slope before the first anchor needs the second
         n = sum(int(np.searchsorted(p[0], self.xp[-1], side="right")) for p in self.pending)
         if n == 0:
-            return None
-        x, accel, temperature = self._take(n)
-        times = self._times(x, at_end=False)
-        # Later samples lie after x[-1]: they need the anchors from the last one at or
-        # before it on (anchors can run ahead of their samples), and the last two.
-        keep_from = int(np.searchsorted(self.xp, x[-1], side="right")) - 1
+            return []
+        pieces = self._take(n)
+        timed = [(self._times(x, at_end=False), accel, temperature)
+                 for x, accel, temperature in pieces]
+        # Later samples lie after the last one taken: they need the anchors from the last
+        # one at or before it on (anchors can run ahead of their samples), and the last two.
+        keep_from = int(np.searchsorted(self.xp, pieces[-1][0][-1], side="right")) - 1
         keep_from = max(0, min(keep_from, self.xp.size - 2))
         self.xp, self.fp = self.xp[keep_from:], self.fp[keep_from:]
-        return times, accel, temperature
+        return timed
 
-    def finish(self) -> tuple[FloatArray, FloatArray, FloatArray | None] | None:
-        """Every sample left, at the end of the segment."""
-        if not self.pending:
-            return None
-        x, accel, temperature = self._take(sum(p[0].size for p in self.pending))
-        return self._times(x, at_end=True), accel, temperature
+    def finish(self) -> list[tuple[FloatArray, FloatArray, FloatArray | None]]:
+        """Every sample left, at the end of the segment (in pieces)."""
+        pieces = self._take(sum(p[0].size for p in self.pending))
+        return [(self._times(x, at_end=True), accel, temperature)
+                for x, accel, temperature in pieces]

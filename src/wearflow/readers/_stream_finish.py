@@ -44,10 +44,11 @@ class StreamFinisher:
         self._n_seen += time_s.shape[0]
         if time_s.size == 0:
             return None
-        # min and max show a NaN or infinity: the row mask is only built (a costlier
-        # pass) for a chunk that has one
-        if not (np.isfinite(accel_g.min()) and np.isfinite(accel_g.max())
-                and np.isfinite(time_s.min()) and np.isfinite(time_s.max())):
+        # a sum is NaN or infinite when a value is (or when finite values overflow: the
+        # row mask then keeps them all): the mask, a costlier pass, only for such a chunk
+        with np.errstate(over="ignore", invalid="ignore"):
+            all_finite = bool(np.isfinite(np.sum(accel_g)) and np.isfinite(np.sum(time_s)))
+        if not all_finite:
             finite = np.isfinite(time_s) & np.all(np.isfinite(accel_g), axis=1)
             self._n_non_finite += int(finite.size - np.count_nonzero(finite))
             time_s, accel_g = time_s[finite], accel_g[finite]
@@ -57,14 +58,19 @@ class StreamFinisher:
         if self._running_max_s == -math.inf:  # the first finite sample of the file
             check_sampling_rate(self.sampling_rate_hz, self.uri)
             check_start(float(time_s[0]), self.uri)
-        keep = self._increasing(time_s)
-        if not np.all(keep):
-            self._n_trimmed += int(keep.size - np.count_nonzero(keep))
-            time_s, accel_g = time_s[keep], accel_g[keep]
-            temperature_c = None if temperature_c is None else temperature_c[keep]
-            if time_s.size == 0:
-                return None
-        self._flag_gaps(time_s)
+        steps = np.diff(time_s)
+        if time_s[0] > self._running_max_s and (steps.size == 0 or steps.min() > 0.0):
+            self._running_max_s = float(time_s[-1])  # increasing: every sample is kept
+        else:
+            keep = self._increasing(time_s)
+            if not np.all(keep):
+                self._n_trimmed += int(keep.size - np.count_nonzero(keep))
+                time_s, accel_g = time_s[keep], accel_g[keep]
+                temperature_c = None if temperature_c is None else temperature_c[keep]
+                if time_s.size == 0:
+                    return None
+                steps = np.diff(time_s)
+        self._flag_gaps(time_s, steps)
         return Chunk(
             time_s=np.ascontiguousarray(time_s, dtype=np.float64),
             accel_g=np.ascontiguousarray(accel_g, dtype=np.float64),
@@ -83,16 +89,20 @@ class StreamFinisher:
         keep: np.ndarray = time_s > before
         return keep
 
-    def _flag_gaps(self, time_s: FloatArray) -> None:
-        if self._last_kept_s is None:
-            steps = np.diff(time_s)
-        else:
-            steps = np.diff(time_s, prepend=self._last_kept_s)
+    def _flag_gaps(self, time_s: FloatArray, steps: FloatArray) -> None:
+        """Flag the steps over the threshold: from the last kept time to ``time_s[0]``,
+        then ``steps`` (``numpy.diff(time_s)``), in time order."""
+        found: list[float] = []
+        if self._last_kept_s is not None:
+            first = float(time_s[0]) - self._last_kept_s
+            if first > self._gap_threshold_s:
+                found.append(first)
         self._last_kept_s = float(time_s[-1])
         where = np.flatnonzero(steps > self._gap_threshold_s)
-        room = MAX_GAP_FLAGS - len(self._gaps)
-        self._gaps.extend(f"gap_s={steps[i]:.1f}" for i in where[:max(room, 0)])
-        self._n_gaps += int(where.size)
+        room = max(MAX_GAP_FLAGS - len(self._gaps), 0)
+        self._n_gaps += len(found) + int(where.size)
+        found += steps[where[:room]].tolist()
+        self._gaps.extend(f"gap_s={step:.1f}" for step in found[:room])
 
     def flags(self, reader_flags: list[str]) -> tuple[str, ...]:
         """The file's flags once every sample was pushed, as ``finish`` orders them.

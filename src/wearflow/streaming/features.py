@@ -61,11 +61,19 @@ class Calibration:
     def identity(cls) -> Calibration:
         return cls(np.zeros(3), np.ones(3), np.zeros(3), 0.0)
 
-    def apply(self, accel_g: FloatArray, temperature_c: FloatArray | None) -> FloatArray:
-        out: FloatArray = (accel_g + self.offset_g) * self.scale
+    def apply_into(self, accel_g: FloatArray, temperature_c: FloatArray | None,
+                   out: FloatArray) -> None:
+        """The calibrated axes, written axis by axis into the rows ``out[0:3]`` of the
+        pass's (columns, n) table: no (n, 3) temporaries, no transposition."""
+        shift = None
         if temperature_c is not None and np.any(self.temperature_scale != 0.0):
-            out += (temperature_c - self.temperature_mean_c)[:, None] * self.temperature_scale
-        return out
+            shift = temperature_c - self.temperature_mean_c
+        for j in range(3):
+            row = out[j]
+            np.add(accel_g[:, j], self.offset_g[j], out=row)
+            np.multiply(row, self.scale[j], out=row)
+            if shift is not None:
+                row += shift * self.temperature_scale[j]
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,8 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
     for chunk in chunks:
         a = np.asarray(chunk.accel_g, dtype=np.float64)
         cols = np.empty((7, a.shape[0]))
-        cols[0:3] = a.T
+        for j in range(3):
+            np.copyto(cols[j], a[:, j])
         np.square(cols[0:3], out=cols[3:6])
         cols[6] = 0.0 if chunk.temperature_c is None else chunk.temperature_c
         has_temp = has_temp or chunk.temperature_c is not None
@@ -115,20 +124,23 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     n, last, has_temp = 0, float("nan"), False
     for chunk in chunks:
         temp = chunk.temperature_c
-        a = calibration.apply(np.asarray(chunk.accel_g, dtype=np.float64), temp)
-        cols = np.empty((width, a.shape[0]))
-        cols[0:3] = a.T
+        accel = np.asarray(chunk.accel_g, dtype=np.float64)
+        cols = np.empty((width, accel.shape[0]))
+        calibration.apply_into(accel, temp, cols)
         if extremes:
-            cols[8:11] = a.T
-            cols[11:14] = a.T
+            cols[8:11] = cols[0:3]
+            cols[11:14] = cols[0:3]
         np.square(cols[0:3], out=cols[3:6])
-        norm = np.sqrt(cols[3] + cols[4] + cols[5])
+        norm = cols[6]
+        np.add(cols[3], cols[4], out=norm)
+        norm += cols[5]
+        np.sqrt(norm, out=norm)
         norm -= 1.0
-        np.maximum(norm, 0.0, out=cols[6])
+        np.maximum(norm, 0.0, out=norm)
         cols[7] = 0.0 if temp is None else temp
         has_temp = has_temp or temp is not None
         sums.add(chunk.time_s, cols)
-        n += a.shape[0]
-        if a.shape[0]:
+        n += accel.shape[0]
+        if accel.shape[0]:
             last = float(chunk.time_s[-1])
     return EpochFeatures(sums.finish(), n, last, has_temp)
