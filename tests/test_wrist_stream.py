@@ -332,3 +332,33 @@ def test_a_streamed_task_is_estimated_at_a_chunk_whatever_the_file_length() -> N
     assert task_memory_bytes(stream, [("P1_L.csv", week)]) > flat
     two = task_memory_bytes(stream, [("P1_L.cwa", week), ("P1_L2.cwa", week)])
     assert two > 2 * GB
+
+
+def test_mean_run_lengths_equal_the_run_by_run_reference() -> None:
+    """The equal-average-duration threshold's run lengths, all thresholds at once, equal
+    SKDH's rule computed run by run (mean of the run lengths, 0.0 without runs)."""
+    from wearflow.streaming.activity_endpoints import (
+        EQUAL_DURATION_THRESHOLDS_G,
+        _mean_run_lengths,
+        _true_runs,
+    )
+    from wearflow.streaming.fragmentation import average_duration
+
+    rng = np.random.default_rng(1)
+    thresholds = EQUAL_DURATION_THRESHOLDS_G[::7]
+    for _ in range(20):
+        minutes = [np.abs(rng.normal(0.0, 0.03, size=int(rng.integers(0, 300))))
+                   for _ in range(int(rng.integers(0, 4)))]
+        expected = []
+        for thresh in thresholds:
+            le: list[int] = []
+            gt: list[int] = []
+            for m in minutes:
+                a, b = _true_runs(m <= thresh)
+                le.extend(a)
+                gt.extend(b)
+            expected.append((average_duration(np.asarray(le, dtype=np.int64)),
+                             average_duration(np.asarray(gt, dtype=np.int64))))
+        got_le, got_gt = _mean_run_lengths(minutes, thresholds)
+        assert np.array_equal(got_le, [e[0] for e in expected])
+        assert np.array_equal(got_gt, [e[1] for e in expected])

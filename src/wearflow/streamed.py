@@ -22,7 +22,9 @@ way; several recordings of one wrist, CSV and gt3x go the whole-file way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, TypeGuard, runtime_checkable
 
@@ -83,19 +85,42 @@ def run_streamed(task: TaskSpec, solution: StreamingSolution, stage: Callable[[s
                               device_time_zone=task.device_time_zone,
                               max_decompressed_bytes=inflate_cap)
 
-    def chunks() -> Iterator[Chunk]:
-        with store.open(part.path) as source:
-            yield from gatherer.watch(open_stream(source))
+    with contextlib.ExitStack() as held:
+        # the first pass goes on from the stream opened for the rate (from its first
+        # chunk: the algorithms need it before their first pass): one survey of the
+        # file fewer
+        with stage("decode"):
+            source = held.enter_context(store.open(part.path))
+            first_stream = open_stream(source)
+            primed = iter(first_stream)
+            held.callback(_close, primed)
+            first = next(primed, None)
+            if first is None:
+                raise ReaderError("no samples", subject=part.uri)
+            rate_hz = first_stream.sampling_rate_hz
+        resume = [itertools.chain((first,), primed)]
 
-    # the rate, from the first chunk (the algorithms need it before their first pass)
-    with stage("decode"), store.open(part.path) as source:
-        rate_hz = _sampling_rate(open_stream(source), part.uri)
-    with stage("solution"):
-        result = solution.run_stream(chunks, rate_hz, dict(task.metadata))
-        summary = gatherer.summary(chunks, part.uri)
+        def chunks() -> Iterator[Chunk]:
+            if resume:
+                yield from gatherer.watch(first_stream, resume.pop())
+                return
+            with store.open(part.path) as again:
+                stream = open_stream(again)
+                yield from gatherer.watch(stream, iter(stream))
+
+        with stage("solution"):
+            result = solution.run_stream(chunks, rate_hz, dict(task.metadata))
+            summary = gatherer.summary(chunks, part.uri)
     with stage("verify"):
         _check_unchanged(store, part)
     return result, summary
+
+
+def _close(chunks: Iterator[Chunk]) -> None:
+    """Close a stream's iteration (its file reader) if it was left before its end."""
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def _check_unchanged(store: Store, part: InputFile) -> None:
@@ -106,19 +131,6 @@ def _check_unchanged(store: Store, part: InputFile) -> None:
     if digest.hexdigest() != part.sha256:
         raise WearflowError("file changed since it was cataloged; it will be re-planned",
                             subject=part.uri)
-
-
-def _sampling_rate(stream: RecordingStream, uri: str) -> float:
-    """The stream's sampling rate, known once its first chunk is decoded."""
-    iterator = iter(stream)
-    try:
-        if next(iterator, None) is None:
-            raise ReaderError("no samples", subject=uri)
-        return stream.sampling_rate_hz
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
 
 
 class _Gatherer:
@@ -138,8 +150,8 @@ class _Gatherer:
         self._clipped: int | None = None
         self._counting = False
 
-    def watch(self, stream: RecordingStream) -> Iterator[Chunk]:
-        """``stream``'s chunks, gathered from as they pass."""
+    def watch(self, stream: RecordingStream, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        """``stream``'s chunks (``chunks``, its iteration), gathered from as they pass."""
         self._streams.append(stream)
         first_pass = self._finished is None
         counting = (not first_pass and self._clipped is None
@@ -147,17 +159,17 @@ class _Gatherer:
         if counting:
             self._counting = True
         try:
-            yield from self._gather(stream, first_pass, counting)
+            yield from self._gather(stream, chunks, first_pass, counting)
         finally:
             if counting:
                 self._counting = False
 
-    def _gather(self, stream: RecordingStream, first_pass: bool, counting: bool
-                ) -> Iterator[Chunk]:
+    def _gather(self, stream: RecordingStream, chunks: Iterator[Chunk], first_pass: bool,
+                counting: bool) -> Iterator[Chunk]:
         n = clipped = 0
         first_s: float | None = None
         last_s, peak_g, has_temperature = 0.0, 0.0, False
-        for chunk in stream:
+        for chunk in chunks:
             if chunk.time_s.size:
                 if first_pass:
                     n += int(chunk.time_s.size)

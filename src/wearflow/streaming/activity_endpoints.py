@@ -99,6 +99,29 @@ def _true_runs(mask: npt.NDArray[np.bool_]) -> tuple[list[int], list[int]]:
     return lengths[vals].tolist(), lengths[~vals].tolist()
 
 
+def _mean_run_lengths(minutes: list[FloatArray], thresholds: FloatArray
+                      ) -> tuple[FloatArray, FloatArray]:
+    """Per threshold, the mean length of the runs of minutes at or below it and of those
+    above it, over every segment (0.0 without such runs, as ``average_duration``): the
+    total length over the number of runs, for every threshold at once."""
+    n_le = np.zeros(thresholds.size, dtype=np.int64)
+    n_gt = np.zeros(thresholds.size, dtype=np.int64)
+    runs_le = np.zeros(thresholds.size, dtype=np.int64)
+    runs_gt = np.zeros(thresholds.size, dtype=np.int64)
+    for m in minutes:
+        if m.size == 0:
+            continue
+        below = m[None, :] <= thresholds[:, None]
+        n_le += below.sum(axis=1)
+        n_gt += m.size - below.sum(axis=1)
+        runs_le += below[:, 0] + (below[:, 1:] & ~below[:, :-1]).sum(axis=1)
+        runs_gt += ~below[:, 0] + (~below[:, 1:] & below[:, :-1]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu_le = np.where(runs_le > 0, n_le / np.maximum(runs_le, 1), 0.0)
+        mu_gt = np.where(runs_gt > 0, n_gt / np.maximum(runs_gt, 1), 0.0)
+    return mu_le, mu_gt
+
+
 def wake_fragmentation(segments: list[FloatArray]) -> dict[str, float]:
     """The day's ``wake_<sed|slpa|mvpa>_*`` fragmentation columns and the equal average
     duration threshold (``FragmentationEndpoints``, ``EqualAverageDurationThreshold``)
@@ -123,17 +146,7 @@ def wake_fragmentation(segments: list[FloatArray]) -> dict[str, float]:
         out[f"wake_{level}_gini_index"] = gini_index(arr)
         out[f"wake_{level}_avg_hazard"] = average_hazard(arr)
         out[f"wake_{level}_power_law_distribution"] = power_law(arr)
-    mu_le = np.full(EQUAL_DURATION_THRESHOLDS_G.size, np.nan)
-    mu_gt = np.full(EQUAL_DURATION_THRESHOLDS_G.size, np.nan)
-    for j, thresh in enumerate(EQUAL_DURATION_THRESHOLDS_G):
-        le: list[int] = []
-        gt: list[int] = []
-        for m in minutes:
-            a, b = _true_runs(m <= thresh)
-            le.extend(a)
-            gt.extend(b)
-        mu_le[j] = average_duration(np.asarray(le, dtype=np.int64))
-        mu_gt[j] = average_duration(np.asarray(gt, dtype=np.int64))
+    mu_le, mu_gt = _mean_run_lengths(minutes, EQUAL_DURATION_THRESHOLDS_G)
     ok = ~(np.isnan(mu_le) | np.isnan(mu_gt))
     if np.any(ok):
         idx = int(np.argmin(np.abs(mu_le[ok] - mu_gt[ok])))
