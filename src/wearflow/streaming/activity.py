@@ -8,7 +8,8 @@ hours, the wake wear (wear outside the night's TSO) and the sleep wear; a day
 with fewer than ``min_wear_time`` wear hours gets no activity values; epoch
 minutes per level; bout minutes by ``get_activity_bouts`` with bout metric 4
 (GGIR's: 80% of the bout's epochs in the level, first and last epoch in it, no
-break longer than a minute) for 1, 5 and 10-minute bouts, per wake segment.
+break longer than a minute) for 1, 5 and 10-minute bouts, per wake segment; the
+other wake endpoints in ``activity_endpoints.py`` and ``signal_features.py``.
 
 Differences: epochs are on the clock's 5-s grid and an epoch counts when it lies
 wholly inside a segment (SKDH starts the epochs at each segment's first sample).
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from wearflow.streaming.activity_endpoints import wake_endpoints, wake_fragmentation
 from wearflow.streaming.days import DayWindow
 from wearflow.streaming.grid import SecondGrid
+from wearflow.streaming.signal_features import signal_feature_columns, wake_signal_features
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -79,6 +81,7 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
             for b in params.bout_lens_min:
                 row[f"wake_{lvl}_{b}min_bout_min"] = np.nan
         row.update(dict.fromkeys(wake_fragmentation([]), np.nan))
+        row.update(dict.fromkeys(signal_feature_columns(), np.nan))
         for lvl in EPOCH_LEVELS:
             row[f"sleep_{lvl}_5s_epoch_min"] = np.nan
         if float(row["n_wear_hours"]) >= params.min_wear_time_h:
@@ -95,6 +98,7 @@ def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float,
                 if state == "wake":
                     row.update(wake_endpoints(parts))
                     row.update(wake_fragmentation(parts))
+                    row.update(wake_signal_features(parts))
                     for lvl in BOUT_LEVELS:
                         lo, hi = LEVEL_BOUNDS[lvl]
                         for b in params.bout_lens_min:
