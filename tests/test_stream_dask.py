@@ -2,7 +2,7 @@
 in the Dask worker processes, asking the scheduler for the streamed footprint, writing
 the inline run's bytes), under ``wearflow reproduce`` (the same bytes again, provenance
 as complete as builtin:wrist's), with the qc.json figures of builtin:wrist on the same
-file.
+file, and beside a solution pinned to its own environment.
 
 The study: four real recordings from ../shared/data/real (MANIFEST.md), one of each
 streamed reader path: a gzipped .cwa with a logging gap (3 h, 100 Hz), a plain .cwa
@@ -229,3 +229,58 @@ def test_the_calibration_figures_are_builtin_wrist_s_when_it_calibrates() -> Non
                            ).run(rec, metadata).qc
     assert dict(ours) == dict(theirs)
     assert theirs["calibration_error_after_g"] < theirs["calibration_error_before_g"]
+
+
+# -- 4. beside a pinned environment -----------------------------------------------------------
+
+PINNED_STUDY = """\
+study: STREAM-PINNED
+input: raw/
+output: results/
+files:
+  sensor: ["{participant}_{side}.cwa", "{participant}_{side}.bin"]
+solutions:
+  - name: pinned
+    pipeline: builtin:wrist
+    environment: ["scikit-digital-health==0.17.16"]
+  - name: stream
+    pipeline: builtin:wrist-stream
+"""
+
+
+def test_beside_a_solution_pinned_to_its_own_environment(
+        tmp_path: Path, real_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study whose other solution runs in its own locked environment: the lock is stored
+    for that one only, the stream tasks carry none and stream in wearflow's own
+    environment, and both solutions' results reproduce from the stored lock."""
+    import wearflow.solutions
+    from wearflow.services.verify import reproduce
+    from wearflow.stages.environments import stored_locks
+
+    # beside the repository, as tests/test_solution_envs.py: the built environment is reused
+    monkeypatch.setenv("WEARFLOW_ENV_CACHE",
+                       str(Path(__file__).resolve().parents[1] / ".cache" / "wearflow"))
+    (tmp_path / "raw").mkdir()
+    for name in ("P2_L.cwa", "P1_R.bin"):
+        shutil.copyfile(real_dir / REAL_FILES[name], tmp_path / "raw" / name)
+    (tmp_path / "study.yaml").write_text(PINNED_STUDY)
+    report = run_study(load_study(tmp_path), executor=InlineExecutor())
+    assert (report.exit_code, report.executed, report.failed) == (0, 4, 0)
+    locks = stored_locks(load_study(tmp_path))
+    assert sorted(locks) == ["pinned"]
+    for attempt in _attempts(tmp_path / "results"):
+        if attempt["solution"] == "stream":
+            assert "fetch" not in attempt["stages"], attempt
+    results = tmp_path / "results"
+    for name in ("P2_L.cwa", "P1_R.bin"):
+        prov = json.loads((_result_dir(results, "stream", name) / "provenance.json").read_text())
+        assert "environment" not in prov["solution"]["parameters"]
+        pinned = json.loads((_result_dir(results, "pinned", name) / "provenance.json"
+                             ).read_text())
+        assert pinned["solution"]["parameters"]["skdh"] == "0.17.16"
+    # a later process: solutions built afresh, the pinned one from the stored lock
+    monkeypatch.setattr(wearflow.solutions, "_CACHE", {})
+    for solution in ("stream", "pinned"):
+        for name in ("P2_L.cwa", "P1_R.bin"):
+            again = reproduce(load_study(tmp_path), str(_result_dir(results, solution, name)))
+            assert again.identical, (solution, name, again.files)
