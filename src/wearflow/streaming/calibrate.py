@@ -15,6 +15,9 @@ Mirrors ``skdh.preprocessing.CalibrateAccelerometer.predict`` and its
 - the first ``min_hours`` of data, then 12 more hours at a time until a fit is
   accepted or the data runs out; fewer than ``min_hours`` in all: no calibration.
 
+:func:`calibration_error_g` is not SKDH's: it is the figure builtin:wrist writes to
+qc.json (``skdh_core.calibration_error_g``), measured whether or not a fit is tried.
+
 Differences: windows are on the UTC 10-s grid (SKDH counts samples from the first
 one), a window needs 90% of its samples, and the regression is a plain weighted
 least squares rather than scikit-learn's (the same solution).
@@ -28,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wearflow.streaming.features import STILL_WINDOW_S, Calibration, StillWindows
+from wearflow.streaming.wear import STILL_SD_G
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -79,6 +83,24 @@ def fit_calibration(windows: StillWindows, sampling_rate_hz: float,
                 Calibration.identity(), False, None, None, "too few still windows")
         i_h += 1
 
+
+def calibration_error_g(windows: StillWindows, sampling_rate_hz: float,
+                        calibration: Calibration | None = None) -> float | None:
+    """builtin:wrist's calibration quality figure (qc.json): the mean | |a| - 1 g | over
+    the still 10-s windows (SD below 0.013 g on every axis), in g, rounded to 6 places;
+    None without a still window. With ``calibration``, of the calibrated windows (it is
+    affine: a window's calibrated mean is the calibration of its mean, at the window's
+    mean temperature; its SD scales with the axis)."""
+    full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
+    mean, sd = windows.mean_g[full], windows.sd_g[full]
+    if calibration is not None:
+        temperature = windows.temperature_c[full] if windows.has_temperature else None
+        mean = calibration.apply(mean, temperature)
+        sd = sd * np.abs(calibration.scale)
+    still = np.all(sd < STILL_SD_G, axis=1)  # NaN (a 1-sample window) is not still
+    if not np.any(still):
+        return None
+    return round(float(np.mean(np.abs(np.linalg.norm(mean[still], axis=1) - 1.0))), 6)
 
 
 def _fit(mean: FloatArray, sd: FloatArray, temp: FloatArray, params: CalibrationParameters

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from wearflow.streaming.activity import activity_days
-from wearflow.streaming.calibrate import CalibrationResult, fit_calibration
+from wearflow.streaming.calibrate import CalibrationResult, calibration_error_g, fit_calibration
 from wearflow.streaming.chunks import ChunkLike
 from wearflow.streaming.days import day_windows
 from wearflow.streaming.features import epoch_pass, still_window_pass
@@ -33,11 +33,14 @@ ChunkFactory = Callable[[], Iterable[ChunkLike]]
 
 @dataclass(frozen=True)
 class StreamResult:
-    """The tables, the calibration found and QC flags."""
+    """The tables, the calibration found and QC flags; the calibration error before and
+    after it as builtin:wrist measures it for qc.json (None: no still window)."""
 
     tables: dict[str, pd.DataFrame]
     calibration: CalibrationResult
     flags: tuple[str, ...]
+    error_before_g: float | None = None
+    error_after_g: float | None = None
 
 
 def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: str = "UTC"
@@ -48,10 +51,13 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     cal = fit_calibration(still, sampling_rate_hz)
     if not cal.applied:
         flags.append(f"warning:CalibrateAccelerometer:{cal.message}")
+    before = calibration_error_g(still, sampling_rate_hz)
+    errors = (before, calibration_error_g(still, sampling_rate_hz, cal.calibration)
+              if cal.applied else before)
     features = epoch_pass(chunks(), cal.calibration, extremes=not still.has_temperature)
     grid = second_grid(features)
     if features.n_samples == 0:
-        return StreamResult({}, cal, tuple(flags))
+        return StreamResult({}, cal, tuple(flags), *errors)
     last = features.last_time_s
     wear_table = True
     if features.n_samples < int(DETACH_MIN_S * sampling_rate_hz):
@@ -84,7 +90,7 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     }
     if wear_table:
         tables["detach_wear"] = _wear_table(wear)
-    return StreamResult(tables, cal, tuple(flags))
+    return StreamResult(tables, cal, tuple(flags), *errors)
 
 
 def _iso(seconds: np.ndarray) -> list[str]:
