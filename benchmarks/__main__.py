@@ -19,7 +19,7 @@ from benchmarks._common import fmt_s, machine_facts
 
 # In run order; each is a module ``benchmarks.<name>`` with ``run(quick) -> Iterator[Figure]``.
 BENCHMARKS = ("overhead", "throughput", "streaming_read", "stream_task", "scaling", "planning",
-              "state", "reports", "dashboard")
+              "state", "reports", "dashboard", "headline")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,13 @@ class Calibration:
     def identity(cls) -> Calibration:
         return cls(np.zeros(3), np.ones(3), np.zeros(3), 0.0)
 
+    def apply(self, accel_g: FloatArray, temperature_c: FloatArray | None) -> FloatArray:
+        """The calibrated (n, 3) acceleration."""
+        out: FloatArray = (accel_g + self.offset_g) * self.scale
+        if temperature_c is not None and np.any(self.temperature_scale != 0.0):
+            out += (temperature_c - self.temperature_mean_c)[:, None] * self.temperature_scale
+        return out
+
     def apply_into(self, accel_g: FloatArray, temperature_c: FloatArray | None,
                    out: FloatArray) -> None:
         """The calibrated axes, written axis by axis into the rows ``out[0:3]`` of the
