@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.streaming.blocks import BlockSums, BlockTable
+from wearflow.streaming.blocks import BlockSums, DenseBlocks, DenseBlockSums
 from wearflow.streaming.chunks import ChunkLike
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,7 +89,7 @@ class EpochFeatures:
     ENMO (g, ``max(|a| - 1, 0)`` per sample), temperature (deg C; 0 without one); with
     ``extremes``, also the max (8-10) and min (11-13) of x, y, z (g)."""
 
-    blocks: BlockTable
+    blocks: DenseBlocks
     n_samples: int
     last_time_s: float
     has_temperature: bool
@@ -121,13 +121,13 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
 
 
 def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
-               extremes: bool = False) -> EpochFeatures:
+               extremes: bool = False, still: StillWindows | None = None) -> EpochFeatures:
     """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`); with ``extremes``
     also each axis' max (columns 8-10) and min (11-13) per second, for the
     acceleration-only wear detection of a recording without temperature."""
     width = 14 if extremes else 8
     reducers = (np.add,) * 8 + ((np.maximum,) * 3 + (np.minimum,) * 3 if extremes else ())
-    sums = BlockSums(FEATURE_BLOCK_S, width, reducers)
+    sums = DenseBlockSums(FEATURE_BLOCK_S, width, reducers, _span(still))
     n, last, has_temp = 0, float("nan"), False
     for chunk in chunks:
         temp = chunk.temperature_c
@@ -150,4 +150,13 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
         n += accel.shape[0]
         if accel.shape[0]:
             last = float(chunk.time_s[-1])
-    return EpochFeatures(sums.finish(), n, last, has_temp)
+    return EpochFeatures(sums.finish_dense(), n, last, has_temp)
+
+
+def _span(still: StillWindows | None) -> tuple[int, int] | None:
+    """The 1-s blocks pass 1's 10-s windows cover (first index, number): pass 2 reads the
+    same samples, so its table is sized once."""
+    if still is None or still.start_s.size == 0:
+        return None
+    first = int(still.start_s[0] // FEATURE_BLOCK_S)
+    return first, int(still.start_s[-1] // FEATURE_BLOCK_S) + int(STILL_WINDOW_S) - first

@@ -40,17 +40,9 @@ class SecondGrid:
 
 
 def second_grid(features: EpochFeatures) -> SecondGrid:
-    """The 1-s blocks of ``features`` on a complete grid."""
+    """The 1-s blocks of ``features`` as a grid (its dense table, not copied)."""
     blocks = features.blocks
-    if blocks.index.size == 0:
-        return SecondGrid(0.0, np.zeros(0), np.zeros((0, blocks.sums.shape[1])))
-    first = int(blocks.index[0])
-    n = int(blocks.index[-1]) - first + 1
-    count = np.zeros(n)
-    sums = np.zeros((n, blocks.sums.shape[1]))  # empty seconds: 0 (extremes too: unused)
-    count[blocks.index - first] = blocks.count
-    sums[blocks.index - first] = blocks.sums
-    return SecondGrid(float(first) * blocks.length_s, count, sums)
+    return SecondGrid(float(blocks.first_index) * blocks.length_s, blocks.count, blocks.sums)
 
 
 def window_sums(values: FloatArray, length: int) -> FloatArray:
