@@ -124,3 +124,63 @@ def test_a_file_replaced_while_its_task_ran_is_not_reported_done(
         (root / "results" / "issues.jsonl").read_text().splitlines()) + "]")
     assert any("file changed since it was cataloged" in i["message"]
                and i["uri"].endswith("P001_V1_L.cwa") for i in issues), issues
+
+
+def _csv_study(root: Path) -> Path:
+    """The demo study (one participant, two visits, half a day at 25 Hz) with its .cwa files
+    written as CSV tables: visit 1 plain .csv, visit 2 .csv.gz (unix seconds, g, degC)."""
+    import gzip
+
+    from wearflow.readers import read_recording
+
+    write_demo_study(root, participants=1, days=0.5, seed=1, sampling_rate_hz=25.0)
+    for cwa in sorted((root / "raw").glob("*.cwa")):
+        recording = read_recording(cwa.read_bytes(), cwa.name)
+        assert recording.temperature_c is not None
+        lines = ["time,x,y,z,temperature"] + [
+            f"{t:.3f},{x:.5f},{y:.5f},{z:.5f},{c:.2f}" for t, (x, y, z), c in
+            zip(recording.time_s, recording.accel_g, recording.temperature_c, strict=True)]
+        text = ("\n".join(lines) + "\n").encode()
+        if "_V1_" in cwa.name:
+            cwa.with_suffix(".csv").write_bytes(text)
+        else:
+            cwa.with_suffix(".csv.gz").write_bytes(gzip.compress(text, 1, mtime=0))
+        cwa.unlink()
+    study = root / "study.yaml"
+    text = study.read_text().replace("builtin:wrist\n", "builtin:wrist-stream\n")
+    name = "{participant}_{visit}_{side}"
+    text = text.replace(f'["{name}.cwa"]', f'["{name}.csv", "{name}.csv.gz"]')
+    study.write_text(text.replace("after_run: true", "after_run: false"))
+    return root
+
+
+def test_a_csv_study_streamed_writes_the_bytes_of_the_whole_file_path(
+        tmp_path: Path) -> None:
+    """CSV (plain and gzip) streams in the worker too, with the same tables, qc.json and
+    participant results as the whole recording cut into chunks."""
+    streamed = _csv_study(tmp_path / "streamed")
+    whole = tmp_path / "whole"
+    shutil.copytree(streamed, whole)
+    methods: list[str] = []
+    import wearflow.streamed as streamed_module
+
+    original = streamed_module.iter_recording
+
+    def spy(*args: object, **kwargs: object) -> object:
+        stream = original(*args, **kwargs)  # type: ignore[arg-type]
+        methods.append(stream.method)
+        return stream
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(streamed_module, "iter_recording", spy)
+        report = run_study(load_study(streamed), executor=InlineExecutor())
+        assert report.exit_code == 0 and report.done == 4
+        assert methods and set(methods) == {"streamed"}  # every pass decoded by blocks
+        mp.setattr("wearflow.worker.streams", lambda solution, task: False)
+        report = run_study(load_study(whole), executor=InlineExecutor())
+        assert report.exit_code == 0 and report.done == 4
+    ours, theirs = _files(streamed / "results"), _files(whole / "results")
+    assert sorted(ours) == sorted(theirs)
+    assert any(".csv.gz" in name for name in ours) and any(".csv/" in name for name in ours)
+    assert any(name.endswith("qc.json") for name in ours)
+    assert [name for name in ours if ours[name] != theirs[name]] == []

@@ -381,8 +381,10 @@ def test_a_streamed_task_is_estimated_at_a_chunk_whatever_the_file_length() -> N
     assert task_memory_bytes(stream, [("P1_L.cwa", fortnight)]) == flat
     assert task_memory_bytes(stream, [("P1_L.bin", fortnight)]) == flat
     assert task_memory_bytes(reference, [("P1_L.cwa", week)]) > 9 * GB
-    # a CSV and two recordings combined are read whole: estimated per sample
-    assert task_memory_bytes(stream, [("P1_L.csv", week)]) > flat
+    assert task_memory_bytes(stream, [("P1_L.csv", week)]) == flat  # CSV streams too
+    assert task_memory_bytes(stream, [("P1_L.csv.gz", week)]) == flat
+    # a .gt3x and two recordings combined are read whole: estimated per sample
+    assert task_memory_bytes(stream, [("P1_L.gt3x", week)]) > flat
     two = task_memory_bytes(stream, [("P1_L.cwa", week), ("P1_L2.cwa", week)])
     assert two > 2 * GB
 

@@ -16,8 +16,11 @@ device, the reader's flags) are gathered from the chunks of the solution's passe
 (:class:`_Gatherer`) and equal the whole-file path's
 (:class:`~wearflow.qc.RecordingSummary`).
 
-Only a task on one file whose format streams (.cwa, .cwa.gz, GENEActiv .bin) goes this
-way; several recordings of one wrist, CSV and gt3x go the whole-file way.
+Only a task on one file whose format streams (.cwa, .cwa.gz, GENEActiv .bin, CSV plain
+or .csv.gz) goes this way; several recordings of one wrist and gt3x go the whole-file
+way. (A CSV whose whole-file facts cannot be gathered in bounded state -- not UTF-8,
+times out of order, column types changing down the file -- is still read whole inside
+the stream: see :mod:`wearflow.readers._csv_stream`.)
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from wearflow.solutions.base import FileResult
 from wearflow.storage import Store
 from wearflow.task import InputFile, TaskSpec
 
-STREAMED_ENDINGS = (".cwa", ".cwa.gz", ".bin")
+STREAMED_ENDINGS = (".cwa", ".cwa.gz", ".bin", ".csv", ".csv.gz")
 CHUNK_S = 3600.0  # an hour of samples per chunk (100 Hz: 29 MB of float64)
 _HASH_BLOCK_BYTES = 8 * 1024 * 1024
 _CLIPPING_FROM_G = 1.5  # as qc._peak_and_clipped: below, nothing is counted as clipped

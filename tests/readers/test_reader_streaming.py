@@ -7,7 +7,9 @@ or the same one-line ReaderError naming the file. Checked on every file in
 large chunk size, on the hostile and corrupt inputs of the other reader tests
 (their fuzz strategies, re-used), on spliced, gapped and truncated .cwa files,
 and from a one-way (unseekable) stream and a Store. Memory is bounded by the
-chunk, not the file (tracemalloc on a 6-hour file).
+chunk, not the file (tracemalloc on a 6-hour file). CSV specifics (tables over
+several pandas blocks, what is left to the whole-file read, memory in a child process)
+are in test_reader_csv_streaming.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def diff_settings(max_examples: int) -> settings:
     return settings(fuzz_settings(max_examples), deadline=4000)
 
 
-STREAMED_FOLDERS = ("cwa/", "geneactiv_bin/")
+STREAMED_FOLDERS = ("cwa/", "geneactiv_bin/", "actigraph_raw_csv/", "generic_csv/")
+"""Every file here streams natively (the CSVs of other folders are refused by both paths)."""
 
 
 class OneWay(io.RawIOBase):

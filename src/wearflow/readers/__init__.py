@@ -16,8 +16,9 @@ memory; a .gt3x zip whose parts unzip beyond the same default cap is refused
 unopened, and a CSV line of more than 256 fields before it is parsed.
 
 :func:`iter_recording` gives the same recording as time-ordered :class:`Chunk` objects
-from a file object, in memory bounded by the chunk rather than the file for .cwa and
-GENEActiv .bin (plain or gzip); the other formats are read whole and cut into chunks.
+from a file object, in memory bounded by the chunk rather than the file for .cwa,
+GENEActiv .bin and CSV (plain or gzip; a few unusual CSVs excepted); the other formats
+are read whole and cut into chunks.
 Concatenated, the chunks equal ``read_recording``'s result bit for bit, flags included
 (see :mod:`wearflow.readers.streaming`).
 

@@ -1,11 +1,13 @@
 """The streaming read: :func:`iter_recording`, a file object in, time-ordered chunks out.
 
 Which formats stream (``RecordingStream.method == "streamed"``), in memory bounded
-by ``chunk_s``, not by the file: Axivity .cwa (:mod:`._cwa_stream`) and GENEActiv
-.bin (:mod:`._bin_stream`), plain or in one gzip layer (the content is inflated
-twice, piece by piece, under the same cap as the whole-file read). Every other
-format -- CSV, ActiGraph .gt3x/.agdc (pygt3x decodes a whole file), a gzip inside
-a gzip, anything refused -- is read whole by
+by ``chunk_s``, not by the file: Axivity .cwa (:mod:`._cwa_stream`), GENEActiv
+.bin (:mod:`._bin_stream`) and CSV tables (:mod:`._csv_stream`; those whose
+whole-file facts can be gathered exactly in bounded state), plain or in one gzip
+layer (the content is inflated twice, piece by piece, under the same cap as the
+whole-file read). Every other format -- ActiGraph .gt3x/.agdc (pygt3x decodes a
+whole file), a CSV left to the whole-file read, a gzip inside a gzip, anything
+refused -- is read whole by
 :func:`wearflow.readers.read_recording` and then handed out in chunks
 (``method == "whole-file"``): the same chunks and guarantees, the whole-file
 memory. The method is an attribute of the stream, not a flag, so that the flags
@@ -19,6 +21,7 @@ file, raised by this call or while iterating.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -28,7 +31,9 @@ import numpy as np
 from wearflow.readers import _content
 from wearflow.readers._bin_stream import stream_geneactiv
 from wearflow.readers._common import reader_error
+from wearflow.readers._csv_stream import stream_csv, survey_csv
 from wearflow.readers._cwa_stream import Readable, stream_cwa
+from wearflow.readers.actigraph import SQLITE_MAGIC
 from wearflow.readers.chunks import Chunk, RecordingStream, StreamHeader
 from wearflow.recording import Recording
 
@@ -102,6 +107,9 @@ def _dispatch(source: BinaryIO, uri: str, chunk_s: float, zone: str, cap: int | 
             decoder: Decoder = stream_cwa
         elif head[:64].lstrip(b"\xef\xbb\xbf").startswith(b"Device Identity"):
             decoder = stream_geneactiv
+        elif _csv_text(head):
+            plan = survey_csv(open_content, uri, zone)
+            decoder = None if plan is None else functools.partial(stream_csv, plan)
         else:
             decoder = None
         if decoder is not None:
@@ -113,6 +121,15 @@ def _dispatch(source: BinaryIO, uri: str, chunk_s: float, zone: str, cap: int | 
     recording = read_recording(source.read(), uri, device_time_zone=zone,
                            max_decompressed_bytes=cap)
     return RecordingStream(uri, "whole-file", lambda h, f: _slices(recording, chunk_s, h, f))
+
+
+def _csv_text(head: bytes) -> bool:
+    """Whether content starting with ``head`` goes to ``read_csv`` (read_recording's
+    order: not a .cwa, .gt3x, .agdc or .bin, and text)."""
+    text_start = head[:64].lstrip(b"\xef\xbb\xbf")
+    return (not head.startswith((b"PK\x03\x04", SQLITE_MAGIC))
+            and not text_start.startswith((b"Device Identity", b"GENEA/"))
+            and _content.looks_like_text(head[:_content.TEXT_SNIFF_BYTES]))
 
 
 Decoder = Callable[..., Iterator[Chunk]] | None
