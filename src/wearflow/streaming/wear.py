@@ -72,8 +72,7 @@ def detach_wear(grid: SecondGrid, last_time_s: float,
     n = grid.n
     if n == 0:
         return np.empty((0, 2))
-    sd = _forward_sd(grid)
-    n_fwd = np.sum(sd < params.sd_thresh_g, axis=1)  # NaN counts as not under
+    n_fwd = _axes_still_forward(grid, params.sd_thresh_g)
     n_bwd = np.zeros(n, dtype=n_fwd.dtype)
     n_bwd[_MINUTE:] = n_fwd[:n - _MINUTE]
     perc_fwd = _forward_mean((n_fwd >= params.n_axes_threshold).astype(np.float64),
@@ -107,19 +106,21 @@ def detach_wear(grid: SecondGrid, last_time_s: float,
     return _wear_from_nonwear(nonwear, n, grid.first_s, last_time_s)
 
 
-def _forward_sd(grid: SecondGrid) -> FloatArray:
-    """Sample SD per axis of the 60 s from each second on (NaN where they run past the end)."""
+def _axes_still_forward(grid: SecondGrid, sd_thresh_g: float) -> npt.NDArray[np.int8]:
+    """Per second, how many axes have a sample SD below ``sd_thresh_g`` over the 60 s from
+    it on (0 where they run past the end: NaN is not under). Axis by axis, so that
+    only one axis' window sums are held at a time."""
     n = grid.n
-    out = np.full((n, 3), np.nan)
+    out = np.zeros(n, dtype=np.int8)
     count = window_sums(grid.count, _MINUTE)
     if count.size == 0:
         return out
-    s = window_sums(grid.sums[:, 0:3], _MINUTE)
-    q = window_sums(grid.sums[:, 3:6], _MINUTE)
-    c = count[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (q - s * s / c) / (c - 1.0)
-    out[:count.size] = np.sqrt(np.maximum(var, 0.0))
+    for axis in range(3):
+        s = window_sums(grid.sums[:, axis], _MINUTE)
+        q = window_sums(grid.sums[:, 3 + axis], _MINUTE)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (q - s * s / count) / (count - 1.0)
+        out[:count.size] += np.sqrt(np.maximum(var, 0.0)) < sd_thresh_g
     return out
 
 
