@@ -6,11 +6,12 @@ by a first child process. Then, each in a fresh child process of its own so
 that its peak memory (``VmHWM``) is that work's and the CPU clock holds nothing else:
 
 * ``reader``: read the file's bytes and decode them with ``read_recording``;
-* ``task``: import scikit-digital-health and build the builtin solution
-  (paid once per worker process; not counted), then read + decode the file
-  and run ``builtin:wrist`` on it, as a worker does; then the same with the streaming
-  solution ``builtin:wrist-stream`` (issue 17, experimental; it still gets the whole
-  decoded recording: the streaming readers are not plugged in yet), side by side.
+* ``task``: the file as the one sensor file of a study run with ``run_study`` on the
+  inline executor (``benchmarks.stream_task``'s child: catalog, plan, the task,
+  aggregation), once with ``builtin:wrist`` and once with ``builtin:wrist-stream``, side
+  by side: the task's own CPU (read, solution, QC, write; the worker's stage clock) and
+  the process's peak, an upper bound of a worker's for that task. The streaming
+  solution reads the file in two passes of chunks, never whole.
 
 Figures are hours of sensor data per CPU-second (CPU: user + system of every
 thread of the child) and peak resident memory, next to the field notes' peers
@@ -28,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks._common import (
-    GB,
     SKDH_FULL_H_PER_CPU_S,
     SKDH_FULL_PEAK_GB,
     SKDH_READ_CPU_S,
@@ -37,13 +37,23 @@ from benchmarks._common import (
     child_report,
     fmt_s,
     load_average,
-    peak_rss_gb,
     run_child,
 )
 
 FULL = (7.0, 100.0)  # days, Hz: the field notes' reference recording
 QUICK = (1.0, 50.0)
 SEED = 11
+STUDY = """\
+study: THROUGHPUT
+input: raw/
+output: results/
+time_zone: UTC
+files:
+  sensor: ["{{participant}}_{{side}}.cwa"]
+solutions:
+  - name: wrist
+    pipeline: {pipeline}
+"""
 
 
 def run(quick: bool) -> Iterator[Figure]:
@@ -73,30 +83,21 @@ def run(quick: bool) -> Iterator[Figure]:
                            "a numpy decode 47 h/CPU-s, a compiled one 135"),
         )
 
-        task = run_child("throughput", "task", str(path), "builtin:wrist")
-        h_per_cpu_s = data_h / task["cpu_s"]
-        yield Figure(
-            f"throughput_builtin_{label}",
-            f"{h_per_cpu_s:.2f} h/CPU-s ({fmt_s(task['cpu_s'])} CPU: read "
-            f"{fmt_s(task['read_cpu_s'])}, solution {fmt_s(task['solution_cpu_s'])}; "
-            f"{fmt_s(task['wall_s'])} wall), peak {task['peak_rss_gb']:.1f} GB ({what}; "
-            f"setup not counted: skdh import + solution load {fmt_s(task['setup_cpu_s'])} CPU, "
-            f"{task['setup_rss_gb']:.2f} GB); field notes: SKDH full pipeline "
-            f"{SKDH_FULL_H_PER_CPU_S} h/CPU-s, {SKDH_FULL_PEAK_GB} GB (its ActivityDFA, which "
-            f"builtin:wrist omits, is 70% of its CPU); load {load_average()}",
-        )
-        stream = run_child("throughput", "task", str(path), "builtin:wrist-stream")
-        per_sample = ((stream["peak_rss_gb"] - stream["setup_rss_gb"]) * GB
-                      / max(gen["n_samples"], 1))
-        yield Figure(
-            f"throughput_stream_{label}",
-            f"{data_h / stream['cpu_s']:.2f} h/CPU-s ({fmt_s(stream['cpu_s'])} CPU: read "
-            f"{fmt_s(stream['read_cpu_s'])}, solution {fmt_s(stream['solution_cpu_s'])}; "
-            f"{fmt_s(stream['wall_s'])} wall), peak {stream['peak_rss_gb']:.2f} GB, "
-            f"{per_sample:.0f} bytes per sample over the setup's "
-            f"{stream['setup_rss_gb']:.2f} GB ({what}; builtin:wrist-stream on the whole "
-            f"decoded recording; load {load_average()}",
-        )
+        for pipeline in ("builtin:wrist", "builtin:wrist-stream"):
+            root = Path(tmp) / pipeline.replace(":", "-")
+            (root / "raw").mkdir(parents=True)
+            (root / "raw" / path.name).symlink_to(path)
+            (root / "study.yaml").write_text(STUDY.format(pipeline=pipeline))
+            task = run_child("stream_task", "study", str(root))
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in task["stages"].items())
+            yield Figure(
+                f"throughput_task_{pipeline.split(':')[1]}_{label}",
+                f"{data_h / task['task_cpu_s']:.2f} h/CPU-s for the task ({pipeline}: "
+                f"{fmt_s(task['task_cpu_s'])} CPU: {stages} s), peak {task['peak_rss_gb']:.2f} "
+                f"GB (the process: catalog, plan, task, aggregate; {what}; streamed: "
+                f"{task['streamed']}); field notes: SKDH full pipeline "
+                f"{SKDH_FULL_H_PER_CPU_S} h/CPU-s, {SKDH_FULL_PEAK_GB} GB; load {load_average()}",
+            )
 
 
 # ----------------------------------------------------------------------------- child side
@@ -131,44 +132,16 @@ def _reader(path: Path) -> None:
     child_report(cpu_s=cpu_s, wall_s=wall_s)
 
 
-def _task(path: Path, pipeline: str) -> None:
-    from wearflow.config import SolutionConfig
-    from wearflow.recording import Recording
-    from wearflow.solutions import load_solution
-
-    setup_cpu = time.process_time()
-    import skdh  # noqa: F401  (a worker imports it once, before its first task)
-
-    solution = load_solution(SolutionConfig(name="wrist", pipeline=pipeline))
-    setup_cpu_s, setup_rss_gb = time.process_time() - setup_cpu, peak_rss_gb()
-
-    wall = time.perf_counter()
-    recording, read_cpu_s, _ = _read(path)
-    if not isinstance(recording, Recording):
-        raise TypeError("read_recording returned no Recording")
-    cpu = time.process_time()
-    result = solution.run(recording, {"time_zone": "UTC"})
-    solution_cpu_s = time.process_time() - cpu
-    wall_s = time.perf_counter() - wall
-    if not result.tables:
-        raise RuntimeError("the builtin solution returned no tables")
-    child_report(cpu_s=read_cpu_s + solution_cpu_s, wall_s=wall_s, read_cpu_s=read_cpu_s,
-                 solution_cpu_s=solution_cpu_s, setup_cpu_s=setup_cpu_s,
-                 setup_rss_gb=setup_rss_gb, flags=list(result.flags))
-
-
 def _child_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput --child")
-    parser.add_argument("--child", required=True, choices=("generate", "reader", "task"))
+    parser.add_argument("--child", required=True, choices=("generate", "reader"))
     parser.add_argument("path", type=Path)
-    parser.add_argument("rest", nargs="*", help="generate: DAYS RATE_HZ; task: PIPELINE")
+    parser.add_argument("rest", nargs="*", help="generate: DAYS RATE_HZ")
     args = parser.parse_args(argv)
     if args.child == "generate":
         _generate(args.path, float(args.rest[0]), float(args.rest[1]))
-    elif args.child == "reader":
-        _reader(args.path)
     else:
-        _task(args.path, args.rest[0] if args.rest else "builtin:wrist")
+        _reader(args.path)
     return 0
 
 

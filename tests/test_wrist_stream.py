@@ -368,23 +368,30 @@ def test_the_scheduler_estimates_the_stream_solution_at_its_own_footprint() -> N
     assert estimate_peak_bytes("P1_L.cwa", size, stream.bytes_per_sample) < 7 * GB
 
 
-def test_a_streamed_task_is_estimated_at_a_chunk_whatever_the_file_length() -> None:
+def test_a_streamed_task_is_estimated_at_a_chunk_and_its_seconds() -> None:
+    """A streamed task reserves the worker, a chunk and its per-second features (a week
+    at 100 Hz about 1 GB, a fortnight about 1.2 GB, against 10 GB read whole); a short
+    file no more than a whole-file read of it; gt3x and combined recordings per sample."""
     from wearflow.config import SolutionConfig
-    from wearflow.memory import GB, STREAMED_TASK_BYTES, WORKER_BASE_BYTES
+    from wearflow.memory import GB, estimate_peak_bytes, streamed_task_bytes
     from wearflow.plan import task_memory_bytes
 
     stream = SolutionConfig(name="w", pipeline="builtin:wrist-stream")
     reference = SolutionConfig(name="w", pipeline="builtin:wrist")
     week, fortnight = 387 * 10**6, 774 * 10**6  # 7 and 14 days at 100 Hz, .cwa
-    flat = WORKER_BASE_BYTES + STREAMED_TASK_BYTES
-    assert task_memory_bytes(stream, [("P1_L.cwa", week)]) == flat
-    assert task_memory_bytes(stream, [("P1_L.cwa", fortnight)]) == flat
-    assert task_memory_bytes(stream, [("P1_L.bin", fortnight)]) == flat
+    weekly = task_memory_bytes(stream, [("P1_L.cwa", week)])
+    assert weekly == streamed_task_bytes("P1_L.cwa", week)
+    assert 0.8 * GB < weekly < 1.2 * GB
+    assert weekly < task_memory_bytes(stream, [("P1_L.cwa", fortnight)]) < 1.5 * GB
     assert task_memory_bytes(reference, [("P1_L.cwa", week)]) > 9 * GB
-    assert task_memory_bytes(stream, [("P1_L.csv", week)]) == flat  # CSV streams too
-    assert task_memory_bytes(stream, [("P1_L.csv.gz", week)]) == flat
+    for name in ("P1_L.bin", "P1_L.csv", "P1_L.csv.gz", "P1_L.cwa.gz"):  # they stream
+        assert task_memory_bytes(stream, [(name, week)]) == streamed_task_bytes(name, week)
+    hour = 2 * 10**6  # a 1-hour .cwa: its whole-file estimate is the smaller
+    assert (task_memory_bytes(stream, [("P1_L.cwa", hour)])
+            == estimate_peak_bytes("P1_L.cwa", hour, stream.bytes_per_sample)
+            < streamed_task_bytes("P1_L.cwa", hour))
     # a .gt3x and two recordings combined are read whole: estimated per sample
-    assert task_memory_bytes(stream, [("P1_L.gt3x", week)]) > flat
+    assert task_memory_bytes(stream, [("P1_L.gt3x", week)]) > 2 * GB
     two = task_memory_bytes(stream, [("P1_L.cwa", week), ("P1_L2.cwa", week)])
     assert two > 2 * GB
 

@@ -32,10 +32,17 @@ DEFAULT_BYTES_PER_SAMPLE = 160.0
 # 4.2 GB, 65 bytes per sample over its worker's setup; most of it the decoded recording,
 # which it still receives whole (issue 17: the streaming readers are not plugged in yet)
 STREAM_BYTES_PER_SAMPLE = 70.0
-# ... but on one .cwa/.cwa.gz/.bin file it reads the file chunk by chunk (wearflow.streamed):
-# a whole one-file study in one process peaked at 0.42-0.44 GB for 1 to 14 days at 100 Hz
-# (`make bench`, stream_task), so a task takes the worker's own footprint and this
-STREAMED_TASK_BYTES = 256 * 1024**2
+# ... but on one file of a format that streams it reads the file chunk by chunk
+# (wearflow.streamed): a one-file study in one process peaked at 0.35, 0.44 and 0.53 GB
+# for 1, 7 and 14 days at 100 Hz (`make bench`, stream_task): the imports and a chunk's
+# working set, then about 160 bytes per second of recording (the 1-s features and the
+# algorithms' copies of them), whatever the rate. A streamed task reserves the worker's
+# footprint, a chunk's, and STREAM_BYTES_PER_SECOND for the seconds its samples span at
+# STREAM_ASSUMED_HZ (a file at a lower rate spans more seconds than assumed; the margin
+# over 160 bytes covers down to 40 Hz): `streamed_task_bytes`.
+STREAMED_TASK_BYTES = 128 * 1024**2
+STREAM_BYTES_PER_SECOND = 200.0
+STREAM_ASSUMED_HZ = 50.0
 WORKER_BASE_BYTES = 400 * 1024**2  # interpreter + scikit-digital-health import
 MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit
 
@@ -69,6 +76,12 @@ def estimate_peak_bytes(file_name: str, size_bytes: int,
                         bytes_per_sample: float = DEFAULT_BYTES_PER_SAMPLE) -> int:
     """Estimated peak memory of one task on ``file_name`` of ``size_bytes``."""
     return WORKER_BASE_BYTES + int(estimated_samples(file_name, size_bytes) * bytes_per_sample)
+
+
+def streamed_task_bytes(file_name: str, size_bytes: int) -> int:
+    """Estimated peak memory of one streamed task on ``file_name`` of ``size_bytes``."""
+    seconds = estimated_samples(file_name, size_bytes) / STREAM_ASSUMED_HZ
+    return WORKER_BASE_BYTES + STREAMED_TASK_BYTES + int(seconds * STREAM_BYTES_PER_SECOND)
 
 
 def physical_memory_bytes() -> int:

@@ -30,7 +30,12 @@ from wearflow.clock import parse_iso
 from wearflow.config import SolutionConfig, Study
 from wearflow.errors import Tag
 from wearflow.issue import IssueSpec
-from wearflow.memory import GB, STREAMED_TASK_BYTES, WORKER_BASE_BYTES, estimate_peak_bytes
+from wearflow.memory import (
+    GB,
+    WORKER_BASE_BYTES,
+    estimate_peak_bytes,
+    streamed_task_bytes,
+)
 from wearflow.metadata import DIARY, PROTOCOL_FIELDS, MetaCell, Metadata
 from wearflow.provenance import default_actor
 from wearflow.solutions import Solution
@@ -233,11 +238,14 @@ def task_spec(study: Study, group: Sequence[StoredFile], record: TaskRecord,
 def task_memory_bytes(config: SolutionConfig, files: Sequence[tuple[str, int]]) -> int:
     """A task's estimated peak memory: its files' samples at the solution's bytes per
     sample (several recordings of one wrist are combined in one worker); a streaming
-    solution on one file of a format that streams holds one chunk at a time whatever
-    the file's length (:data:`~wearflow.memory.STREAMED_TASK_BYTES`)."""
+    solution on one file of a format that streams holds one chunk at a time and its
+    per-second features (:func:`~wearflow.memory.streamed_task_bytes`), or less than a
+    whole-file read of it for a short file."""
     if (config.pipeline == STREAM_PIPELINE and len(files) == 1
             and files[0][0].lower().endswith(STREAMED_ENDINGS)):
-        return WORKER_BASE_BYTES + STREAMED_TASK_BYTES
+        path, size = files[0]
+        return min(streamed_task_bytes(path, size),
+                   estimate_peak_bytes(path, size, config.bytes_per_sample))
     return (sum(estimate_peak_bytes(path, size, config.bytes_per_sample)
                 for path, size in files) - WORKER_BASE_BYTES * (len(files) - 1))
 
