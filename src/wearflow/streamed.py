@@ -42,7 +42,7 @@ from wearflow.storage import Store
 from wearflow.task import InputFile, TaskSpec
 
 STREAMED_ENDINGS = (".cwa", ".cwa.gz", ".bin", ".csv", ".csv.gz")
-CHUNK_S = 3600.0  # an hour of samples per chunk (100 Hz: 29 MB of float64)
+CHUNK_S = 900.0  # 15 minutes of samples per chunk (100 Hz: 90,000 samples, 2 MB of float64)
 _HASH_BLOCK_BYTES = 8 * 1024 * 1024
 _CLIPPING_FROM_G = 1.5  # as qc._peak_and_clipped: below, nothing is counted as clipped
 

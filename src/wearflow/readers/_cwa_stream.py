@@ -298,8 +298,10 @@ class _SegmentClock:
                 n -= x.size
                 continue
             taken.append((x[:n], accel[:n], None if temperature is None else temperature[:n]))
-            self.pending[0] = (x[n:], accel[n:], None if temperature is None
-                               else temperature[n:])
+            # copies: the samples left are few (up to a block's), and views would keep
+            # the whole batch they came in alive until the next is taken
+            self.pending[0] = (x[n:].copy(), accel[n:].copy(), None if temperature is None
+                               else temperature[n:].copy())
             n = 0
         return taken
 

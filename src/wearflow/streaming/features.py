@@ -18,17 +18,18 @@ exactness for nothing but a second read of the file (0.3 s for a 7-day .cwa).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from wearflow.streaming.blocks import BlockSums, DenseBlocks, DenseBlockSums
-from wearflow.streaming.chunks import ChunkLike
+from wearflow.streaming.chunks import ChunkLike, SampleChunk
 
 FloatArray = npt.NDArray[np.float64]
 
+SUB_CHUNK_SAMPLES = 65_536  # the passes' per-sample tables, at most this many samples
 STILL_WINDOW_S = 10.0  # CalibrateAccelerometer: n10 = int(10 * fs)
 FEATURE_BLOCK_S = 1.0  # DETACH's downsampled step (window_size=1)
 
@@ -99,7 +100,7 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
     """Pass 1: the 10-s window statistics CalibrateAccelerometer's sphere fit reads."""
     sums = BlockSums(STILL_WINDOW_S, 7)
     n, has_temp = 0, False
-    for chunk in chunks:
+    for chunk in _sub_chunks(chunks):
         a = np.asarray(chunk.accel_g, dtype=np.float64)
         cols = np.empty((7, a.shape[0]))
         for j in range(3):
@@ -129,7 +130,7 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     reducers = (np.add,) * 8 + ((np.maximum,) * 3 + (np.minimum,) * 3 if extremes else ())
     sums = DenseBlockSums(FEATURE_BLOCK_S, width, reducers, _span(still))
     n, last, has_temp = 0, float("nan"), False
-    for chunk in chunks:
+    for chunk in _sub_chunks(chunks):
         temp = chunk.temperature_c
         accel = np.asarray(chunk.accel_g, dtype=np.float64)
         cols = np.empty((width, accel.shape[0]))
@@ -151,6 +152,22 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
         if accel.shape[0]:
             last = float(chunk.time_s[-1])
     return EpochFeatures(sums.finish_dense(), n, last, has_temp)
+
+
+def _sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:
+    """The chunks cut to at most :data:`SUB_CHUNK_SAMPLES` samples (views): the passes'
+    tables of per-sample columns stay small whatever the reader's chunk size, and the
+    block sums do not depend on where chunks are cut (:class:`BlockSums`)."""
+    for chunk in chunks:
+        n = len(chunk.time_s)
+        if n <= SUB_CHUNK_SAMPLES:
+            yield chunk
+            continue
+        for lo in range(0, n, SUB_CHUNK_SAMPLES):
+            part = slice(lo, lo + SUB_CHUNK_SAMPLES)
+            temperature = chunk.temperature_c
+            yield SampleChunk(chunk.time_s[part], chunk.accel_g[part],
+                        None if temperature is None else temperature[part])
 
 
 def _span(still: StillWindows | None) -> tuple[int, int] | None:

@@ -75,20 +75,27 @@ def detach_wear(grid: SecondGrid, last_time_s: float,
     n_fwd = _axes_still_forward(grid, params.sd_thresh_g)
     n_bwd = np.zeros(n, dtype=n_fwd.dtype)
     n_bwd[_MINUTE:] = n_fwd[:n - _MINUTE]
-    perc_fwd = _forward_mean((n_fwd >= params.n_axes_threshold).astype(np.float64),
-                             _FIVE_MINUTES)
-    perc_bwd = _forward_mean((n_bwd >= params.n_axes_threshold).astype(np.float64),
-                             _FIVE_MINUTES)
-    temp_f = _filtered_temperature(grid)
-    delta = np.diff(temp_f, prepend=1) * 60.0  # deg C per minute (prepend as SKDH)
-    max_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.max)
-    min_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.min)
-    avg_delta = _forward_mean(delta, _FIVE_MINUTES)
+    # each per-second array is reduced to what the rules read as soon as it can be:
+    # the step's memory is a few arrays of the recording's seconds, not a dozen
+    moving = n_fwd >= params.n_axes_threshold
     with np.errstate(invalid="ignore"):
-        starts = np.flatnonzero((n_fwd >= params.n_axes_threshold) & (perc_fwd >= 0.9))
-        quiet_before = (n_bwd == 0) & (perc_bwd <= 0.5)
+        starts = np.flatnonzero(moving & (_forward_mean(moving.astype(np.float64),
+                                                        _FIVE_MINUTES) >= 0.9))
+        del moving
+        moved_before = n_bwd >= params.n_axes_threshold
+        quiet_before = (n_bwd == 0) & (_forward_mean(moved_before.astype(np.float64),
+                                                     _FIVE_MINUTES) <= 0.5)
+        del moved_before, n_fwd, n_bwd
+        temp_f = _filtered_temperature(grid)
+        delta = np.diff(temp_f, prepend=1) * 60.0  # deg C per minute (prepend as SKDH)
+        avg_delta = _forward_mean(delta, _FIVE_MINUTES)
+        del delta
         stops = np.flatnonzero(quiet_before & ((avg_delta > params.increase_threshold_c_per_min)
-                                               | (min_t > params.low_temperature_c)))
+                                               | (_forward_reduce(temp_f, _FIVE_MINUTES, np.min)
+                                                  > params.low_temperature_c)))
+        del quiet_before
+        max_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.max)
+        del temp_f
     nonwear: list[tuple[int, int]] = []
     prev_end = 0
     for start in starts.tolist():
