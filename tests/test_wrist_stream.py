@@ -424,3 +424,47 @@ def test_mean_run_lengths_equal_the_run_by_run_reference() -> None:
         got_le, got_gt = _mean_run_lengths(minutes, thresholds)
         assert np.array_equal(got_le, [e[0] for e in expected])
         assert np.array_equal(got_gt, [e[1] for e in expected])
+
+
+@pytest.mark.parametrize("rate_hz", [12.5, 20.0, 25.0, 50.0, 100.0])
+def test_downsample_gain_is_what_skdh_s_resampling_does_to_a_constant(rate_hz: float) -> None:
+    """SKDH's Sleep low-passes (cheby1, forwards and backwards) before taking 20 Hz: a
+    constant comes out 0.9886 of itself above 20 Hz, unchanged at or below."""
+    from skdh.utility.internal import apply_resample
+
+    from wearflow.streaming.sleep import downsample_gain
+
+    assert (downsample_gain(rate_hz) == 1.0) == (rate_hz <= 20.0)
+    if rate_hz == 20.0:
+        return  # SKDH does not resample at all
+    t = np.arange(int(600 * rate_hz)) / rate_hz + 1.7e9
+    out = apply_resample(goal_fs=20.0, time=t, data=(np.full(t.size, 30.0),), indices=(),
+                         aa_filter=True, fs=rate_hz)
+    middle = out[1][0][out[1][0].size // 3: 2 * out[1][0].size // 3]
+    assert np.allclose(middle, 30.0 * downsample_gain(rate_hz), rtol=1e-9, atol=0)
+
+
+def test_median_like_means_follow_skdh_s_running_medians() -> None:
+    """The 5-s mean of running 5-s medians (SKDH's Sleep, at 20 Hz) against ours from 1-s
+    sums: a posture step reaches the same window, a 1-s twitch is in neither, and the
+    values agree within the noise."""
+    from skdh.utility import moving_mean, moving_median
+
+    from wearflow.streaming.blocks import block_sums_reference
+    from wearflow.streaming.sleep import _median_like_means
+
+    rng = np.random.default_rng(3)
+    fs, n_s = 20, 600
+    t = np.arange(n_s * fs) / fs
+    x = np.where(t < 301.3, 0.2, 0.6) + rng.normal(0.0, 0.004, t.size)
+    x[(t >= 150.0) & (t < 151.0)] += 0.8  # a twitch of a second
+    accel = np.stack([x, -x, x * 0.5], axis=1)
+    skdh = moving_mean(moving_median(accel, 5 * fs, skip=1, axis=0), 5 * fs, 5 * fs, axis=0)
+    blocks = block_sums_reference(t, accel.T, 1.0)
+    ours = _median_like_means(0, blocks.count.astype(float), blocks.sums, skdh.shape[0])
+    step = np.flatnonzero(np.diff(skdh[:, 0] > 0.4))
+    assert step.size == 1
+    assert np.array_equal(step, np.flatnonzero(np.diff(ours[:, 0] > 0.4)))
+    assert ours[28:32, 0].max() < 0.25 and skdh[28:32, 0].max() < 0.25  # no twitch
+    still = np.r_[0:25, 35:55, 66:110]
+    assert np.abs(ours[still] - skdh[still]).max() < 0.003

@@ -76,7 +76,8 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
         wear = accel_threshold_wear(grid, last)
         flags.append("substituted:DETACH:no temperature, used AccelThresholdWearDetection")
     first = float(grid.first_s)
-    found = nights(grid, wear, day_windows(first, last, 12, time_zone))
+    found = nights(grid, wear, day_windows(first, last, 12, time_zone),
+                   sampling_rate_hz=sampling_rate_hz)
     tso = [n.tso_s for n in found if n.tso_s is not None]
     calendar = day_windows(first, last, 0, time_zone)
     days = activity_days(grid, wear, tso, calendar)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.signal import cheby1, sosfreqz
 
 from wearflow.streaming.days import DayWindow
 from wearflow.streaming.grid import SecondGrid, window_sums
@@ -51,6 +52,9 @@ class SleepParameters:
     min_wear_time_h: float = 0.0
 
 
+SLEEP_HZ = 20.0  # SKDH's Sleep resamples to 20 Hz (``downsample=True``)
+
+
 @dataclass(frozen=True)
 class NightResult:
     """One noon-to-noon window: its TSO in UTC seconds (None: none found), its
@@ -65,14 +69,37 @@ class NightResult:
 
 
 def nights(grid: SecondGrid, wear_s: FloatArray, windows: list[DayWindow],
-           params: SleepParameters = SleepParameters()) -> list[NightResult]:
-    """The nights of ``windows`` (noon-to-noon) long enough to analyse."""
+           params: SleepParameters = SleepParameters(), sampling_rate_hz: float = SLEEP_HZ
+           ) -> list[NightResult]:
+    """The nights of ``windows`` (noon-to-noon) long enough to analyse, of a recording
+    sampled at ``sampling_rate_hz``."""
     out = []
+    gain = downsample_gain(sampling_rate_hz)
     for day in windows:
         if (day.end_s - day.start_s) / 3600.0 < params.min_day_hours:
             continue
-        out.append(_night(grid, wear_s, day, params))
+        out.append(_night(grid, wear_s, day, params, gain))
     return out
+
+
+def downsample_gain(sampling_rate_hz: float) -> float:
+    """What SKDH's Sleep multiplies a constant signal by when it resamples to 20 Hz.
+
+    ``apply_resample`` low-passes a recording sampled faster than 20 Hz with
+    ``cheby1(8, 0.05, wn)`` forwards and backwards (``sosfiltfilt``) before taking
+    20 Hz samples. An even-order Chebyshev type I filter passes 0 Hz at the bottom of
+    its 0.05 dB ripple, so twice through it a constant comes out 0.9886 of itself: the
+    temperature Sleep compares with its 25 degC internal non-wear threshold reads
+    about 0.3 degC low, and the acceleration whose spread it compares with 0.001 g and
+    turns into the activity index about 1.1% low. The arm angle, a ratio, does not
+    change. Mirrored (builtin:wrist reports it); 1.0 at 20 Hz or slower (no filter)."""
+    if sampling_rate_hz <= SLEEP_HZ:
+        return 1.0
+    ratio = sampling_rate_hz / SLEEP_HZ
+    wn = 0.8 / ratio if int(ratio) == ratio else SLEEP_HZ / sampling_rate_hz
+    sos = cheby1(8, 0.05, wn, output="sos")
+    _, response = sosfreqz(sos, worN=[0.0])
+    return float(np.abs(response[0]) ** 2)
 
 
 def _slice(grid: SecondGrid, start_s: float, end_s: float, step: int
@@ -93,14 +120,16 @@ def _slice(grid: SecondGrid, start_s: float, end_s: float, step: int
             sums.reshape(n, step, -1).sum(axis=1))
 
 
-def _night(grid: SecondGrid, wear_s: FloatArray, day: DayWindow, params: SleepParameters
-           ) -> NightResult:
+def _night(grid: SecondGrid, wear_s: FloatArray, day: DayWindow, params: SleepParameters,
+           gain: float) -> NightResult:
     w0, w1 = np.clip(wear_s[:, 0], day.start_s, day.end_s), np.clip(wear_s[:, 1], day.start_s,
                                                                      day.end_s)
     wear_min = round(float(np.sum(w1 - w0)) / 60.0, 1)
     t5, c5, s5 = _slice(grid, day.start_s, day.end_s, 5)
-    tso_s, tso_idx = _tso(t5, c5, s5, w0, w1, params)
-    t60, predictions = _predictions(grid, day)
+    t1, c1, s1 = _slice(grid, day.start_s, day.end_s, 1)
+    smooth = _median_like_means(round(t5 - t1), c1, s1, c5.size)
+    tso_s, tso_idx = _tso(t5, c5, s5, w0, w1, params, gain, smooth)
+    t60, predictions = _predictions(grid, day, gain)
     tso_minutes = None
     if tso_idx is not None:
         offset = round((t5 - t60) / 5.0)  # 5-s windows between the two grids
@@ -108,8 +137,41 @@ def _night(grid: SecondGrid, wear_s: FloatArray, day: DayWindow, params: SleepPa
     return NightResult(day, wear_min, tso_s, t60, predictions, tso_minutes)
 
 
+_MEDIAN_S = 5  # SKDH's Sleep: a running median over 5 s of samples, at every sample
+
+
+def _median_like_means(offset: int, count: FloatArray, sums: FloatArray, m: int
+                       ) -> FloatArray:
+    """Per 5-s window, the axes as SKDH's Sleep sees them for its movement check: the
+    5-s mean of running 5-s medians. Here the running median is taken over the 1-s
+    means (seconds j..j+4, for each second j) and window k averages those that start in
+    its own seconds: like SKDH's, a posture change reaches window k from the 2.5 s
+    after it (the plain 5-s means lag one window) and a twitch of a second or two is
+    not seen at all. ``count`` and ``sums`` are the 1-s blocks from ``offset`` seconds
+    before the first window; NaN where no sample falls. Their 30-minute SD, below
+    0.001 g, is the internal non-wear that splits a night."""
+    need = offset + 5 * m + _MEDIAN_S - 1
+    means = np.full((need, 3), np.nan)
+    k = min(count.size, need)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means[:k] = sums[:k, 0:3] / count[:k, None]
+    has = ~np.isnan(means[:, 0])
+    if not has.any():
+        return np.full((m, 3), np.nan)
+    if not has.all():  # gaps: the nearest values carried over, as resampling would
+        idx = np.arange(need)
+        for axis in range(3):
+            means[:, axis] = np.interp(idx, idx[has], means[has, axis])
+    running = np.median(np.lib.stride_tricks.sliding_window_view(means, _MEDIAN_S, axis=0),
+                        axis=-1)
+    start = running[offset:offset + 5 * m].reshape(m, 5, 3)
+    out: FloatArray = start.mean(axis=1)
+    return out
+
+
 def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: FloatArray,
-         params: SleepParameters) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
+         params: SleepParameters, gain: float = 1.0, smooth: FloatArray | None = None
+         ) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
     m = count.size
     if m < 360:  # SKDH's 30-minute movement SD needs 360 windows
         return None, None
@@ -133,13 +195,14 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
     if params.internal_wear_temp_c > 0 and np.any(sums[:, 7] != 0):
         temp = np.interp(idx, idx[has], sums[has, 7] / count[has])
         t_med = np.median(np.lib.stride_tricks.sliding_window_view(temp, 60), axis=1)
-        tso[t_med < params.internal_wear_temp_c] = False
+        tso[t_med * gain < params.internal_wear_temp_c] = False
     if params.internal_wear_move_g > 0:
         n30 = 360
-        s = window_sums(mean, n30)
-        q = window_sums(mean * mean, n30)
+        moved = mean if smooth is None else _filled(smooth)
+        s = window_sums(moved, n30)
+        q = window_sums(moved * moved, n30)
         sd = np.sqrt(np.maximum((q - s * s / n30) / (n30 - 1), 0.0))
-        still = np.pad((sd < params.internal_wear_move_g).any(axis=1), (150, 150),
+        still = np.pad((sd * gain < params.internal_wear_move_g).any(axis=1), (150, 150),
                        constant_values=False)
         tso[still[:nw]] = False
     tso = _drop_min_blocks(tso, 12 * params.min_rest_block_min, True, False)
@@ -149,6 +212,19 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
         return None, None
     a, b = bout[0] + 30, bout[1] + 30
     return (t5 + 5.0 * a, t5 + 5.0 * b), (a, b)
+
+
+def _filled(values: FloatArray) -> FloatArray:
+    """``values`` (windows, axes) with the NaN windows interpolated from their neighbours
+    (as the 5-s means are over gaps)."""
+    has = ~np.isnan(values[:, 0])
+    if has.all() or not has.any():
+        return values
+    idx = np.arange(values.shape[0])
+    out = np.empty_like(values)
+    for axis in range(values.shape[1]):
+        out[:, axis] = np.interp(idx, idx[has], values[has, axis])
+    return out
 
 
 def _runs(arr: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
@@ -183,7 +259,8 @@ def _longest(arr: npt.NDArray[np.bool_]) -> tuple[int, int] | None:
     return int(starts[i]), int(starts[i] + lengths[i])
 
 
-def _predictions(grid: SecondGrid, day: DayWindow) -> tuple[float, IntArray]:
+def _predictions(grid: SecondGrid, day: DayWindow, gain: float = 1.0
+                 ) -> tuple[float, IntArray]:
     """Cole-Kripke sleep (1) / wake (0) per minute of the day window."""
     t60, count, _ = _slice(grid, day.start_s, day.end_s, 60)
     blocks_t, bcount, bsums = _slice(grid, day.start_s, day.end_s, 1)
@@ -196,7 +273,7 @@ def _predictions(grid: SecondGrid, day: DayWindow) -> tuple[float, IntArray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         var = ss / count[:, None]
     act = np.sqrt(np.maximum(np.nan_to_num(var), 0.0).mean(axis=1))  # rounding: var >= 0
-    return t60, cole_kripke(act)
+    return t60, cole_kripke(act * gain)
 
 
 def cole_kripke(act_index: FloatArray, sf: float = 0.243) -> IntArray:
