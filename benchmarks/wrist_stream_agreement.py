@@ -2,7 +2,7 @@
 and their speed and memory.
 
     .venv/bin/python -m benchmarks.wrist_stream_agreement [--seeds 3 8 13 21 34 55]
-        [--days 3] [--rates 25 50 100] [--hard-seeds 101 102 103 104]
+        [--days 3] [--rates 25 50 100] [--hard-seeds 101 ... 112]
         [--hard-days 3 4 3 4] [--hard-rates 25 50 100 25] [--no-real] [--no-speed]
         [--speed-days 7]
 
@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[3, 8, 13, 21, 34, 55])
     parser.add_argument("--days", type=float, default=3.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0])
-    parser.add_argument("--hard-seeds", type=int, nargs="*", default=[101, 102, 103, 104])
+    parser.add_argument("--hard-seeds", type=int, nargs="*", default=list(range(101, 113)))
     parser.add_argument("--hard-days", type=float, nargs="+", default=[3.0, 4.0, 3.0, 4.0])
     parser.add_argument("--hard-rates", type=float, nargs="+", default=[25.0, 50.0, 100.0, 25.0])
     parser.add_argument("--no-real", action="store_true")

@@ -97,7 +97,7 @@ def test_demo_export_has_a_row_per_day_night_and_participant_visit(demo: Path,
         ("P001", "V1"), ("P001", "V2"), ("P002", "V1"), ("P002", "V2"), ("P003", "V1")]
     for table in tables.values():
         assert set(table["solution"]) == {"wrist"}
-        assert table["solution_version"].str.startswith("builtin:wrist@").all()
+        assert table["solution_version"].str.startswith("builtin:wrist-stream@").all()
 
 
 def test_the_demo_summary_shows_the_visit(demo: Path) -> None:
@@ -394,6 +394,22 @@ def test_no_results_give_empty_tables_of_the_declared_types() -> None:
         assert list(tables[name].columns) == [c.name for c in columns]
         assert [str(tables[name][c.name].dtype) for c in columns] == [c.dtype for c in columns]
         assert tables[name].empty
+
+
+def test_a_result_whose_sleep_table_is_empty_and_typed_as_text_exports() -> None:
+    """A recording too short for a night: its sleep table has no rows, and read back
+    from Parquet its columns are text. It exports (no night rows) instead of failing."""
+    from wearflow.streaming.pipeline import SLEEP_COLUMNS
+
+    sleep = pd.DataFrame({c: pd.Series([], dtype="string") for c in SLEEP_COLUMNS})
+    activity = pd.DataFrame({"date": pd.Series(["2026-07-01"], dtype="string"),
+                             "n_wear_hours": [3.5], "wake_mvpa_5s_epoch_min": [12.0]})
+    context = {"solution": "wrist", "solution_version": "v", "participant": "P9",
+               "visit": "", "time_zone": "UTC", "result_flags": ""}
+    tables = build_tables([(context, {"sleep": sleep,
+                                      "activity_level_classification": activity})])
+    assert tables[NIGHT].empty and len(tables[DAY]) == 1
+    assert tables[VISIT]["n_valid_nights"].iloc[0] == 0
 
 
 def test_participant_visit_splits_valid_weekdays_and_weekend_days() -> None:

@@ -143,7 +143,8 @@ DAY_COLUMNS = (
 def _local_time(seconds: pd.Series, time_zone: str) -> pd.Series:
     """UTC seconds -> local ISO 8601 time with its UTC offset, to the second; empty for
     a missing time or an unknown zone."""
-    stamps = pd.to_datetime(seconds, unit="s", utc=True).dt.round("s")
+    stamps = pd.to_datetime(pd.to_numeric(seconds, errors="coerce"), unit="s",
+                            utc=True).dt.round("s")
     if not time_zone:
         return pd.Series(pd.NA, index=seconds.index, dtype="string")
     local = stamps.dt.tz_convert(time_zone)
@@ -156,8 +157,10 @@ def _tso_start(frame: pd.DataFrame, context: Mapping[str, str]) -> pd.Series:
 
 
 def _tso_end(frame: pd.DataFrame, context: Mapping[str, str]) -> pd.Series:
-    end = (frame[f"{SLEEP_TABLE}.tso_start_timestamp"]
-           + 60.0 * frame[f"{SLEEP_TABLE}.tso_duration_min"])
+    # numbers whatever the table's column types (an empty table read back from
+    # Parquet can type them as text)
+    end = (pd.to_numeric(frame[f"{SLEEP_TABLE}.tso_start_timestamp"], errors="coerce")
+           + 60.0 * pd.to_numeric(frame[f"{SLEEP_TABLE}.tso_duration_min"], errors="coerce"))
     return _local_time(end, context["time_zone"])
 
 
@@ -364,6 +367,11 @@ def _source_frame(columns: Sequence[Column], tables: Mapping[str, pd.DataFrame]
         if found is not None and KEY in found.columns:
             part = found[[KEY, *[w for w in wanted if w in found.columns]]].copy()
             part[KEY] = part[KEY].astype("string")
+            for w in wanted:
+                # a column without a value has no type to keep (an empty table read back
+                # from Parquet or CSV types its columns as text): missing numbers
+                if w in part.columns and bool(part[w].isna().all()):
+                    part[w] = np.nan
         part = part.rename(columns={w: f"{table}.{w}" for w in wanted})
         for w in wanted:
             if f"{table}.{w}" not in part.columns:

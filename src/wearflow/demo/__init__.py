@@ -35,7 +35,7 @@ files:
   sides: {left: [L, LW, left], right: [R, RW, right]}
 solutions:
   - name: wrist
-    pipeline: builtin:wrist
+    pipeline: builtin:wrist-stream
 reports:
   after_run: true   # participant, study and run reports (HTML) under results/reports/
 """

@@ -22,7 +22,7 @@ files:
   sides: {{left: [L, LW, left], right: [R, RW, right]}}
 solutions:
   - name: wrist
-    pipeline: builtin:wrist   # or a path to a scikit-digital-health pipeline file (.skdh)
+    pipeline: builtin:wrist-stream   # or builtin:wrist (SKDH), or a .skdh pipeline file
 # state: sqlite:///results/wearflow.db   # the default
 # alerts:                    # tell people when the study is in trouble (README: Alerts)
 #   run_failed: true         # the latest run ended with failed files, or died

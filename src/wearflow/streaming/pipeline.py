@@ -117,6 +117,8 @@ SLEEP_COLUMNS = ("day_n", "date", "day_start_timestamp", "day_end_timestamp", "t
                  "wake_average_hazard", "sleep_power_law_distribution",
                  "wake_power_law_distribution", "tso_source")
 """The columns of builtin:wrist's ``sleep`` table this pipeline computes, in its order."""
+SLEEP_TEXT_COLUMNS = frozenset({"date", "day_start_timestamp", "day_end_timestamp", "tso_start",
+                                "tso_source"})
 
 
 def _sleep_table(found: list[NightResult]) -> pd.DataFrame:
@@ -145,7 +147,11 @@ def _sleep_table(found: list[NightResult]) -> pd.DataFrame:
                 row.update(_sleep_endpoints(pred))
                 row.update(sleep_fragmentation(pred))
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(SLEEP_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(SLEEP_COLUMNS))
+    # typed even without a night (an empty table's columns would be untyped objects,
+    # read back from Parquet as text)
+    return table.astype({c: ("int64" if c == "day_n" else "string" if c in SLEEP_TEXT_COLUMNS
+                             else "float64") for c in SLEEP_COLUMNS})
 
 
 def _sleep_endpoints(pred: np.ndarray) -> dict[str, float]:
