@@ -30,7 +30,7 @@ from wearflow.streaming import recording_chunks, run_wrist_stream
 from wearflow.streaming.pipeline import ChunkFactory
 
 STREAM_PIPELINE = "builtin:wrist-stream"
-ALGORITHM_VERSION = "2"  # bump whenever a result of the streaming algorithms may change
+ALGORITHM_VERSION = "3"  # bump whenever a result of the streaming algorithms may change
 CHUNK_SAMPLES = 1 << 20  # 40 MB of float64 samples per chunk and pass
 PARAMETERS: Mapping[str, Any] = MappingProxyType({
     "pipeline": STREAM_PIPELINE,
