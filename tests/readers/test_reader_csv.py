@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from reader_helpers import ACTILIFE_HEADER
 from wearflow.errors import ReaderError
 from wearflow.readers import read_recording
 
@@ -146,13 +147,7 @@ def test_naive_times_across_dst_are_flagged() -> None:
 
 
 def test_actilife_day_first_dates_without_column_names() -> None:
-    header = (
-        "------------ Data File Created By ActiGraph GT3X+ ActiLife v6.13.3 Firmware v1.7.2 "
-        "date format dd/MM/yyyy at 30 Hz  Filter Normal -----------\n"
-        "Serial Number: TAS0000\nStart Time 08:00:00\nStart Date 03/02/2021\n"
-        "Epoch Period (hh:mm:ss) 00:00:00\nDownload Time 09:00:00\nDownload Date 03/02/2021\n"
-        "Current Memory Address: 0\nCurrent Battery Voltage: 4.15     Mode = 12\n" + "-" * 50 + "\n"
-    )
+    header = ACTILIFE_HEADER
     body = "\n".join("0.1,0.2,0.97" for _ in range(90))
     recording = read_recording((header + body).encode(), "raw.csv", device_time_zone="UTC")
     assert recording.n_samples == 90 and recording.sampling_rate_hz == 30.0

@@ -24,6 +24,7 @@ import pytest
 from test_reader_csv import TIMES, N, accel, iso, table
 from test_reader_streaming import REAL, both, outcome, streamed
 
+from reader_helpers import ACTILIFE_HEADER
 from wearflow.errors import ReaderError
 from wearflow.readers import iter_recording, read_recording
 from wearflow.readers._csv_stream import BLOCK_ROWS
@@ -91,13 +92,7 @@ def test_missing_rows_stream_and_rows_going_back_are_read_whole() -> None:
 
 
 def test_actilife_header_clock_and_timestamps_that_fall_back_to_it() -> None:
-    header = (
-        "------------ Data File Created By ActiGraph GT3X+ ActiLife v6.13.3 Firmware v1.7.2 "
-        "date format dd/MM/yyyy at 30 Hz  Filter Normal -----------\n"
-        "Serial Number: TAS0000\nStart Time 08:00:00\nStart Date 03/02/2021\n"
-        "Epoch Period (hh:mm:ss) 00:00:00\nDownload Time 09:00:00\nDownload Date 03/02/2021\n"
-        "Current Memory Address: 0\nCurrent Battery Voltage: 4.15     Mode = 12\n" + "-" * 50 + "\n"
-    )
+    header = ACTILIFE_HEADER
     rows = [f"{x:.3f},{y:.3f},{z:.3f}" for x, y, z in accel(BLOCK_ROWS + 500)]
     same_and_streamed((header + "\n".join(rows)).encode(), "raw.csv")
     named = "Accelerometer X,Accelerometer Y,Accelerometer Z\n" + "\n".join(rows)

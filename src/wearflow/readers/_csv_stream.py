@@ -177,15 +177,7 @@ def _actilife_layout(head: str, uri: str) -> tuple[_Layout, str]:
         start = math.nan  # refused by read_csv only if the header clock is needed
     body = parts[-1]
     has_names = bool(re.match(r"\s*[A-Za-z]", body))
-    serial = re.search(r"Serial Number: (\S+)", text)
-    model = re.search(r"Created By (ActiGraph [^\n]*?) ActiLife", text)
-    firmware = re.search(r"Firmware (v\S+)", text)
-    device = DeviceInfo(
-        "csv",
-        serial=serial.group(1) if serial else None,
-        model=model.group(1).strip() if model else "ActiGraph",
-        firmware=firmware.group(1) if firmware else None,
-    )
+    device = cr.actilife_device(text)
     sep = _separator(cr._first_line(body))
     return _Layout(sep, 0 if has_names else None, True, device, rate_hz, start), body
 

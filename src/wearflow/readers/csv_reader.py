@@ -306,15 +306,7 @@ def _read_actilife(text: str, uri: str, zone: str) -> Recording:
     columns = _match_columns(frame.columns)
     if not {"x", "y", "z"} <= columns.keys():
         raise ReaderError("ActiLife CSV has no Accelerometer X/Y/Z columns", subject=uri)
-    serial = re.search(r"Serial Number: (\S+)", head)
-    model = re.search(r"Created By (ActiGraph [^\n]*?) ActiLife", head)
-    firmware = re.search(r"Firmware (v\S+)", head)
-    device = DeviceInfo(
-        "csv",
-        serial=serial.group(1) if serial else None,
-        model=model.group(1).strip() if model else "ActiGraph",
-        firmware=firmware.group(1) if firmware else None,
-    )
+    device = actilife_device(head)
     if "time" in columns:
         try:
             time_s, flags = _parse_times(frame[columns["time"]], uri, zone)
@@ -335,6 +327,19 @@ def _read_actilife(text: str, uri: str, zone: str) -> Recording:
     local = start + np.arange(len(frame), dtype=np.float64) / rate_hz
     time_s, flags = local_to_utc(local, zone, start, uri)
     return _build(frame, columns, time_s, uri, flags, device)
+
+
+def actilife_device(header: str) -> DeviceInfo:
+    """The device an ActiLife CSV header names (serial, model, firmware)."""
+    serial = re.search(r"Serial Number: (\S+)", header)
+    model = re.search(r"Created By (ActiGraph [^\n]*?) ActiLife", header)
+    firmware = re.search(r"Firmware (v\S+)", header)
+    return DeviceInfo(
+        "csv",
+        serial=serial.group(1) if serial else None,
+        model=model.group(1).strip() if model else "ActiGraph",
+        firmware=firmware.group(1) if firmware else None,
+    )
 
 
 def _strptime_format(actilife: str) -> str:
