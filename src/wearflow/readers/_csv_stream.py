@@ -161,10 +161,7 @@ def _actilife_layout(head: str, uri: str) -> tuple[_Layout, str]:
         raise _NotStreamable("ActiLife header or first row beyond the head")
     lines = [line.strip().rstrip(",").strip() for line in parts[:cr.ACTILIFE_HEADER_LINES]]
     text = " ".join(lines)
-    rate = re.search(r"at (\d+(?:\.\d+)?) Hz", text)
-    start_time = re.search(r"Start Time (\d{1,2}:\d{2}:\d{2})", text)
-    start_date = re.search(r"Start Date (\S+)", text)
-    date_format = re.search(r"date format (\S+)", text)
+    rate, start_time, start_date, date_format = cr.actilife_header_fields(text)
     if not (rate and start_time and start_date):
         raise _NotStreamable("header refused")
     rate_hz = float(rate.group(1))

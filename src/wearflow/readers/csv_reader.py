@@ -285,10 +285,7 @@ def _rate(time_s: FloatArray, uri: str) -> float:
 def _read_actilife(text: str, uri: str, zone: str) -> Recording:
     lines = [line.strip().rstrip(",").strip() for line in text.split("\n")[:ACTILIFE_HEADER_LINES]]
     head = " ".join(lines)
-    rate = re.search(r"at (\d+(?:\.\d+)?) Hz", head)
-    start_time = re.search(r"Start Time (\d{1,2}:\d{2}:\d{2})", head)
-    start_date = re.search(r"Start Date (\S+)", head)
-    date_format = re.search(r"date format (\S+)", head)
+    rate, start_time, start_date, date_format = actilife_header_fields(head)
     if not (rate and start_time and start_date):
         raise ReaderError("ActiLife header lacks the sample rate or start date/time", subject=uri)
     rate_hz = float(rate.group(1))
@@ -327,6 +324,15 @@ def _read_actilife(text: str, uri: str, zone: str) -> Recording:
     local = start + np.arange(len(frame), dtype=np.float64) / rate_hz
     time_s, flags = local_to_utc(local, zone, start, uri)
     return _build(frame, columns, time_s, uri, flags, device)
+
+
+def actilife_header_fields(header: str) -> tuple[re.Match[str] | None, ...]:
+    """The ActiLife header's sample rate, start time, start date and date format (each a
+    match of its one group, or None)."""
+    return (re.search(r"at (\d+(?:\.\d+)?) Hz", header),
+            re.search(r"Start Time (\d{1,2}:\d{2}:\d{2})", header),
+            re.search(r"Start Date (\S+)", header),
+            re.search(r"date format (\S+)", header))
 
 
 def actilife_device(header: str) -> DeviceInfo:
