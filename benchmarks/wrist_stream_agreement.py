@@ -23,7 +23,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ def compare_truth(tables: dict[str, pd.DataFrame], truth: GroundTruth | HardTrut
                          "stream": value, "ref": planted})
 
 
-def summarise(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def summarise(rows: Sequence[Mapping[Any, Any]]) -> pd.DataFrame:
     """n, mean difference, 95% limits of agreement, share within tolerance per quantity."""
     df = pd.DataFrame(rows).dropna(subset=["stream", "ref"])
     df["diff"] = df.stream.astype(float) - df.ref.astype(float)
