@@ -7,8 +7,9 @@ rescoring), 0.17.18, on the noon-to-noon windows:
 - 5-s arm z-angle; its absolute change; a 5-minute rolling median; threshold
   ``clip(P10 * tso_factor, tso_min_thresh, tso_max_thresh)``;
 - candidate rest only during wear (DETACH's bouts), not where the 5-minute median
-  temperature is below ``internal_wear_temp`` nor where every-axis 30-minute SD of
-  the 5-s means is below ``internal_wear_move`` on some axis;
+  temperature is below ``internal_wear_temp`` nor where the 30-minute SD of the 5-s
+  means of running 5-s medians is below ``internal_wear_move`` on some axis (both
+  read through the DC gain of SKDH's 20 Hz resampling: ``downsample_gain``);
 - rest blocks shorter than ``min_rest_block`` minutes dropped, then active breaks
   shorter than ``max_activity_break`` minutes filled; the longest rest block is the
   TSO, shifted by half the 5-minute median window;
