@@ -18,10 +18,10 @@ Bit for bit or not at all: the survey returns None -- and the caller reads the f
 whole -- whenever a whole-file fact cannot be reproduced exactly with bounded state:
 the file is not UTF-8, a column's type differs between blocks (pandas infers it per
 block), the times are not in order (the rate sorts them), there are more than
-:data:`MAX_DISTINCT_STEPS` distinct steps, the rounded rate lies too near a rounding
-boundary for the sum's error bound, or the whole-file read would fail (it then gives
-the exact error). The line-width guard of :func:`read_csv` (at most 256 fields) runs on
-the bytes before pandas sees them.
+:data:`~wearflow.readers._csv_survey.MAX_DISTINCT_STEPS` distinct steps, the rounded
+rate lies too near a rounding boundary for the sum's error bound, or the whole-file
+read would fail (it then gives the exact error). The line-width guard of
+:func:`read_csv` (at most 256 fields) runs on the bytes before pandas sees them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import io
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -40,6 +40,15 @@ import pandas as pd
 from wearflow.bounds import widest_line
 from wearflow.readers import csv_reader as cr
 from wearflow.readers._common import check_sampling_rate, zone_offset_s
+from wearflow.readers._csv_survey import (
+    DIVISORS,
+    Clock,
+    NotStreamable,
+    Plan,
+    Timing,
+    dst_flag,
+    finite_rows,
+)
 from wearflow.readers._cwa_stream import Readable
 from wearflow.readers._stream_finish import StreamFinisher
 from wearflow.readers.chunks import Chunk, StreamHeader
@@ -47,24 +56,12 @@ from wearflow.recording import DeviceInfo, FloatArray
 
 BLOCK_ROWS = 1 << 16
 """Rows pandas parses at once (both passes: a column's type is inferred per block)."""
-MAX_DISTINCT_STEPS = 1 << 16
-"""Distinct positive time steps kept for the rate (16 bytes each)."""
 MAX_OPEN_LINE_BYTES = 16 << 20
 """A line longer than this (no line break) is left to the whole-file read."""
 HEAD_CHARS = 1 << 16
 _READ_BYTES = 1 << 20
-_RATE_REL_ERROR = 1e-12
-"""Bound on the relative error of numpy's pairwise mean of the regular steps (about
-log2(n) + 20 roundings of 1.1e-16) and of ours: a rate whose two bounds round to the
-same 6 decimals is the whole-file rate."""
-_DIVISORS = (1.0, 1e3, 1e6, 1e9)
-_UNITS = ("m/s^2", "mg")  # read_csv converts these without a median
 
 Opener = Callable[[], Readable]
-
-
-class _NotStreamable(Exception):
-    """The file is read whole instead (see the module docstring)."""
 
 
 class _Text(io.TextIOBase):
@@ -91,7 +88,7 @@ class _Text(io.TextIOBase):
             try:
                 self._buffer += self._decoder.decode(piece, final=not piece)
             except UnicodeDecodeError as exc:  # read_csv then decodes latin-1
-                raise _NotStreamable("not UTF-8") from exc
+                raise NotStreamable("not UTF-8") from exc
             self._eof = not piece
         cut = len(self._buffer) if want == math.inf else int(want)
         out, self._buffer = self._buffer[:cut], self._buffer[cut:]
@@ -103,10 +100,10 @@ class _Text(io.TextIOBase):
         if end:
             _, fields = widest_line(data[:end], cr._SEPARATORS, stop_above=cr.MAX_COLUMNS)
             if fields > cr.MAX_COLUMNS:
-                raise _NotStreamable("a line too wide")  # refused by read_csv, line named
+                raise NotStreamable("a line too wide")  # refused by read_csv, line named
         self._open_line = data[end:]
         if len(self._open_line) > MAX_OPEN_LINE_BYTES:
-            raise _NotStreamable("a line too long")
+            raise NotStreamable("a line too long")
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,7 @@ def _open_table(open_content: Opener, uri: str) -> tuple[_Layout, Iterator[pd.Da
     head = text.read(HEAD_CHARS)
     first_end = head.find("\n")
     if first_end < 0 and len(head) == HEAD_CHARS:
-        raise _NotStreamable("first line too long")
+        raise NotStreamable("first line too long")
     first_line = cr._first_line(head)
     if "ActiGraph" in first_line and first_line.lstrip().startswith("---"):
         layout, body = _actilife_layout(head, uri)
@@ -158,12 +155,12 @@ def _actilife_layout(head: str, uri: str) -> tuple[_Layout, str]:
     """read_csv's ``_read_actilife`` up to its table: the header's facts, the body's start."""
     parts = head.split("\n", cr.ACTILIFE_HEADER_LINES)
     if len(parts) <= cr.ACTILIFE_HEADER_LINES or "\n" not in parts[-1]:
-        raise _NotStreamable("ActiLife header or first row beyond the head")
+        raise NotStreamable("ActiLife header or first row beyond the head")
     lines = [line.strip().rstrip(",").strip() for line in parts[:cr.ACTILIFE_HEADER_LINES]]
     text = " ".join(lines)
     rate, start_time, start_date, date_format = cr.actilife_header_fields(text)
     if not (rate and start_time and start_date):
-        raise _NotStreamable("header refused")
+        raise NotStreamable("header refused")
     rate_hz = float(rate.group(1))
     check_sampling_rate(rate_hz if math.isfinite(rate_hz) else math.nan, uri)
     pattern = cr._strptime_format(date_format.group(1) if date_format else "M/d/yyyy")
@@ -179,253 +176,6 @@ def _actilife_layout(head: str, uri: str) -> tuple[_Layout, str]:
     return _Layout(sep, 0 if has_names else None, True, device, rate_hz, start), body
 
 
-class _Threshold:
-    """Where the median of a stream of values lies against ``limit`` (np.median's)."""
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.below = self.equal = self.above = 0
-        self.max_below = -math.inf
-        self.min_above = math.inf
-
-    def add(self, values: FloatArray) -> None:
-        below = values[values < self.limit]
-        above = values[values > self.limit]
-        self.below += below.size
-        self.above += above.size
-        self.equal += values.size - below.size - above.size
-        if below.size:
-            self.max_below = max(self.max_below, float(below.max()))
-        if above.size:
-            self.min_above = min(self.min_above, float(above.min()))
-
-    def compare(self) -> int:
-        """The sign of (median - limit); 0 for no value."""
-        n = self.below + self.equal + self.above
-        if n == 0:
-            return 0
-
-        def stat(k: int) -> tuple[int, float]:
-            if k < self.below:
-                return -1, self.max_below  # the value only when k is the class's last
-            if k < self.below + self.equal:
-                return 0, self.limit
-            return 1, self.min_above  # the value only when k is the class's first
-
-        if n % 2:
-            return stat(n // 2)[0]
-        (low_side, low), (high_side, high) = stat(n // 2 - 1), stat(n // 2)
-        if low_side == high_side:
-            return low_side
-        # neighbours in different classes: the last of one, the first of the next
-        median = float(np.median(np.array([low, high])))
-        return (median > self.limit) - (median < self.limit)
-
-
-class _Steps:
-    """The kept times of one timing: in order or not, and their distinct positive steps."""
-
-    def __init__(self) -> None:
-        self.last: float | None = None
-        self.in_order = True
-        self.values = np.empty(0, np.float64)
-        self.counts = np.empty(0, np.int64)
-
-    def add(self, time_s: FloatArray) -> None:
-        if time_s.size == 0 or not self.in_order:
-            return
-        steps = np.diff(time_s) if self.last is None else np.diff(time_s, prepend=self.last)
-        self.last = float(time_s[-1])
-        if np.any(steps < 0):
-            self.in_order = False  # read_csv sorts the times: left to it
-            return
-        steps = steps[steps > 0]
-        if steps.size:
-            values, inverse = np.unique(np.concatenate([self.values, steps]),
-                                        return_inverse=True)
-            counts = np.zeros(values.size, np.int64)
-            np.add.at(counts, inverse,
-                      np.concatenate([self.counts, np.ones(steps.size, np.int64)]))
-            self.values, self.counts = values, counts
-        if self.values.size > MAX_DISTINCT_STEPS:
-            raise _NotStreamable("too many distinct time steps")
-
-    def rate_hz(self) -> float:
-        """read_csv's ``_rate`` of these times, or _NotStreamable."""
-        if not self.in_order:
-            raise _NotStreamable("times out of order")
-        total = int(self.counts.sum())
-        if total == 0:
-            raise _NotStreamable("no positive step")  # refused by read_csv
-        ends = np.cumsum(self.counts)
-
-        def stat(k: int) -> float:
-            return float(self.values[int(np.searchsorted(ends, k, side="right"))])
-
-        half = total // 2
-        pair = [stat(half)] if total % 2 else [stat(half - 1), stat(half)]
-        median = np.median(np.array(pair))
-        regular = (self.values > 0.5 * median) & (self.values < 1.5 * median)
-        if not np.any(regular):
-            return round(float(1.0 / median), 6)
-        values, counts = self.values[regular], self.counts[regular]
-        mean = math.fsum((values * counts).tolist()) / int(counts.sum())
-        low = round(1.0 / (mean * (1 + _RATE_REL_ERROR)), 6)
-        high = round(1.0 / (mean * (1 - _RATE_REL_ERROR)), 6)
-        if low != high:
-            raise _NotStreamable("rate next to a rounding boundary")
-        return low
-
-
-@dataclass
-class _Timing:
-    """One way of timing the rows: the rows it keeps and the whole-file facts on them."""
-
-    divisors: tuple[float, ...] = (1.0,)
-    unit: str = ""
-    dropped: int = 0
-    kept: int = 0
-    steps: dict[float, _Steps] = field(default_factory=dict)
-    above_4: _Threshold = field(default_factory=lambda: _Threshold(4.0))
-    above_20: _Threshold = field(default_factory=lambda: _Threshold(20.0))
-
-    def add(self, time_s: FloatArray, accel: FloatArray, temperature: FloatArray | None
-            ) -> None:
-        keep = _finite_rows(time_s, accel, temperature)
-        self.dropped += int(keep.size - np.count_nonzero(keep))
-        self.kept += int(np.count_nonzero(keep))
-        kept_s = time_s[keep]
-        for divisor in self.divisors:
-            self.steps.setdefault(divisor, _Steps()).add(kept_s / divisor)
-        if self.unit not in _UNITS:
-            a = accel[keep]
-            magnitude = np.hypot(np.hypot(a[:, 0], a[:, 1]), a[:, 2])
-            moving = magnitude[magnitude > 0]
-            self.above_4.add(moving)
-            self.above_20.add(moving)
-
-    def plan(self, divisor: float, zone_flags: list[str]) -> _Plan:
-        """What the delivery pass needs, or _NotStreamable where read_csv refuses."""
-        if self.kept < 2:
-            raise _NotStreamable("fewer than two valid rows")
-        flags = list(zone_flags)
-        if self.dropped:
-            flags.append(f"rows_with_missing_values_dropped={self.dropped}")
-        scale = 1.0
-        if self.unit == "m/s^2":
-            scale = cr.STANDARD_GRAVITY
-        elif self.unit == "mg":
-            scale = 1000.0
-        elif self.above_4.below + self.above_4.equal + self.above_4.above:
-            above_4, below_20 = self.above_4.compare() > 0, self.above_20.compare() < 0
-            if above_4 and below_20:
-                scale = cr.STANDARD_GRAVITY
-            elif not below_20:
-                raise _NotStreamable("acceleration in an unknown unit")  # refused by read_csv
-        if scale == cr.STANDARD_GRAVITY:
-            flags.append("converted_m_s2_to_g")
-        elif scale == 1000.0:
-            flags.append("converted_mg_to_g")
-        rate = self.steps.setdefault(divisor, _Steps()).rate_hz()
-        return _Plan(divisor, scale, rate, flags)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    divisor: float
-    scale: float  # acceleration divided by this (1 when in g)
-    rate_hz: float
-    flags: list[str]
-
-
-def _finite_rows(time_s: FloatArray, accel: FloatArray, temperature: FloatArray | None
-                 ) -> np.ndarray:
-    finite: np.ndarray = np.isfinite(time_s) & np.all(np.isfinite(accel), axis=1)
-    if temperature is not None:
-        finite &= np.isfinite(temperature)
-    return finite
-
-
-@dataclass
-class _Clock:
-    """The time column read as read_csv's ``_parse_times`` reads the whole column."""
-
-    uri: str
-    zone: str
-    numeric: bool | None = None  # decided on the first block
-    aware: bool | None = None  # ISO: from the first stamp present
-    offset_s: float | None = None  # naive ISO: the zone's offset at the first time
-    any_time: bool = False
-    low_local: float = math.inf
-    high_local: float = -math.inf
-    magnitude: dict[float, _Threshold] = field(default_factory=lambda: {
-        limit: _Threshold(limit) for limit in (1e11, 1e14, 1e17)})
-
-    def read(self, column: pd.Series, signature: list[str]) -> FloatArray:
-        """The block's times: raw numbers (unit not yet known) or UTC seconds."""
-        if self.numeric is None:
-            sample = pd.to_numeric(column.head(100), errors="coerce")
-            self.numeric = bool(pd.api.types.is_numeric_dtype(column)
-                                or sample.notna().mean() > 0.99)
-        if self.numeric:
-            converted = pd.to_numeric(column, errors="coerce")
-            signature.append(str(converted.dtype))
-            values = converted.to_numpy(np.float64)
-            present = values[~np.isnan(values)]
-            self.any_time |= bool(present.size)
-            for threshold in self.magnitude.values():
-                threshold.add(np.abs(present))
-            return values
-        strings = column.astype("string").str.strip()
-        if self.aware is None and strings.notna().any():
-            self.aware = bool(cr._OFFSET.search(str(strings.dropna().iloc[0])))
-        aware = bool(self.aware)
-        zoned = strings.str.contains(cr._OFFSET, na=False)
-        strings = strings.where(zoned == aware)
-        parsed = pd.to_datetime(strings, format="ISO8601", errors="coerce", utc=aware)
-        if aware:
-            parsed = parsed.dt.tz_localize(None)
-        signature.append(str(parsed.dtype))
-        stamps = parsed.to_numpy("datetime64[us]")
-        micros = stamps.astype(np.int64).astype(np.float64)
-        seconds: FloatArray = np.where(np.isnat(stamps), np.nan, micros / 1e6)
-        finite = seconds[np.isfinite(seconds)]
-        if finite.size:
-            self.any_time = True
-            self.low_local = min(self.low_local, float(finite.min()))
-            self.high_local = max(self.high_local, float(finite.max()))
-        if aware:
-            return seconds
-        if self.offset_s is None:
-            known = seconds[~np.isnan(seconds)]
-            if not known.size:
-                return seconds
-            self.offset_s = zone_offset_s(self.zone, float(known[0]), self.uri)
-        out: FloatArray = seconds - self.offset_s
-        return out
-
-    def divisor(self) -> float:
-        if not self.numeric:
-            return 1.0
-        for limit, divisor in zip((1e11, 1e14, 1e17), _DIVISORS, strict=False):
-            if self.magnitude[limit].compare() < 0:
-                return divisor
-        return _DIVISORS[-1]
-
-    def zone_flags(self) -> list[str]:
-        if self.numeric or self.aware or self.offset_s is None:
-            return []
-        return _dst_flag(self.zone, self.offset_s, self.low_local, self.high_local, self.uri)
-
-
-def _dst_flag(zone: str, offset_s: float, low: float, high: float, uri: str) -> list[str]:
-    """local_to_utc's flag, from the first and last finite local times."""
-    if not math.isfinite(low):
-        return []
-    first, last = zone_offset_s(zone, low, uri), zone_offset_s(zone, high, uri)
-    return ["dst_change_not_applied"] if first != offset_s or last != offset_s else []
-
-
 @dataclass(frozen=True)
 class CsvPlan:
     """The survey's outcome: how to time, scale and flag the rows, and the rate."""
@@ -434,7 +184,7 @@ class CsvPlan:
     columns: dict[str, str]
     header_clock: bool
     clock_offset_s: float
-    plan: _Plan
+    plan: Plan
 
 
 def survey_csv(open_content: Opener, uri: str, device_time_zone: str) -> CsvPlan | None:
@@ -449,7 +199,7 @@ def _columns(frame: pd.DataFrame, layout: _Layout) -> dict[str, str]:
     columns = cr._match_columns(frame.columns)
     needed = ("x", "y", "z") if layout.actilife else ("time", "x", "y", "z")
     if not set(needed) <= columns.keys():
-        raise _NotStreamable("columns missing")  # refused by read_csv
+        raise NotStreamable("columns missing")  # refused by read_csv
     return columns
 
 
@@ -475,9 +225,9 @@ def _survey(open_content: Opener, uri: str, zone: str) -> CsvPlan:
     clock_offset = (zone_offset_s(zone, layout.start_s, uri) if layout.actilife
                     and math.isfinite(layout.start_s) else math.nan)
     columns: dict[str, str] | None = None
-    clock = _Clock(uri, zone)
-    timed = _Timing()
-    by_header = _Timing()
+    clock = Clock(uri, zone)
+    timed = Timing()
+    by_header = Timing()
     signatures: set[tuple[str, ...]] = set()
     rows = 0
     for frame in frames:
@@ -491,7 +241,7 @@ def _survey(open_content: Opener, uri: str, zone: str) -> CsvPlan:
         if "time" in columns:
             time_s = clock.read(frame[columns["time"]], signature)
             if clock.numeric:
-                timed.divisors = _DIVISORS
+                timed.divisors = DIVISORS
             timed.add(time_s, accel, temperature)
         if layout.actilife:
             local = layout.start_s + np.arange(rows, rows + len(frame),
@@ -499,17 +249,17 @@ def _survey(open_content: Opener, uri: str, zone: str) -> CsvPlan:
             by_header.add(local - clock_offset, accel, temperature)
         signatures.add(tuple(signature))
         if len(signatures) > 1:
-            raise _NotStreamable("column types differ between blocks")
+            raise NotStreamable("column types differ between blocks")
         rows += len(frame)
     if columns is None or rows == 0:
-        raise _NotStreamable("no data rows")  # refused by read_csv
+        raise NotStreamable("no data rows")  # refused by read_csv
     if "time" in columns and clock.any_time:
         plan = timed.plan(clock.divisor(), clock.zone_flags())
         return CsvPlan(layout, columns, False, math.nan, plan)
     if not layout.actilife or not math.isfinite(clock_offset):
-        raise _NotStreamable("no time")  # refused by read_csv
+        raise NotStreamable("no time")  # refused by read_csv
     last_local = layout.start_s + (rows - 1) / layout.rate_hz
-    flags = _dst_flag(zone, clock_offset, layout.start_s, max(layout.start_s, last_local), uri)
+    flags = dst_flag(zone, clock_offset, layout.start_s, max(layout.start_s, last_local), uri)
     columns.pop("time", None)
     return CsvPlan(layout, columns, True, clock_offset, by_header.plan(1.0, flags))
 
@@ -524,7 +274,7 @@ def stream_csv(plan: CsvPlan, open_content: Opener, uri: str, *, device_time_zon
     check_sampling_rate(settings.rate_hz, uri)  # finish()'s first refusal for a CSV
     finisher = StreamFinisher(uri, settings.rate_hz)
     on_header(StreamHeader(plan.layout.device, settings.rate_hz))
-    clock = _Clock(uri, device_time_zone)
+    clock = Clock(uri, device_time_zone)
     rows = 0
     for frame in frames:
         accel, temperature = _values(frame, plan.columns, [])
@@ -535,7 +285,7 @@ def stream_csv(plan: CsvPlan, open_content: Opener, uri: str, *, device_time_zon
         else:
             time_s = clock.read(frame[plan.columns["time"]], []) / settings.divisor
         rows += len(frame)
-        keep = _finite_rows(time_s, accel, temperature)
+        keep = finite_rows(time_s, accel, temperature)
         if not np.all(keep):
             time_s, accel = time_s[keep], accel[keep]
             temperature = None if temperature is None else temperature[keep]
