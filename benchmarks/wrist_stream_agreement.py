@@ -168,6 +168,22 @@ def with_gap(rec: Recording, start_s: float, length_s: float) -> Recording:
                    extremes=None, flags=(*rec.flags, f"gap_s={length_s:.1f}"))
 
 
+def compare_both(solution: Any, rec: Recording, truth: GroundTruth | HardTruth, label: str,
+                 rows: list[dict[str, Any]]) -> None:
+    """Both solutions on ``rec``: against each other and each against the truth; their
+    CPU on stderr."""
+    stream, cpu = run_stream(rec, truth.time_zone)
+    t = time.process_time()
+    ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
+    ref_cpu = time.process_time() - t
+    hours = rec.duration_s / 3600
+    print(f"# {label}: stream {hours / cpu:.1f} h/CPU-s, builtin {hours / ref_cpu:.1f} "
+          "h/CPU-s (in process)", file=sys.stderr)
+    compare(stream, ref, label, rows)
+    compare_truth(stream, truth, rec, label, "stream", rows)
+    compare_truth(ref, truth, rec, label, "builtin", rows)
+
+
 def synthetic(seeds: Sequence[int], days: float, rates: Sequence[float],
               rows: list[dict[str, Any]]) -> None:
     """Seed i at ``rates[i % len(rates)]``; every other seed with a 30-minute gap in the
@@ -182,16 +198,7 @@ def synthetic(seeds: Sequence[int], days: float, rates: Sequence[float],
             gap_at = float(rec.time_s[0]) + 86400.0 + 6 * 3600.0
             rec = with_gap(rec, gap_at, 1800.0)
             label += " gap 30 min"
-        stream, cpu = run_stream(rec, truth.time_zone)
-        t = time.process_time()
-        ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
-        ref_cpu = time.process_time() - t
-        hours = rec.duration_s / 3600
-        print(f"# {label}: stream {hours / cpu:.1f} h/CPU-s, builtin {hours / ref_cpu:.1f} "
-              "h/CPU-s (in process)", file=sys.stderr)
-        compare(stream, ref, label, rows)
-        compare_truth(stream, truth, rec, label, "stream", rows)
-        compare_truth(ref, truth, rec, label, "builtin", rows)
+        compare_both(solution, rec, truth, label, rows)
 
 
 def hard(seeds: Sequence[int], days: Sequence[float], rates: Sequence[float],
@@ -202,16 +209,7 @@ def hard(seeds: Sequence[int], days: Sequence[float], rates: Sequence[float],
         n_days, rate = days[i % len(days)], rates[i % len(rates)]
         rec, truth = generate_hard_recording(seed=seed, days=n_days, sampling_rate_hz=rate)
         label = f"hard seed={seed} {n_days:g} d {rate:g} Hz"
-        stream, cpu = run_stream(rec, truth.time_zone)
-        t = time.process_time()
-        ref = dict(solution.run(rec, {"time_zone": truth.time_zone}).tables)
-        ref_cpu = time.process_time() - t
-        hours = rec.duration_s / 3600
-        print(f"# {label}: stream {hours / cpu:.1f} h/CPU-s, builtin {hours / ref_cpu:.1f} "
-              "h/CPU-s (in process)", file=sys.stderr)
-        compare(stream, ref, label, rows)
-        compare_truth(stream, truth, rec, label, "stream", rows)
-        compare_truth(ref, truth, rec, label, "builtin", rows)
+        compare_both(solution, rec, truth, label, rows)
 
 
 def real(rows: list[dict[str, Any]], min_hours: float = 2.5) -> None:
