@@ -64,10 +64,10 @@ class Calibration:
 
     def apply(self, accel_g: FloatArray, temperature_c: FloatArray | None) -> FloatArray:
         """The calibrated (n, 3) acceleration."""
-        out: FloatArray = (accel_g + self.offset_g) * self.scale
-        if temperature_c is not None and np.any(self.temperature_scale != 0.0):
-            out += (temperature_c - self.temperature_mean_c)[:, None] * self.temperature_scale
-        return out
+        out = np.empty((3, accel_g.shape[0]))
+        self.apply_into(accel_g, temperature_c, out)
+        calibrated: FloatArray = out.T
+        return calibrated
 
     def apply_into(self, accel_g: FloatArray, temperature_c: FloatArray | None,
                    out: FloatArray) -> None:
