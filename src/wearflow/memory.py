@@ -33,15 +33,17 @@ DEFAULT_BYTES_PER_SAMPLE = 160.0
 # which it still receives whole (issue 17: the streaming readers are not plugged in yet)
 STREAM_BYTES_PER_SAMPLE = 70.0
 # ... but on one file of a format that streams it reads the file chunk by chunk
-# (wearflow.streamed): a one-file study in one process peaked at 0.35, 0.44 and 0.53 GB
-# for 1, 7 and 14 days at 100 Hz (`make bench`, stream_task): the imports and a chunk's
-# working set, then about 160 bytes per second of recording (the 1-s features and the
-# algorithms' copies of them), whatever the rate. A streamed task reserves the worker's
-# footprint, a chunk's, and STREAM_BYTES_PER_SECOND for the seconds its samples span at
-# STREAM_ASSUMED_HZ (a file at a lower rate spans more seconds than assumed; the margin
-# over 160 bytes covers down to 40 Hz): `streamed_task_bytes`.
+# (wearflow.streamed) and keeps its 1-s table on disk, read a day at a time
+# (wearflow.streaming.spill): a one-file study in one process peaked at 0.32, 0.33 and
+# 0.34 GB for 1, 7 and 14 days at 100 Hz (`make bench`, stream_task): the imports and a
+# chunk's and a day's working set, then about 18 bytes per second of recording (pass 1's
+# still windows, two marks per second for DETACH, the per-minute table), whatever the
+# rate. A streamed task reserves the worker's footprint, a chunk's and a day's, and
+# STREAM_BYTES_PER_SECOND for the seconds its samples span at STREAM_ASSUMED_HZ (a file
+# at a lower rate spans more seconds than assumed; the margin covers down to 30 Hz):
+# `streamed_task_bytes`. (The 1-s table takes 72 bytes per second of temporary disk.)
 STREAMED_TASK_BYTES = 128 * 1024**2
-STREAM_BYTES_PER_SECOND = 200.0
+STREAM_BYTES_PER_SECOND = 32.0
 STREAM_ASSUMED_HZ = 50.0
 WORKER_BASE_BYTES = 400 * 1024**2  # interpreter + scikit-digital-health import
 MEMORY_FRACTION = 0.8  # of physical memory, when the study sets no limit

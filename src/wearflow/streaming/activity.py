@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from wearflow.streaming.activity_endpoints import wake_endpoints, wake_fragmentation
 from wearflow.streaming.days import DayWindow
-from wearflow.streaming.grid import SecondGrid
+from wearflow.streaming.grid import SecondGrid, Seconds
 from wearflow.streaming.signal_features import signal_feature_columns, wake_signal_features
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,13 +48,14 @@ class ActivityParameters:
     bout_criteria: float = 0.8
 
 
-def activity_days(grid: SecondGrid, wear_s: FloatArray, tso_s: list[tuple[float, float]],
+def activity_days(seconds: Seconds, wear_s: FloatArray, tso_s: list[tuple[float, float]],
                   windows: list[DayWindow], params: ActivityParameters = ActivityParameters()
                   ) -> list[dict[str, float | int | str]]:
-    """One row per calendar day (the columns of builtin:wrist's table that are computed)."""
-    t5, enmo, whole, _ = epochs(grid)
+    """One row per calendar day (the columns of builtin:wrist's table that are computed);
+    each day reads only its own seconds."""
     rows = []
     for day in windows:
+        t5, enmo, whole, _ = epochs(day_seconds(seconds, day.start_s, day.end_s))
         wear = _clip(wear_s, day.start_s, day.end_s)
         sleep = _clip(np.asarray(tso_s, dtype=np.float64).reshape(-1, 2), day.start_s,
                       day.end_s)
@@ -121,6 +122,12 @@ def epochs(grid: SecondGrid
         angle = np.degrees(np.arctan(mean[:, 2] / np.sqrt(mean[:, 0] ** 2 + mean[:, 1] ** 2)))
     per_s = grid.count[offset:offset + count.size * EPOCH_S].reshape(-1, EPOCH_S)
     return starts, enmo, np.all(per_s > 0, axis=1), angle
+
+
+def day_seconds(seconds: Seconds, start_s: float, end_s: float) -> SecondGrid:
+    """The seconds from ``start_s`` to ``end_s`` (clipped to the recording) in memory."""
+    return seconds.window(int(np.floor(start_s - seconds.first_s)),
+                          int(np.ceil(end_s - seconds.first_s)))
 
 
 def _clip(bouts: FloatArray, a: float, b: float) -> FloatArray:

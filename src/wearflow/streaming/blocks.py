@@ -119,69 +119,6 @@ class BlockSums:
         self._sums.append(sums)
 
 
-@dataclass(frozen=True)
-class DenseBlocks:
-    """Every block from the first with samples to the last: block ``first_index + i`` has
-    ``count[i]`` samples and ``sums[i]`` (zeros for a block without samples)."""
-
-    length_s: float
-    first_index: int
-    count: FloatArray
-    sums: FloatArray
-
-
-class DenseBlockSums(BlockSums):
-    """:class:`BlockSums` written straight into one dense table (no per-chunk pieces to
-    concatenate at the end, no copy onto a grid afterwards): half the memory of a sparse
-    table and its grid. ``span`` (first block index, number of blocks), when known
-    beforehand (from a first pass), sizes the table once; a block outside it grows the
-    table."""
-
-    def __init__(self, length_s: float, n_columns: int,
-                 reducers: tuple[np.ufunc, ...] | None = None,
-                 span: tuple[int, int] | None = None) -> None:
-        super().__init__(length_s, n_columns, reducers)
-        first, size = span if span is not None else (0, 0)
-        self._first = first
-        self._dense_count = np.zeros(size)
-        self._dense_sums = np.zeros((size, n_columns))
-        self._seen: tuple[int, int] | None = None  # first and last block with samples
-
-    def _store(self, index: IntArray, count: IntArray, sums: FloatArray) -> None:
-        lo, hi = int(index[0]), int(index[-1])  # blocks come in time order
-        if self._seen is None:
-            if self._dense_count.size == 0:
-                self._first = lo
-            self._seen = (lo, hi)
-        else:
-            self._seen = (min(self._seen[0], lo), max(self._seen[1], hi))
-        if lo < self._first or hi >= self._first + self._dense_count.size:
-            self._grow(lo, hi)
-        rows = index - self._first
-        self._dense_count[rows] = count
-        self._dense_sums[rows] = sums
-
-    def _grow(self, lo: int, hi: int) -> None:
-        first = min(self._first, lo)
-        size = max(self._first + self._dense_count.size, hi + 1) - first
-        size = max(size, int(self._dense_count.size * 1.5))
-        count = np.zeros(size)
-        sums = np.zeros((size, self.n_columns))
-        at = self._first - first
-        count[at:at + self._dense_count.size] = self._dense_count
-        sums[at:at + self._dense_count.size] = self._dense_sums
-        self._first, self._dense_count, self._dense_sums = first, count, sums
-
-    def finish_dense(self) -> DenseBlocks:
-        """The table from the first block with samples to the last (views, no copy)."""
-        self.finish()
-        if self._seen is None:
-            return DenseBlocks(self.length_s, 0, np.zeros(0), np.zeros((0, self.n_columns)))
-        a, b = self._seen[0] - self._first, self._seen[1] - self._first + 1
-        return DenseBlocks(self.length_s, self._seen[0], self._dense_count[a:b],
-                           self._dense_sums[a:b])
-
-
 def block_ids(time_s: FloatArray, length_s: float) -> IntArray:
     """The block of each time: ``floor(t / length_s)``. Truncation is floor for times at
     or after 1970 and ten times faster, so it is used when the first (earliest) is."""

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.streaming.blocks import BlockSums, DenseBlocks, DenseBlockSums
+from wearflow.streaming.blocks import BlockSums
 from wearflow.streaming.chunks import ChunkLike, SampleChunk
+from wearflow.streaming.spill import SpilledBlockSums, SpilledGrid
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -86,11 +87,12 @@ class Calibration:
 
 @dataclass(frozen=True)
 class EpochFeatures:
-    """Pass 2's 1-s blocks. Columns of ``blocks.sums``: x, y, z (g), x², y², z² (g²),
-    ENMO (g, ``max(|a| - 1, 0)`` per sample), temperature (deg C; 0 without one); with
-    ``extremes``, also the max (8-10) and min (11-13) of x, y, z (g)."""
+    """Pass 2's 1-s blocks, on disk (close ``grid`` when done). Columns of the grid's
+    sums: x, y, z (g), x², y², z² (g²), ENMO (g, ``max(|a| - 1, 0)`` per sample),
+    temperature (deg C; 0 without one); with ``extremes``, also the max (8-10) and min
+    (11-13) of x, y, z (g)."""
 
-    blocks: DenseBlocks
+    grid: SpilledGrid
     n_samples: int
     last_time_s: float
     has_temperature: bool
@@ -122,36 +124,45 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
 
 
 def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
-               extremes: bool = False, still: StillWindows | None = None) -> EpochFeatures:
+               extremes: bool = False) -> EpochFeatures:
     """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`); with ``extremes``
     also each axis' max (columns 8-10) and min (11-13) per second, for the
     acceleration-only wear detection of a recording without temperature."""
     width = 14 if extremes else 8
     reducers = (np.add,) * 8 + ((np.maximum,) * 3 + (np.minimum,) * 3 if extremes else ())
-    sums = DenseBlockSums(FEATURE_BLOCK_S, width, reducers, _span(still))
+    sums = SpilledBlockSums(FEATURE_BLOCK_S, width, reducers)
     n, last, has_temp = 0, float("nan"), False
-    for chunk in _sub_chunks(chunks):
-        temp = chunk.temperature_c
-        accel = np.asarray(chunk.accel_g, dtype=np.float64)
-        cols = np.empty((width, accel.shape[0]))
-        calibration.apply_into(accel, temp, cols)
-        if extremes:
-            cols[8:11] = cols[0:3]
-            cols[11:14] = cols[0:3]
-        np.square(cols[0:3], out=cols[3:6])
-        norm = cols[6]
-        np.add(cols[3], cols[4], out=norm)
-        norm += cols[5]
-        np.sqrt(norm, out=norm)
-        norm -= 1.0
-        np.maximum(norm, 0.0, out=norm)
-        cols[7] = 0.0 if temp is None else temp
-        has_temp = has_temp or temp is not None
-        sums.add(chunk.time_s, cols)
-        n += accel.shape[0]
-        if accel.shape[0]:
-            last = float(chunk.time_s[-1])
-    return EpochFeatures(sums.finish_dense(), n, last, has_temp)
+    try:
+        for chunk in _sub_chunks(chunks):
+            sums.add(chunk.time_s, _calibrated_columns(chunk, calibration, width))
+            has_temp = has_temp or chunk.temperature_c is not None
+            n += len(chunk.time_s)
+            if len(chunk.time_s):
+                last = float(chunk.time_s[-1])
+    except BaseException:
+        sums.close()  # a file that cannot be read to its end: the table is dropped
+        raise
+    return EpochFeatures(sums.finish_spilled(), n, last, has_temp)
+
+
+def _calibrated_columns(chunk: ChunkLike, calibration: Calibration, width: int) -> FloatArray:
+    """Pass 2's per-sample columns of a chunk (the order of :class:`EpochFeatures`)."""
+    temp = chunk.temperature_c
+    accel = np.asarray(chunk.accel_g, dtype=np.float64)
+    cols = np.empty((width, accel.shape[0]))
+    calibration.apply_into(accel, temp, cols)
+    if width > 8:  # the extremes
+        cols[8:11] = cols[0:3]
+        cols[11:14] = cols[0:3]
+    np.square(cols[0:3], out=cols[3:6])
+    norm = cols[6]
+    np.add(cols[3], cols[4], out=norm)
+    norm += cols[5]
+    np.sqrt(norm, out=norm)
+    norm -= 1.0
+    np.maximum(norm, 0.0, out=norm)
+    cols[7] = 0.0 if temp is None else temp
+    return cols
 
 
 def _sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:
@@ -169,11 +180,3 @@ def _sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:
             yield SampleChunk(chunk.time_s[part], chunk.accel_g[part],
                         None if temperature is None else temperature[part])
 
-
-def _span(still: StillWindows | None) -> tuple[int, int] | None:
-    """The 1-s blocks pass 1's 10-s windows cover (first index, number): pass 2 reads the
-    same samples, so its table is sized once."""
-    if still is None or still.start_s.size == 0:
-        return None
-    first = int(still.start_s[0] // FEATURE_BLOCK_S)
-    return first, int(still.start_s[-1] // FEATURE_BLOCK_S) + int(STILL_WINDOW_S) - first

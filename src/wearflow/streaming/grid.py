@@ -1,18 +1,19 @@
 """1-s blocks on a gap-free grid, and the sums over windows of them.
 
-Pass 2 keeps only the 1-s blocks that have samples; the algorithms index time in
-steps (1-s, 5-s, 1-minute), so the blocks are laid on a complete grid from the
-first block to the last, with empty blocks (gaps) counting no samples.
+The algorithms index time in steps (1-s, 5-s, 1-minute), so pass 2's 1-s blocks
+are laid on a complete grid from the first block to the last, empty blocks
+(gaps) counting no samples. The whole grid stays on disk
+(:class:`~wearflow.streaming.spill.SpilledGrid`); an algorithm reads a window of
+it at a time (:class:`Seconds`), which is a :class:`SecondGrid` in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-from wearflow.streaming.features import EpochFeatures
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -38,11 +39,25 @@ class SecondGrid:
         sums = self.sums[offset:offset + n * step].reshape(n, step, -1).sum(axis=1)
         return count, sums
 
+    def window(self, lo: int, hi: int) -> SecondGrid:
+        """Rows ``lo`` to ``hi`` (clipped to the grid; views)."""
+        lo, hi = max(lo, 0), min(hi, self.n)
+        hi = max(hi, lo)
+        return SecondGrid(self.first_s + lo, self.count[lo:hi], self.sums[lo:hi])
 
-def second_grid(features: EpochFeatures) -> SecondGrid:
-    """The 1-s blocks of ``features`` as a grid (its dense table, not copied)."""
-    blocks = features.blocks
-    return SecondGrid(float(blocks.first_index) * blocks.length_s, blocks.count, blocks.sums)
+
+class Seconds(Protocol):
+    """A grid of 1-s blocks read a window at a time (in memory or on disk)."""
+
+    @property
+    def first_s(self) -> float: ...
+
+    @property
+    def n(self) -> int: ...
+
+    def window(self, lo: int, hi: int) -> SecondGrid:
+        """Rows ``lo`` to ``hi`` (clipped to the grid) as an in-memory grid."""
+        ...
 
 
 def window_sums(values: FloatArray, length: int) -> FloatArray:

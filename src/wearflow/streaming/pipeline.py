@@ -21,7 +21,7 @@ from wearflow.streaming.chunks import ChunkLike
 from wearflow.streaming.days import day_windows
 from wearflow.streaming.features import epoch_pass, still_window_pass
 from wearflow.streaming.fragmentation import sleep_fragmentation
-from wearflow.streaming.grid import second_grid
+from wearflow.streaming.grid import Seconds
 from wearflow.streaming.minutes import minute_series
 from wearflow.streaming.sleep import NightResult, nights
 from wearflow.streaming.wear import DETACH_MIN_S, detach_wear, never_moved
@@ -45,7 +45,8 @@ class StreamResult:
 
 def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: str = "UTC"
                      ) -> StreamResult:
-    """Run both passes and every algorithm; memory is per epoch, never per sample."""
+    """Run both passes and every algorithm: the 1-s table on disk, read a day at a time
+    (:mod:`wearflow.streaming.spill`), so memory does not grow with the recording."""
     flags: list[str] = []
     still = still_window_pass(chunks())
     cal = fit_calibration(still, sampling_rate_hz)
@@ -54,13 +55,23 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     before = calibration_error_g(still, sampling_rate_hz)
     errors = (before, calibration_error_g(still, sampling_rate_hz, cal.calibration)
               if cal.applied else before)
-    features = epoch_pass(chunks(), cal.calibration, extremes=not still.has_temperature)
-    grid = second_grid(features)
-    if features.n_samples == 0:
-        return StreamResult({}, cal, tuple(flags), *errors)
-    last = features.last_time_s
+    has_temperature = still.has_temperature
+    del still  # 7 bytes a second of recording; pass 2 reads the file again
+    features = epoch_pass(chunks(), cal.calibration, extremes=not has_temperature)
+    with features.grid as grid:  # on disk, read a day at a time
+        if features.n_samples == 0:
+            return StreamResult({}, cal, tuple(flags), *errors)
+        tables = _tables(grid, features.n_samples, features.last_time_s,
+                         features.has_temperature, sampling_rate_hz, time_zone, flags)
+    return StreamResult(tables, cal, tuple(flags), *errors)
+
+
+def _tables(grid: Seconds, n_samples: int, last: float, has_temperature: bool,
+            sampling_rate_hz: float, time_zone: str, flags: list[str]
+            ) -> dict[str, pd.DataFrame]:
+    """Every algorithm on the recording's seconds; QC flags are added to ``flags``."""
     wear_table = True
-    if features.n_samples < int(DETACH_MIN_S * sampling_rate_hz):
+    if n_samples < int(DETACH_MIN_S * sampling_rate_hz):
         # DETACH raises on a recording shorter than its 5-minute windows; builtin:wrist
         # then gives a never-moved device zero wear, and skips the step otherwise
         # (skdh_core.run_steps): later steps assume wear throughout
@@ -70,7 +81,7 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
         else:
             wear, wear_table = np.array([[grid.first_s, last]]), False
             flags.append("skipped:DETACH:recording too short")
-    elif features.has_temperature:
+    elif has_temperature:
         wear = detach_wear(grid, last)
     else:
         wear = accel_threshold_wear(grid, last)
@@ -91,7 +102,7 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     }
     if wear_table:
         tables["detach_wear"] = _wear_table(wear)
-    return StreamResult(tables, cal, tuple(flags), *errors)
+    return tables
 
 
 def _iso(seconds: np.ndarray) -> list[str]:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from scipy.signal import cheby1, sosfreqz
 
 from wearflow.streaming.days import DayWindow
-from wearflow.streaming.grid import SecondGrid, window_sums
+from wearflow.streaming.grid import SecondGrid, Seconds, window_sums
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,16 +69,18 @@ class NightResult:
     tso_minutes: tuple[int, int] | None
 
 
-def nights(grid: SecondGrid, wear_s: FloatArray, windows: list[DayWindow],
+def nights(seconds: Seconds, wear_s: FloatArray, windows: list[DayWindow],
            params: SleepParameters = SleepParameters(), sampling_rate_hz: float = SLEEP_HZ
            ) -> list[NightResult]:
     """The nights of ``windows`` (noon-to-noon) long enough to analyse, of a recording
-    sampled at ``sampling_rate_hz``."""
+    sampled at ``sampling_rate_hz``; each night reads only its own seconds."""
     out = []
     gain = downsample_gain(sampling_rate_hz)
     for day in windows:
         if (day.end_s - day.start_s) / 3600.0 < params.min_day_hours:
             continue
+        grid = seconds.window(int(np.floor(day.start_s - seconds.first_s)),
+                              int(np.ceil(day.end_s - seconds.first_s)))
         out.append(_night(grid, wear_s, day, params, gain))
     return out
 

@@ -22,35 +22,43 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import butter, sosfiltfilt
 
-from wearflow.streaming.grid import SecondGrid, window_sums
+from wearflow.streaming.grid import SecondGrid, Seconds, window_sums
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 _MINUTE = 60
 _FIVE_MINUTES = 300
+_DAY = 86_400
+_MARGIN_S = 3_600  # read on either side of a window (the rules need 6 minutes)
 DETACH_MIN_S = 300.0  # DETACH needs one 5-minute window of samples (wlen_5min)
 STILL_SD_G = 0.013  # skdh_core.STILL_SD_G: a motionless device's noise
 
 
-def never_moved(grid: SecondGrid) -> bool:
+def never_moved(seconds: Seconds) -> bool:
     """skdh_core.never_moved on 1-s blocks: no consecutive-minute window with an axis
     SD of 0.013 g or more (the whole recording when shorter than a minute)."""
-    n = grid.n
+    n = seconds.n
     if n < _MINUTE:
+        grid = seconds.window(0, n)
         c = float(grid.count.sum())
         if c < 2:
             return True
         s, q = grid.sums[:, 0:3].sum(axis=0), grid.sums[:, 3:6].sum(axis=0)
         sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
         return bool(np.all(sd < STILL_SD_G))
-    minutes = n // _MINUTE
-    c = grid.count[:minutes * _MINUTE].reshape(minutes, _MINUTE).sum(axis=1)[:, None]
-    s = grid.sums[:minutes * _MINUTE, 0:3].reshape(minutes, _MINUTE, 3).sum(axis=1)
-    q = grid.sums[:minutes * _MINUTE, 3:6].reshape(minutes, _MINUTE, 3).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
-    return bool(np.all(np.nan_to_num(sd) < STILL_SD_G))
+    end = n // _MINUTE * _MINUTE
+    for lo in range(0, end, _DAY):
+        grid = seconds.window(lo, min(lo + _DAY, end))
+        minutes = grid.n // _MINUTE
+        c = grid.count.reshape(minutes, _MINUTE).sum(axis=1)[:, None]
+        s = grid.sums[:, 0:3].reshape(minutes, _MINUTE, 3).sum(axis=1)
+        q = grid.sums[:, 3:6].reshape(minutes, _MINUTE, 3).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+        if not np.all(np.nan_to_num(sd) < STILL_SD_G):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -65,22 +73,56 @@ class DetachParameters:
     n_axes_threshold: int = 2
 
 
-def detach_wear(grid: SecondGrid, last_time_s: float,
-                params: DetachParameters = DetachParameters()) -> FloatArray:
+def detach_wear(seconds: Seconds, last_time_s: float,
+                params: DetachParameters = DetachParameters(), window_s: int = _DAY,
+                margin_s: int = _MARGIN_S) -> FloatArray:
     """Wear bouts as (k, 2) UTC seconds [start, end); the last bout ends at the last
-    sample, as SKDH's does."""
-    n = grid.n
+    sample, as SKDH's does.
+
+    The rules look at most 6 minutes ahead and 1 behind each second, and the low-passed
+    temperature forgets its start within minutes (time constant 45 s), so the
+    recording is read ``window_s`` at a time with ``margin_s`` on either side and only
+    two marks per second are kept (where a non-wear bout may start, where one may stop):
+    the same bouts as from the whole recording at once (``window_s`` >= its length),
+    in memory that does not grow with it."""
+    n = seconds.n
     if n == 0:
         return np.empty((0, 2))
+    may_start = np.zeros(n, dtype=bool)
+    may_stop = np.zeros(n, dtype=bool)
+    for lo in range(0, n, window_s):
+        hi = min(lo + window_s, n)
+        grid = seconds.window(lo - margin_s, hi + margin_s)
+        starts, stops = _marks(grid, params)
+        skip = lo - max(lo - margin_s, 0)
+        may_start[lo:hi] = starts[skip:skip + hi - lo]
+        may_stop[lo:hi] = stops[skip:skip + hi - lo]
+    nonwear: list[tuple[int, int]] = []
+    prev_end = 0
+    for index in np.flatnonzero(may_start):
+        start = int(index)
+        if start < prev_end:
+            continue
+        later = may_stop[start + _FIVE_MINUTES + 1:]  # the first stop 5 minutes on
+        first = int(later.argmax()) if later.size else 0
+        end = start + _FIVE_MINUTES + 1 + first if later.size and bool(later[first]) else n
+        nonwear.append((start, end))
+        prev_end = end
+    return _wear_from_nonwear(nonwear, n, seconds.first_s, last_time_s)
+
+
+def _marks(grid: SecondGrid, params: DetachParameters
+           ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Per second of ``grid``: whether a non-wear bout may start there (DETACH's start
+    candidates that pass its temperature test) and whether one may stop there."""
+    n = grid.n
     n_fwd = _axes_still_forward(grid, params.sd_thresh_g)
     n_bwd = np.zeros(n, dtype=n_fwd.dtype)
     n_bwd[_MINUTE:] = n_fwd[:n - _MINUTE]
-    # each per-second array is reduced to what the rules read as soon as it can be:
-    # the step's memory is a few arrays of the recording's seconds, not a dozen
+    # each per-second array is reduced to what the rules read as soon as it can be
     moving = n_fwd >= params.n_axes_threshold
     with np.errstate(invalid="ignore"):
-        starts = np.flatnonzero(moving & (_forward_mean(moving.astype(np.float64),
-                                                        _FIVE_MINUTES) >= 0.9))
+        starts = moving & (_forward_mean(moving.astype(np.float64), _FIVE_MINUTES) >= 0.9)
         del moving
         moved_before = n_bwd >= params.n_axes_threshold
         quiet_before = (n_bwd == 0) & (_forward_mean(moved_before.astype(np.float64),
@@ -90,27 +132,16 @@ def detach_wear(grid: SecondGrid, last_time_s: float,
         delta = np.diff(temp_f, prepend=1) * 60.0  # deg C per minute (prepend as SKDH)
         avg_delta = _forward_mean(delta, _FIVE_MINUTES)
         del delta
-        stops = np.flatnonzero(quiet_before & ((avg_delta > params.increase_threshold_c_per_min)
-                                               | (_forward_reduce(temp_f, _FIVE_MINUTES, np.min)
-                                                  > params.low_temperature_c)))
+        stops = quiet_before & ((avg_delta > params.increase_threshold_c_per_min)
+                                | (_forward_reduce(temp_f, _FIVE_MINUTES, np.min)
+                                   > params.low_temperature_c))
         del quiet_before
         max_t = _forward_reduce(temp_f, _FIVE_MINUTES, np.max)
         del temp_f
-    nonwear: list[tuple[int, int]] = []
-    prev_end = 0
-    for start in starts.tolist():
-        if start < prev_end:
-            continue
-        valid = ((max_t[start] < params.high_temperature_c
-                  and avg_delta[start] < params.decrease_threshold_c_per_min)
-                 or max_t[start] < params.low_temperature_c)
-        if not valid:
-            continue
-        later = stops[stops > start + _FIVE_MINUTES]
-        end = int(later[0]) if later.size else n
-        nonwear.append((start, end))
-        prev_end = end
-    return _wear_from_nonwear(nonwear, n, grid.first_s, last_time_s)
+        valid = (((max_t < params.high_temperature_c)
+                  & (avg_delta < params.decrease_threshold_c_per_min))
+                 | (max_t < params.low_temperature_c))
+    return starts & valid, stops
 
 
 def _axes_still_forward(grid: SecondGrid, sd_thresh_g: float) -> npt.NDArray[np.int8]:

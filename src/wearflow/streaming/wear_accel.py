@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from wearflow.streaming.grid import SecondGrid
+from wearflow.streaming.grid import Seconds
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -26,26 +26,30 @@ SD_CRIT_G = 0.013
 RANGE_CRIT_G = 0.067
 
 
-def accel_threshold_wear(grid: SecondGrid, last_time_s: float) -> FloatArray:
+def accel_threshold_wear(seconds: Seconds, last_time_s: float) -> FloatArray:
     """Wear bouts as (k, 2) UTC seconds [start, end), ends clipped to the last sample.
-    ``grid`` needs the per-second max (columns 8-10) and min (11-13) of each axis."""
-    n = grid.n
+    ``seconds`` needs the per-second max (columns 8-10) and min (11-13) of each axis;
+    they are read one 60-minute window at a time. A window without samples (a gap) is
+    not non-wear (its SD is undefined)."""
+    n = seconds.n
     n2 = (n - 1) // SKIP_S + 1 if n else 0
     n1 = (n - WINDOW_S) // SKIP_S + 1 if n >= WINDOW_S else 0
     nonwear = np.zeros(n2, dtype=bool)
     for k in range(n1):
-        a, b = k * SKIP_S, k * SKIP_S + WINDOW_S
-        c = grid.count[a:b].sum()
-        s, q = grid.sums[a:b, 0:3].sum(axis=0), grid.sums[a:b, 3:6].sum(axis=0)
-        has = grid.count[a:b] > 0
-        rng = grid.sums[a:b][has, 8:11].max(axis=0) - grid.sums[a:b][has, 11:14].min(axis=0)
+        grid = seconds.window(k * SKIP_S, k * SKIP_S + WINDOW_S)
+        has = grid.count > 0
+        if not has.any():
+            continue
+        c = grid.count.sum()
+        s, q = grid.sums[:, 0:3].sum(axis=0), grid.sums[:, 3:6].sum(axis=0)
+        rng = grid.sums[has, 8:11].max(axis=0) - grid.sums[has, 11:14].min(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             sd = np.sqrt(np.maximum((q - s * s / c) / (c - 1.0), 0.0))
         nonwear[k] = int(np.sum((sd < SD_CRIT_G) & (rng < RANGE_CRIT_G))) >= 2
     if n2:
         nonwear[n1:n2] = nonwear[n1 - 1]  # SKDH: n1 - 1 is -1 (the last) when n1 == 0
     starts, stops = modify_wear_times(nonwear, SKIP_S // 60, True, (0, 0))
-    bouts = grid.first_s + np.column_stack((starts, stops)).astype(np.float64) * SKIP_S
+    bouts = seconds.first_s + np.column_stack((starts, stops)).astype(np.float64) * SKIP_S
     out: FloatArray = np.minimum(bouts, last_time_s)
     return out
 
