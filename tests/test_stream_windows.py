@@ -91,3 +91,12 @@ def test_a_recording_without_temperature_and_an_hours_long_gap_runs() -> None:
     assert any(f.startswith("substituted:DETACH") for f in out.flags)
     wear = out.tables["detach_wear"]
     assert len(wear) >= 1 and wear["duration_h"].sum() > 0
+
+
+def test_freed_heap_memory_goes_back_to_the_system_here() -> None:
+    """On glibc (this Debian machine, the image) the pipeline's heap trimming is live:
+    a day's freed arrays are returned, not kept resident for the next day."""
+    from wearflow._heap import _trim, release_free_heap
+
+    assert _trim() is not None
+    release_free_heap()

@@ -68,7 +68,7 @@ def fit_calibration(windows: StillWindows, sampling_rate_hz: float,
         return CalibrationResult(Calibration.identity(), False, None, None,
                                  f"less than {params.min_hours} hours of data")
     full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
-    t0 = float(windows.start_s[0]) if windows.start_s.size else 0.0
+    t0 = windows.first_start_s or 0.0
     i_h = 0
     while True:
         limit = nh + i_h * n12h

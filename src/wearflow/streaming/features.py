@@ -35,10 +35,18 @@ STILL_WINDOW_S = 10.0  # CalibrateAccelerometer: n10 = int(10 * fs)
 FEATURE_BLOCK_S = 1.0  # DETACH's downsampled step (window_size=1)
 
 
+STILL_KEEP_SD_G = 0.05
+"""Pass 1 keeps the 10-s windows whose every axis' SD is below this: the sphere fit
+reads only those below 0.013 g, the calibration error figure only those below 0.013 g
+once calibrated (a window above 0.05 g would need a scale under 0.26 to count)."""
+
+
 @dataclass(frozen=True)
 class StillWindows:
-    """Per 10-s window: samples, mean and sample SD (ddof=1, as SKDH's ``moving_sd``)
-    per axis, mean temperature (0 without one), in g and deg C."""
+    """Per 10-s window still enough to matter (:data:`STILL_KEEP_SD_G`): samples, mean
+    and sample SD (ddof=1, as SKDH's ``moving_sd``) per axis, mean temperature (0
+    without one), in g and deg C; ``first_start_s``: the first window's start, still or
+    not (None: no samples)."""
 
     start_s: FloatArray
     count: npt.NDArray[np.int64]
@@ -47,6 +55,7 @@ class StillWindows:
     temperature_c: FloatArray
     n_samples: int
     has_temperature: bool
+    first_start_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ class EpochFeatures:
 
 def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
     """Pass 1: the 10-s window statistics CalibrateAccelerometer's sphere fit reads."""
-    sums = BlockSums(STILL_WINDOW_S, 7)
+    sums = _StillSums()
     n, has_temp = 0, False
     for chunk in _sub_chunks(chunks):
         a = np.asarray(chunk.accel_g, dtype=np.float64)
@@ -112,15 +121,36 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
         has_temp = has_temp or chunk.temperature_c is not None
         sums.add(chunk.time_s, cols)
         n += a.shape[0]
-    table = sums.finish()
-    count = table.count.astype(np.float64)[:, None]
-    mean = table.sums[:, 0:3] / count
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (table.sums[:, 3:6] - table.sums[:, 0:3] * mean) / (count - 1.0)
-    sd = np.sqrt(np.maximum(var, 0.0))
-    sd[table.count < 2] = np.nan
-    return StillWindows(table.start_s, table.count, mean, sd, table.sums[:, 6] / count[:, 0],
-                        n, has_temp)
+    table = sums.finish()  # one row per kept window: start, 3 means, 3 SDs, temperature
+    stats = table.sums if table.count.size else np.empty((0, 8))
+    return StillWindows(stats[:, 0], table.count, stats[:, 1:4], stats[:, 4:7], stats[:, 7],
+                        n, has_temp, sums.first_start_s)
+
+
+class _StillSums(BlockSums):
+    """Pass 1's 10-s sums, each window turned into its statistics as soon as it is
+    complete and dropped unless still enough to matter: pass 1 keeps a few bytes per
+    still window instead of every window's sums."""
+
+    def __init__(self) -> None:
+        super().__init__(STILL_WINDOW_S, 7)
+        self.first_start_s: float | None = None
+
+    def _store(self, index: npt.NDArray[np.int64], count: npt.NDArray[np.int64],
+               sums: FloatArray) -> None:
+        if self.first_start_s is None:
+            self.first_start_s = float(index[0]) * self.length_s
+        n = count.astype(np.float64)[:, None]
+        mean = sums[:, 0:3] / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (sums[:, 3:6] - sums[:, 0:3] * mean) / (n - 1.0)
+        sd = np.sqrt(np.maximum(var, 0.0))
+        sd[count < 2] = np.nan
+        keep = np.all(sd < STILL_KEEP_SD_G, axis=1)  # NaN (one sample) is not still
+        if keep.any():
+            stats = np.column_stack((index[keep] * self.length_s, mean[keep], sd[keep],
+                                     sums[keep, 6] / n[keep, 0]))
+            super()._store(index[keep], count[keep], stats)
 
 
 def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,

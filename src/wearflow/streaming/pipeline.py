@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from wearflow._heap import release_free_heap
 from wearflow.streaming.activity import activity_days
 from wearflow.streaming.calibrate import CalibrationResult, calibration_error_g, fit_calibration
 from wearflow.streaming.chunks import ChunkLike
@@ -56,8 +57,10 @@ def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: s
     errors = (before, calibration_error_g(still, sampling_rate_hz, cal.calibration)
               if cal.applied else before)
     has_temperature = still.has_temperature
-    del still  # 7 bytes a second of recording; pass 2 reads the file again
+    del still  # pass 2 reads the file again
+    release_free_heap()  # each step's freed arrays, so they do not add to the next's peak
     features = epoch_pass(chunks(), cal.calibration, extremes=not has_temperature)
+    release_free_heap()
     with features.grid as grid:  # on disk, read a day at a time
         if features.n_samples == 0:
             return StreamResult({}, cal, tuple(flags), *errors)
@@ -86,12 +89,15 @@ def _tables(grid: Seconds, n_samples: int, last: float, has_temperature: bool,
     else:
         wear = accel_threshold_wear(grid, last)
         flags.append("substituted:DETACH:no temperature, used AccelThresholdWearDetection")
+    release_free_heap()
     first = float(grid.first_s)
     found = nights(grid, wear, day_windows(first, last, 12, time_zone),
                    sampling_rate_hz=sampling_rate_hz)
+    release_free_heap()
     tso = [n.tso_s for n in found if n.tso_s is not None]
     calendar = day_windows(first, last, 0, time_zone)
     days = activity_days(grid, wear, tso, calendar)
+    release_free_heap()
     classified = np.array([[w.start_s, w.end_s] for w, row in zip(calendar, days, strict=True)
                            if row["n_wear_wake_hours"] == row["n_wear_wake_hours"]]
                           ).reshape(-1, 2)
@@ -102,6 +108,7 @@ def _tables(grid: Seconds, n_samples: int, last: float, has_temperature: bool,
     }
     if wear_table:
         tables["detach_wear"] = _wear_table(wear)
+    release_free_heap()
     return tables
 
 

@@ -113,6 +113,12 @@ def _slice(grid: SecondGrid, start_s: float, end_s: float, step: int
     i1 = int(np.floor(end_s) - grid.first_s)
     i0c, i1c = max(i0, 0), min(i1, grid.n)
     n = max((i1 - i0) // step, 0)
+    if i0 >= 0 and i0 + n * step <= grid.n:  # inside the grid: views, no copy
+        count, sums = grid.count[i0:i0 + n * step], grid.sums[i0:i0 + n * step]
+        if step == 1:
+            return float(t0), count, sums
+        return (float(t0), count.reshape(n, step).sum(axis=1),
+                sums.reshape(n, step, -1).sum(axis=1))
     count = np.zeros(n * step)
     sums = np.zeros((n * step, grid.sums.shape[1]))
     lo, hi = i0c - i0, min(i1c - i0, n * step)
@@ -165,8 +171,7 @@ def _median_like_means(offset: int, count: FloatArray, sums: FloatArray, m: int
         idx = np.arange(need)
         for axis in range(3):
             means[:, axis] = np.interp(idx, idx[has], means[has, axis])
-    running = np.median(np.lib.stride_tricks.sliding_window_view(means, _MEDIAN_S, axis=0),
-                        axis=-1)
+    running = np.column_stack([running_median(means[:, axis], _MEDIAN_S) for axis in range(3)])
     start = running[offset:offset + 5 * m].reshape(m, 5, 3)
     out: FloatArray = start.mean(axis=1)
     return out
@@ -187,7 +192,7 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-zero axis pair: NaN
         z = np.degrees(np.arctan(mean[:, 2] / np.sqrt(mean[:, 0] ** 2 + mean[:, 1] ** 2)))
     dz = np.abs(np.diff(z, prepend=z[0]))
-    dz_med = np.median(np.lib.stride_tricks.sliding_window_view(dz, 60), axis=1)
+    dz_med = running_median(dz, 60)
     thresh = min(max(float(np.percentile(dz_med, params.tso_perc)) * params.tso_factor,
                      params.tso_min_thresh_deg), params.tso_max_thresh_deg)
     nw = m - 59
@@ -197,7 +202,7 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
     tso &= dz_med < thresh
     if params.internal_wear_temp_c > 0 and np.any(sums[:, 7] != 0):
         temp = np.interp(idx, idx[has], sums[has, 7] / count[has])
-        t_med = np.median(np.lib.stride_tricks.sliding_window_view(temp, 60), axis=1)
+        t_med = running_median(temp, 60)
         tso[t_med * gain < params.internal_wear_temp_c] = False
     if params.internal_wear_move_g > 0:
         n30 = 360
@@ -215,6 +220,17 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
         return None, None
     a, b = bout[0] + 30, bout[1] + 30
     return (t5 + 5.0 * a, t5 + 5.0 * b), (a, b)
+
+
+def running_median(values: FloatArray, length: int, rows: int = 4096) -> FloatArray:
+    """The median of every ``length`` consecutive values (n - length + 1 of them), a
+    block of ``rows`` windows at a time: numpy's median copies the windows it is given,
+    and all of a day's at once would be the night's largest array."""
+    view = np.lib.stride_tricks.sliding_window_view(values, length)
+    out = np.empty(view.shape[0])
+    for lo in range(0, view.shape[0], rows):
+        out[lo:lo + rows] = np.median(view[lo:lo + rows], axis=1)
+    return out
 
 
 def _filled(values: FloatArray) -> FloatArray:
