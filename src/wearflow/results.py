@@ -304,5 +304,7 @@ def read_tables(store: Store, folder: str,
         wanted = None if select is None else select[table]
         columns = None if wanted is None else [c for c in wanted
                                                if c in source.schema_arrow.names]
-        out[table] = source.read(columns=columns).to_pandas()
+        # one thread: pyarrow's decoding threads each keep their own allocator arenas,
+        # which stayed resident (+19 MiB after reading a 14-day minute series, 2 MB)
+        out[table] = source.read(columns=columns, use_threads=False).to_pandas()
     return out
