@@ -100,3 +100,27 @@ def test_freed_heap_memory_goes_back_to_the_system_here() -> None:
 
     assert _trim() is not None
     release_free_heap()
+
+
+def test_a_gap_of_days_leaves_its_nights_empty_and_unworn() -> None:
+    """Three days without a sample (the device off, then on again): the nights inside
+    the gap have no sleep window, the gap is not counted as wear, the days around it are
+    analysed. (Both a DETACH window and a noon-to-noon window with no sample used to
+    fail on interpolating nothing.)"""
+    rec, truth = generate_hard_recording(seed=5, days=5.0, sampling_rate_hz=25.0)
+    t0 = float(rec.time_s[0])
+    gap = (t0 + 1.2 * DAY_S, t0 + 4.2 * DAY_S)
+    keep = (rec.time_s < gap[0]) | (rec.time_s > gap[1])
+    assert rec.temperature_c is not None
+    cut = Recording(rec.time_s[keep], rec.accel_g[keep], rec.sampling_rate_hz, rec.device,
+                    rec.temperature_c[keep])
+    out = streaming.run_wrist_stream(lambda: recording_chunks(cut, 100_003),
+                                     cut.sampling_rate_hz, truth.time_zone)
+    sleep = out.tables["sleep"]
+    assert sleep["tso_start"].notna().tolist() == [True, False, False, False, True]
+    wear = out.tables["detach_wear"]
+    starts = pd.to_datetime(wear["start_utc"]).astype("int64") / 1e9
+    ends = pd.to_datetime(wear["end_utc"]).astype("int64") / 1e9
+    assert not ((starts < gap[1] - 3600) & (ends > gap[0] + 3600)).any()
+    days = out.tables["activity_level_classification"]
+    assert days["wear_minutes"].iloc[2:4].eq(0).all() and days["wear_minutes"].iloc[0] > 0

@@ -181,9 +181,9 @@ def _tso(t5: float, count: FloatArray, sums: FloatArray, w0: FloatArray, w1: Flo
          params: SleepParameters, gain: float = 1.0, smooth: FloatArray | None = None
          ) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
     m = count.size
-    if m < 360:  # SKDH's 30-minute movement SD needs 360 windows
-        return None, None
     has = count > 0
+    if m < 360 or not has.any():  # SKDH's 30-minute movement SD needs 360 windows
+        return None, None  # (a window inside a gap has no sample at all)
     mean = np.full((m, 3), np.nan)
     mean[has] = sums[has, 0:3] / count[has, None]
     idx = np.arange(m)

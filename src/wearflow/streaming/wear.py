@@ -177,8 +177,11 @@ def _forward_reduce(values: FloatArray, length: int, fn: object) -> FloatArray:
 
 
 def _filtered_temperature(grid: SecondGrid) -> FloatArray:
-    """1-s mean temperature, gaps interpolated, low-passed as DETACH does."""
+    """1-s mean temperature, gaps interpolated, low-passed as DETACH does; NaN all
+    through a window without a sample (inside a gap longer than it: no rule fires)."""
     has = grid.count > 0
+    if not has.any():
+        return np.full(grid.n, np.nan)
     temp = np.zeros(grid.n)
     temp[has] = grid.sums[has, 7] / grid.count[has]
     if not np.all(has):
