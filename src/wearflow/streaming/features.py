@@ -121,10 +121,10 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
         has_temp = has_temp or chunk.temperature_c is not None
         sums.add(chunk.time_s, cols)
         n += a.shape[0]
-    table = sums.finish()  # one row per kept window: start, 3 means, 3 SDs, temperature
-    stats = table.sums if table.count.size else np.empty((0, 8))
-    return StillWindows(stats[:, 0], table.count, stats[:, 1:4], stats[:, 4:7], stats[:, 7],
-                        n, has_temp, sums.first_start_s)
+    table = sums.finish()  # one row per kept window: 3 means, 3 SDs, temperature
+    stats = table.sums if table.count.size else np.empty((0, 7))
+    return StillWindows(table.start_s, table.count, stats[:, 0:3], stats[:, 3:6],
+                        stats[:, 6], n, has_temp, sums.first_start_s)
 
 
 class _StillSums(BlockSums):
@@ -148,8 +148,7 @@ class _StillSums(BlockSums):
         sd[count < 2] = np.nan
         keep = np.all(sd < STILL_KEEP_SD_G, axis=1)  # NaN (one sample) is not still
         if keep.any():
-            stats = np.column_stack((index[keep] * self.length_s, mean[keep], sd[keep],
-                                     sums[keep, 6] / n[keep, 0]))
+            stats = np.column_stack((mean[keep], sd[keep], sums[keep, 6] / n[keep, 0]))
             super()._store(index[keep], count[keep], stats)
 
 

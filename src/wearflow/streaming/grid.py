@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
+DAY_S = 86_400
+"""What the algorithms read of the on-disk 1-s table at a time (rows)."""
+
 
 @dataclass(frozen=True)
 class SecondGrid:

@@ -17,18 +17,17 @@ import numpy.typing as npt
 import pandas as pd
 
 from wearflow.streaming.activity import EPOCH_S, LEVEL_BOUNDS, epochs, subtract
-from wearflow.streaming.grid import SecondGrid, Seconds
+from wearflow.streaming.grid import DAY_S, SecondGrid, Seconds
 from wearflow.streaming.sleep import NightResult
 
 FloatArray = npt.NDArray[np.float64]
-_DAY = 86_400
 LEVEL_NAMES = (("sedentary", "sed"), ("light", "light"), ("moderate", "mod"),
                ("vigorous", "vig"))
 
 
 def minute_series(seconds: Seconds, last_time_s: float, wear_s: FloatArray,
                   found: list[NightResult], activity_days_s: FloatArray,
-                  window_s: int = _DAY) -> pd.DataFrame:
+                  window_s: int = DAY_S) -> pd.DataFrame:
     """The ``minute_series`` table (see the module docstring). ``activity_days_s``: the
     (k, 2) calendar days whose epochs were classified (enough wear); the arm angle is
     kept only over the nights' noon-to-noon windows, as Sleep computes it only there.

@@ -22,14 +22,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import butter, sosfiltfilt
 
-from wearflow.streaming.grid import SecondGrid, Seconds, window_sums
+from wearflow.streaming.grid import DAY_S, SecondGrid, Seconds, window_sums
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 _MINUTE = 60
 _FIVE_MINUTES = 300
-_DAY = 86_400
 _MARGIN_S = 3_600  # read on either side of a window (the rules need 6 minutes)
 DETACH_MIN_S = 300.0  # DETACH needs one 5-minute window of samples (wlen_5min)
 STILL_SD_G = 0.013  # skdh_core.STILL_SD_G: a motionless device's noise
@@ -48,14 +47,13 @@ def never_moved(seconds: Seconds) -> bool:
         sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
         return bool(np.all(sd < STILL_SD_G))
     end = n // _MINUTE * _MINUTE
-    for lo in range(0, end, _DAY):
-        grid = seconds.window(lo, min(lo + _DAY, end))
-        minutes = grid.n // _MINUTE
-        c = grid.count.reshape(minutes, _MINUTE).sum(axis=1)[:, None]
-        s = grid.sums[:, 0:3].reshape(minutes, _MINUTE, 3).sum(axis=1)
-        q = grid.sums[:, 3:6].reshape(minutes, _MINUTE, 3).sum(axis=1)
+    for lo in range(0, end, DAY_S):
+        grid = seconds.window(lo, min(lo + DAY_S, end))
+        count, sums = grid.coarse(_MINUTE)
+        per = count[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
-            sd = np.sqrt(np.maximum(q / c - (s / c) ** 2, 0.0))
+            mean = sums[:, 0:3] / per
+            sd = np.sqrt(np.maximum(sums[:, 3:6] / per - mean ** 2, 0.0))
         if not np.all(np.nan_to_num(sd) < STILL_SD_G):
             return False
     return True
@@ -74,7 +72,7 @@ class DetachParameters:
 
 
 def detach_wear(seconds: Seconds, last_time_s: float,
-                params: DetachParameters = DetachParameters(), window_s: int = _DAY,
+                params: DetachParameters = DetachParameters(), window_s: int = DAY_S,
                 margin_s: int = _MARGIN_S) -> FloatArray:
     """Wear bouts as (k, 2) UTC seconds [start, end); the last bout ends at the last
     sample, as SKDH's does.
