@@ -31,14 +31,13 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, TypeGuard, runtime_checkable
 
-import numpy as np
-
 from wearflow.errors import ReaderError, WearflowError
 from wearflow.qc import CLIP_MARGIN_G, RecordingSummary
 from wearflow.readers.chunks import Chunk, RecordingStream
 from wearflow.readers.streaming import iter_recording
 from wearflow.solutions.base import FileResult
 from wearflow.storage import Store
+from wearflow.streaming import kernels
 from wearflow.task import InputFile, TaskSpec
 
 STREAMED_ENDINGS = (".cwa", ".cwa.gz", ".bin", ".csv", ".csv.gz")
@@ -178,12 +177,11 @@ class _Gatherer:
                     n += int(chunk.time_s.size)
                     first_s = float(chunk.time_s[0]) if first_s is None else first_s
                     last_s = float(chunk.time_s[-1])
-                    peak_g = max(peak_g, float(np.max(np.abs(chunk.accel_g))))
+                    peak_g = max(peak_g, kernels.peak_abs_g(chunk.accel_g))
                     has_temperature = has_temperature or chunk.temperature_c is not None
                 elif counting:
-                    limit = self._peak_g - CLIP_MARGIN_G
-                    hit = (chunk.accel_g >= limit) | (chunk.accel_g <= -limit)
-                    clipped += int(np.count_nonzero(hit.any(axis=1)))
+                    clipped += kernels.count_clipped(chunk.accel_g,
+                                                     self._peak_g - CLIP_MARGIN_G)
             yield chunk
         # a pass is only counted once it went through the whole file
         if first_pass:

@@ -47,26 +47,30 @@ class BlockSums:
     """Accumulate per-block sums of ``n_columns`` per-sample columns over chunks.
 
     ``reducers``: one ufunc per column (default ``numpy.add`` for all); ``numpy.maximum``
-    and ``numpy.minimum`` give per-block extremes in the same table.
+    and ``numpy.minimum`` give per-block extremes in the same table. A subclass may
+    instead take ``n_inputs`` rows per sample and derive its ``n_columns`` sums from
+    them in :meth:`_block_sums` (the passes' compiled kernels).
     """
 
     def __init__(self, length_s: float, n_columns: int,
-                 reducers: tuple[np.ufunc, ...] | None = None) -> None:
+                 reducers: tuple[np.ufunc, ...] | None = None,
+                 n_inputs: int | None = None) -> None:
         if not length_s > 0:
             raise ValueError(f"length_s must be > 0, got {length_s!r}")
         self.length_s = float(length_s)
         self.n_columns = int(n_columns)
+        self.n_inputs = self.n_columns if n_inputs is None else int(n_inputs)
         self.reducers = reducers if reducers is not None else (np.add,) * self.n_columns
         if len(self.reducers) != self.n_columns:
             raise ValueError("one reducer per column")
         self._carry_id = np.empty(0, dtype=np.int64)
-        self._carry = np.empty((self.n_columns, 0))
+        self._carry = np.empty((self.n_inputs, 0))
         self._index: list[IntArray] = []
         self._count: list[IntArray] = []
         self._sums: list[FloatArray] = []
 
     def add(self, time_s: FloatArray, columns: FloatArray) -> None:
-        """Add a chunk: ``time_s`` (n,), ``columns`` (n_columns, n), time-ordered."""
+        """Add a chunk: ``time_s`` (n,), ``columns`` (n_inputs, n), time-ordered."""
         ids = block_ids(np.asarray(time_s, dtype=np.float64), self.length_s)
         if ids.size == 0:
             return
@@ -106,12 +110,17 @@ class BlockSums:
                           np.concatenate(self._count), np.concatenate(self._sums))
 
     def _reduce(self, ids: IntArray, columns: FloatArray, heads: IntArray) -> None:
+        self._store(ids[heads], np.diff(np.r_[heads, ids.size]).astype(np.int64),
+                    self._block_sums(columns, heads))
+
+    def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
+        """(blocks, n_columns) sums of the blocks starting at ``heads`` in ``columns``."""
         sums = np.empty((heads.size, self.n_columns))
         for j in range(self.n_columns):
             # one contiguous row per column: the reduction per block never depends on the
             # layout of the chunk it came in
             sums[:, j] = self.reducers[j].reduceat(np.ascontiguousarray(columns[j]), heads)
-        self._store(ids[heads], np.diff(np.r_[heads, ids.size]).astype(np.int64), sums)
+        return sums
 
     def _store(self, index: IntArray, count: IntArray, sums: FloatArray) -> None:
         self._index.append(index)

@@ -14,6 +14,10 @@ exactness for nothing but a second read of the file (0.3 s for a 7-day .cwa).
   1-s block the sums of each calibrated axis, its square, ENMO and the
   temperature. Everything later (DETACH's 60-s SDs, the 5-s arm angle and ENMO
   epochs, the 1-minute activity index) is a sum of these 1-s blocks.
+
+Both passes hand each chunk's raw rows to a compiled kernel
+(:mod:`wearflow.streaming.kernels`) that derives and sums the per-sample values
+block by block, to the bit as numpy would.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from wearflow.streaming import kernels
 from wearflow.streaming.blocks import BlockSums
 from wearflow.streaming.chunks import ChunkLike, SampleChunk
 from wearflow.streaming.spill import SpilledBlockSums, SpilledGrid
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 SUB_CHUNK_SAMPLES = 65_536  # the passes' per-sample tables, at most this many samples
 STILL_WINDOW_S = 10.0  # CalibrateAccelerometer: n10 = int(10 * fs)
@@ -73,16 +79,9 @@ class Calibration:
         return cls(np.zeros(3), np.ones(3), np.zeros(3), 0.0)
 
     def apply(self, accel_g: FloatArray, temperature_c: FloatArray | None) -> FloatArray:
-        """The calibrated (n, 3) acceleration."""
+        """The calibrated (n, 3) acceleration (the passes apply it in
+        :mod:`~wearflow.streaming.kernels`, in the same order of operations)."""
         out = np.empty((3, accel_g.shape[0]))
-        self.apply_into(accel_g, temperature_c, out)
-        calibrated: FloatArray = out.T
-        return calibrated
-
-    def apply_into(self, accel_g: FloatArray, temperature_c: FloatArray | None,
-                   out: FloatArray) -> None:
-        """The calibrated axes, written axis by axis into the rows ``out[0:3]`` of the
-        pass's (columns, n) table: no (n, 3) temporaries, no transposition."""
         shift = None
         if temperature_c is not None and np.any(self.temperature_scale != 0.0):
             shift = temperature_c - self.temperature_mean_c
@@ -92,6 +91,8 @@ class Calibration:
             np.multiply(row, self.scale[j], out=row)
             if shift is not None:
                 row += shift * self.temperature_scale[j]
+        calibrated: FloatArray = out.T
+        return calibrated
 
 
 @dataclass(frozen=True)
@@ -112,19 +113,23 @@ def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
     sums = _StillSums()
     n, has_temp = 0, False
     for chunk in _sub_chunks(chunks):
-        a = np.asarray(chunk.accel_g, dtype=np.float64)
-        cols = np.empty((7, a.shape[0]))
-        for j in range(3):
-            np.copyto(cols[j], a[:, j])
-        np.square(cols[0:3], out=cols[3:6])
-        cols[6] = 0.0 if chunk.temperature_c is None else chunk.temperature_c
+        sums.add(chunk.time_s, _raw_rows(chunk))
         has_temp = has_temp or chunk.temperature_c is not None
-        sums.add(chunk.time_s, cols)
-        n += a.shape[0]
+        n += len(chunk.time_s)
     table = sums.finish()  # one row per kept window: 3 means, 3 SDs, temperature
     stats = table.sums if table.count.size else np.empty((0, 7))
     return StillWindows(table.start_s, table.count, stats[:, 0:3], stats[:, 3:6],
                         stats[:, 6], n, has_temp, sums.first_start_s)
+
+
+def _raw_rows(chunk: ChunkLike) -> FloatArray:
+    """The kernels' input rows of a chunk (:data:`~wearflow.streaming.kernels.RAW_ROWS`):
+    x, y, z in g and the temperature (0 without one)."""
+    accel = np.asarray(chunk.accel_g, dtype=np.float64)
+    raw = np.empty((kernels.RAW_ROWS, accel.shape[0]))
+    raw[0:3] = accel.T
+    raw[3] = 0.0 if chunk.temperature_c is None else chunk.temperature_c
+    return raw
 
 
 class _StillSums(BlockSums):
@@ -133,8 +138,11 @@ class _StillSums(BlockSums):
     still window instead of every window's sums."""
 
     def __init__(self) -> None:
-        super().__init__(STILL_WINDOW_S, 7)
+        super().__init__(STILL_WINDOW_S, kernels.STILL_COLUMNS, n_inputs=kernels.RAW_ROWS)
         self.first_start_s: float | None = None
+
+    def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
+        return kernels.still_sums(columns, heads)
 
     def _store(self, index: npt.NDArray[np.int64], count: npt.NDArray[np.int64],
                sums: FloatArray) -> None:
@@ -157,14 +165,14 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`); with ``extremes``
     also each axis' max (columns 8-10) and min (11-13) per second, for the
     acceleration-only wear detection of a recording without temperature."""
-    width = 14 if extremes else 8
-    reducers = (np.add,) * 8 + ((np.maximum,) * 3 + (np.minimum,) * 3 if extremes else ())
-    sums = SpilledBlockSums(FEATURE_BLOCK_S, width, reducers)
+    sums = _FeatureSums(calibration, extremes)
     n, last, has_temp = 0, float("nan"), False
     try:
         for chunk in _sub_chunks(chunks):
-            sums.add(chunk.time_s, _calibrated_columns(chunk, calibration, width))
-            has_temp = has_temp or chunk.temperature_c is not None
+            temperature = chunk.temperature_c is not None  # a whole-file fact
+            sums.shift = temperature and bool(np.any(calibration.temperature_scale != 0.0))
+            sums.add(chunk.time_s, _raw_rows(chunk))
+            has_temp = has_temp or temperature
             n += len(chunk.time_s)
             if len(chunk.time_s):
                 last = float(chunk.time_s[-1])
@@ -174,24 +182,20 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     return EpochFeatures(sums.finish_spilled(), n, last, has_temp)
 
 
-def _calibrated_columns(chunk: ChunkLike, calibration: Calibration, width: int) -> FloatArray:
-    """Pass 2's per-sample columns of a chunk (the order of :class:`EpochFeatures`)."""
-    temp = chunk.temperature_c
-    accel = np.asarray(chunk.accel_g, dtype=np.float64)
-    cols = np.empty((width, accel.shape[0]))
-    calibration.apply_into(accel, temp, cols)
-    if width > 8:  # the extremes
-        cols[8:11] = cols[0:3]
-        cols[11:14] = cols[0:3]
-    np.square(cols[0:3], out=cols[3:6])
-    norm = cols[6]
-    np.add(cols[3], cols[4], out=norm)
-    norm += cols[5]
-    np.sqrt(norm, out=norm)
-    norm -= 1.0
-    np.maximum(norm, 0.0, out=norm)
-    cols[7] = 0.0 if temp is None else temp
-    return cols
+class _FeatureSums(SpilledBlockSums):
+    """Pass 2's 1-s sums on disk, from the raw rows by the compiled kernel."""
+
+    def __init__(self, calibration: Calibration, extremes: bool) -> None:
+        width = kernels.EXTREME_COLUMNS if extremes else kernels.FEATURE_COLUMNS
+        super().__init__(FEATURE_BLOCK_S, width, n_inputs=kernels.RAW_ROWS)
+        self.calibration, self.extremes = calibration, extremes
+        self.shift = False  # the temperature term applies (set per chunk)
+
+    def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
+        cal = self.calibration
+        return kernels.feature_sums(columns, heads, cal.offset_g, cal.scale,
+                                    cal.temperature_scale, cal.temperature_mean_c,
+                                    shift=self.shift, extremes=self.extremes)
 
 
 def _sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:

@@ -42,8 +42,9 @@ class SpilledBlockSums(BlockSums):
     guarantee it: non-increasing times are trimmed)."""
 
     def __init__(self, length_s: float, n_columns: int,
-                 reducers: tuple[np.ufunc, ...] | None = None) -> None:
-        super().__init__(length_s, n_columns, reducers)
+                 reducers: tuple[np.ufunc, ...] | None = None,
+                 n_inputs: int | None = None) -> None:
+        super().__init__(length_s, n_columns, reducers, n_inputs)
         # closed by the grid it becomes, or by close() when the pass fails
         self._file: BinaryIO = tempfile.TemporaryFile(prefix="wearflow-seconds-")  # noqa: SIM115
         self._row_bytes = (1 + n_columns) * _ITEM_BYTES
