@@ -28,10 +28,13 @@ import numpy as np
 from wearflow.errors import ReaderError
 from wearflow.readers import _cwa_decode as dec
 from wearflow.readers import _cwa_format as fmt
+from wearflow.readers import _cwa_kernels as kernels
 from wearflow.readers._common import local_to_utc, zone_offset_s
 from wearflow.readers._stream_finish import StreamFinisher
 from wearflow.readers.chunks import Chunk, StreamHeader
 from wearflow.recording import FloatArray
+
+IntArray = dec.IntArray
 
 CENSUS_BLOCKS = 4096
 """Blocks per read in the census (2 MiB)."""
@@ -197,13 +200,11 @@ class _Decoder:
                 np.concatenate(([anchor0], anchor)), self.freq)
         self.previous = (int(sequence[-1]), int(position[-1]), int(session[-1]),
                          float(stamp[-1]), int(anchor[-1]))
-        accel = dec.decode_accel(usable, counts)
+        positions, accel = _samples(usable, counts, starts)
         temperature = None
         if self.with_temperature:
             raw = (usable["temperature"] & 0x3FF).astype(np.float64)
             temperature = np.repeat(raw * fmt.TEMPERATURE_SCALE + fmt.TEMPERATURE_OFFSET, counts)
-        slots = np.arange(int(counts.max()))
-        positions = (starts[:, None] + slots[None, :])[slots[None, :] < counts[:, None]]
         sample_edges = np.concatenate(([0], np.cumsum(counts)))
         edges = np.concatenate((np.flatnonzero(breaks), [len(kept)]))
         if edges[0] != 0:
@@ -216,7 +217,7 @@ class _Decoder:
             part = slice(int(sample_edges[lo]), int(sample_edges[hi]))
             self.clock = self.clock or _SegmentClock(self.freq)  # set above: breaks[0]
             self.clock.add(anchor[lo:hi].astype(np.float64), stamp[lo:hi],
-                           positions[part].astype(np.float64), accel[part],
+                           positions[part], accel[part],
                            None if temperature is None else temperature[part])
             yield from self._emit(self.clock.ready())
 
@@ -247,6 +248,20 @@ class _Decoder:
         _, flags = local_to_utc(np.asarray([lo, hi]), self.zone, self.reference_local_s,
                                 self.uri)
         return flags
+
+
+def _samples(usable: dec.Blocks, counts: IntArray, starts: IntArray
+             ) -> tuple[FloatArray, FloatArray]:
+    """Each sample's position (float) and acceleration (g) of blocks of one layout: what
+    the whole-file reader's ``decode_accel`` and position arrays give, in one loop."""
+    code = int(usable["axes_packing"][0])
+    packed = code & 0x0F == 0
+    if packed:
+        scale = np.zeros(len(usable))
+    else:
+        scale = 1.0 / np.left_shift(1, 8 + ((usable["light_scale"] >> 13) & 0x07)).astype(float)
+    return kernels.unpack_samples(np.ascontiguousarray(usable["payload"]), counts, starts,
+                                  packed, code >> 4, scale)
 
 
 class _SegmentClock:
@@ -311,7 +326,7 @@ class _SegmentClock:
         if len(self.first) >= 2:
             (x1, f1) = self.first[1]
             first_slope = (f1 - f0) / (x1 - x0)
-        out = np.interp(x, self.xp, self.fp)
+        out = kernels.interp(x, self.xp, self.fp)  # np.interp's values, in one walk
         before = x < x0
         out[before] = f0 + (x[before] - x0) * first_slope
         if at_end:

@@ -12,24 +12,20 @@ above), so the sums are numpy's to the last bit and every result downstream is
 unchanged. :func:`block_sums_numpy` is the plain numpy reference the tests
 compare the kernel against.
 
-Compiled code is cached on disk (numba's ``cache=True``: next to this module, or
-in the user's cache folder when that is read-only); where neither can be written
-the kernel compiles once per process (about a second).
+Compiled and cached as :mod:`wearflow._jit` says.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from wearflow._jit import jit as _jit
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-F = TypeVar("F", bound=Callable[..., Any])
 
 RAW_ROWS = 4
 """The kernels' input: rows x, y, z (g) and temperature (deg C; 0 without one)."""
@@ -40,16 +36,6 @@ FEATURE_COLUMNS = 8
 EXTREME_COLUMNS = 14
 """Pass 2 with extremes: the 8 sums, then max x, y, z and min x, y, z."""
 _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
-
-
-def _jit(function: F) -> F:
-    """``numba.njit`` with the on-disk cache where a cache folder can be written."""
-    compiled: Any
-    try:
-        compiled = numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        compiled = numba.njit(cache=False, nogil=True)(function)
-    return cast(F, compiled)
 
 
 @_jit

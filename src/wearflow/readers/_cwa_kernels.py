@@ -1,0 +1,102 @@
+"""Compiled steps of the streaming .cwa decode, equal to the numpy steps to the bit.
+
+The streaming reader (:mod:`wearflow.readers._cwa_stream`) decodes every block of a
+file twice per task (one pass each of the wrist solution's two). Its per-sample
+steps in numpy -- each sample's position in the file's sample count, its
+acceleration from the packed or int16 payload (``_cwa_decode.decode_accel``),
+its time from the block anchors (``numpy.interp``) -- made a temporary array per
+step and most of the reader's CPU. Here each is one loop. The whole-file reader
+keeps the numpy steps, which are the references: the tests compare both on
+generated blocks of every layout and, through the streaming-against-whole-file
+test, on every real recording.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from wearflow._jit import jit
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ByteArray = npt.NDArray[np.uint8]
+
+PACKED_SCALE_G = 1.0 / 256.0  # packed values are always 1/256 g
+
+
+@jit
+def unpack_samples(payload: ByteArray, counts: IntArray, starts: IntArray, packed: bool,
+                   axes: int, scale_g: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Each sample's position (``starts`` + its slot, as float64) and its (n, 3)
+    acceleration in g, from blocks of one layout: ``payload`` (blocks, 480 bytes),
+    ``packed`` 10-bit triplets with a shared exponent (``scale_g`` unused) or int16
+    values, ``axes`` per sample (3, 6 or 9; the accelerometer's come after the
+    gyroscope's), each block's g per count in ``scale_g``."""  # pragma: no cover
+    n = 0
+    for b in range(counts.size):
+        n += counts[b]
+    positions = np.empty(n)
+    accel = np.empty((n, 3))
+    first = 0 if axes == 3 else 3
+    k = 0
+    for b in range(counts.size):
+        start = starts[b]
+        scale = scale_g[b]
+        for s in range(counts[b]):
+            positions[k] = float(start + s)
+            if packed:
+                o = 4 * s
+                word = (np.uint32(payload[b, o]) | (np.uint32(payload[b, o + 1]) << 8)
+                        | (np.uint32(payload[b, o + 2]) << 16)
+                        | (np.uint32(payload[b, o + 3]) << 24))
+                exponent = np.int32(word >> 30)
+                for j in range(3):
+                    field = np.int32((word >> (10 * j)) & 0x3FF)
+                    accel[k, j] = float(((field ^ 0x200) - 0x200) << exponent) * PACKED_SCALE_G
+            else:
+                o = 2 * (s * axes + first)
+                for j in range(3):
+                    value = np.int16(np.uint16(payload[b, o + 2 * j])
+                                     | (np.uint16(payload[b, o + 2 * j + 1]) << 8))
+                    accel[k, j] = float(value) * scale
+            k += 1
+    return positions, accel
+
+
+@jit
+def interp(x: FloatArray, xp: FloatArray, fp: FloatArray) -> FloatArray:
+    """``numpy.interp(x, xp, fp)`` for ascending ``x`` (numpy's compiled_base.c:
+    the end values outside ``xp``, ``fp[j]`` on an anchor, else the slope of the
+    interval times the distance from its left anchor, plus its value)."""  # pragma: no cover
+    out = np.empty(x.size)
+    m = xp.size
+    j = 0
+    slope_j, slope = -1, 0.0  # the interval whose slope is computed (one division each)
+    for i in range(x.size):
+        v = x[i]
+        if v != v:
+            out[i] = v
+            continue
+        if v < xp[0]:
+            out[i] = fp[0]
+            continue
+        if v >= xp[m - 1]:
+            out[i] = fp[m - 1]
+            continue
+        while xp[j + 1] <= v:  # x ascends: the interval only moves right
+            j += 1
+        while xp[j] > v:  # (in case it does not)
+            j -= 1
+        if xp[j] == v:
+            out[i] = fp[j]
+            continue
+        if j != slope_j:
+            slope_j, slope = j, (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        res = slope * (v - xp[j]) + fp[j]
+        if res != res:
+            res = slope * (v - xp[j + 1]) + fp[j + 1]
+            if res != res and fp[j] == fp[j + 1]:
+                res = fp[j]
+        out[i] = res
+    return out

@@ -1,0 +1,49 @@
+"""The streaming .cwa decode's compiled steps against the whole-file reader's numpy
+steps: the same values to the bit, on random blocks of every layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wearflow.readers import _cwa_decode as dec
+from wearflow.readers import _cwa_format as fmt
+from wearflow.readers import _cwa_kernels as kernels
+from wearflow.readers._cwa_stream import _samples
+
+
+def _random_blocks(rng: np.random.Generator, n: int, axes_packing: int) -> np.ndarray:
+    blocks = np.zeros(n, fmt.BLOCK_DTYPE)
+    blocks["payload"] = rng.integers(0, 256, (n, fmt.PAYLOAD_BYTES), dtype=np.uint8)
+    blocks["axes_packing"] = axes_packing
+    blocks["light_scale"] = rng.integers(0, 1 << 16, n, dtype=np.uint16)
+    return blocks
+
+
+@pytest.mark.parametrize("axes_packing", [0x30, 0x32, 0x62, 0x92])
+def test_unpacked_samples_equal_the_whole_file_decode(axes_packing: int) -> None:
+    rng = np.random.default_rng(axes_packing)
+    blocks = _random_blocks(rng, 300, axes_packing)
+    capacity = dec.format_capacity(axes_packing)
+    counts = rng.integers(1, capacity + 1, len(blocks)).astype(np.int64)
+    counts[:100] = capacity  # full blocks take numpy's other path
+    starts = np.cumsum(counts) - counts + 12_345
+    positions, accel = _samples(blocks, counts, starts)
+    assert np.array_equal(accel, dec.decode_accel(blocks, counts))
+    slots = np.arange(int(counts.max()))
+    want = (starts[:, None] + slots[None, :])[slots[None, :] < counts[:, None]]
+    assert np.array_equal(positions, want.astype(np.float64))
+    assert accel.shape == (int(counts.sum()), 3)
+
+
+def test_interp_equals_numpy_interp_to_the_bit() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        xp = np.cumsum(rng.uniform(1.0, 200.0, int(rng.integers(1, 400))))
+        fp = 1.7e9 + xp / 100.0 + rng.normal(0.0, 1e-3, xp.size)
+        x = np.sort(np.concatenate((rng.uniform(xp[0] - 50, xp[-1] + 50, 2000),
+                                    xp[rng.integers(0, xp.size, 20)])))  # on anchors too
+        assert np.array_equal(kernels.interp(x, xp, fp), np.interp(x, xp, fp))
+    xp, fp = np.array([0.0, 10.0, 20.0]), np.array([5.0, 6.0, 8.0])
+    unsorted = np.array([15.0, 2.0, 25.0, -1.0, 10.0])  # still numpy's, if not in order
+    assert kernels.interp(unsorted, xp, fp).tolist() == np.interp(unsorted, xp, fp).tolist()
