@@ -47,3 +47,15 @@ def test_interp_equals_numpy_interp_to_the_bit() -> None:
     xp, fp = np.array([0.0, 10.0, 20.0]), np.array([5.0, 6.0, 8.0])
     unsorted = np.array([15.0, 2.0, 25.0, -1.0, 10.0])  # still numpy's, if not in order
     assert kernels.interp(unsorted, xp, fp).tolist() == np.interp(unsorted, xp, fp).tolist()
+
+
+def test_word_checks_equal_numpy() -> None:
+    rng = np.random.default_rng(8)
+    words = rng.integers(0, 1 << 16, (500, 256), dtype=np.uint16)
+    words[:, -1] = -words[:, :-1].sum(axis=1, dtype=np.uint16)  # a valid checksum ...
+    words[::3, 5] += 1  # ... broken on every third block
+    words[10], words[11] = 0xFFFF, 0  # erased flash, both patterns
+    got = kernels.word_checks(words)
+    want = dec.word_checks_numpy(words)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[0][1] and not got[0][0] and got[1][10] and got[1][11] and not got[1][12]

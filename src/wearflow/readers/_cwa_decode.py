@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wearflow.readers import _cwa_format as fmt
+from wearflow.readers import _cwa_kernels as kernels
 from wearflow.readers._common import BoolArray
 from wearflow.recording import DeviceInfo, FloatArray
 
@@ -57,17 +58,24 @@ def block_checks(
         ((axes == 6) | (axes == 9)) & (packing == 2)
     )
     count = blocks["sample_count"].astype(np.int64)
+    checksum_ok, blank = kernels.word_checks(words)
     good = (
         is_data
-        & (words.sum(axis=1, dtype=np.uint16) == 0)
+        & checksum_ok
         & stamp_ok
         & format_ok
         & (blocks["rate_code"] != 0)
         & (count >= 1)
         & (count <= capacity)
     )
-    erased = ~is_data & (np.all(words == 0xFFFF, axis=1) | np.all(words == 0, axis=1))
+    erased = ~is_data & blank
     return good, erased, capacity
+
+
+def word_checks_numpy(words: npt.NDArray[np.uint16]) -> tuple[BoolArray, BoolArray]:
+    """The plain numpy reference of the compiled ``word_checks`` (the tests compare)."""
+    return ((words.sum(axis=1, dtype=np.uint16) == 0),
+            np.all(words == 0xFFFF, axis=1) | np.all(words == 0, axis=1))
 
 
 def format_key(blocks: Blocks) -> IntArray:

@@ -26,40 +26,53 @@ PACKED_SCALE_G = 1.0 / 256.0  # packed values are always 1/256 g
 
 
 @jit
-def unpack_samples(payload: ByteArray, counts: IntArray, starts: IntArray, packed: bool,
-                   axes: int, scale_g: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Each sample's position (``starts`` + its slot, as float64) and its (n, 3)
-    acceleration in g, from blocks of one layout: ``payload`` (blocks, 480 bytes),
-    ``packed`` 10-bit triplets with a shared exponent (``scale_g`` unused) or int16
-    values, ``axes`` per sample (3, 6 or 9; the accelerometer's come after the
-    gyroscope's), each block's g per count in ``scale_g``."""  # pragma: no cover
-    n = 0
+def _positions(counts: IntArray, starts: IntArray) -> FloatArray:  # pragma: no cover
+    """Each sample's position: its block's start plus its slot, as float64."""
+    positions = np.empty(counts.sum())
+    k = 0
     for b in range(counts.size):
-        n += counts[b]
-    positions = np.empty(n)
-    accel = np.empty((n, 3))
+        for s in range(counts[b]):
+            positions[k + s] = float(starts[b] + s)
+        k += counts[b]
+    return positions
+
+
+@jit
+def unpack_packed(words: npt.NDArray[np.uint32], counts: IntArray, starts: IntArray
+                  ) -> tuple[FloatArray, FloatArray]:
+    """Positions and (n, 3) acceleration in g of packed blocks: per sample one
+    little-endian 32-bit word, three 10-bit signed fields and a shared exponent,
+    1/256 g per count (``words``: (blocks, 120))."""  # pragma: no cover
+    positions = _positions(counts, starts)
+    accel = np.empty((positions.size, 3))
+    k = 0
+    for b in range(counts.size):
+        for s in range(counts[b]):
+            word = words[b, s]
+            exponent = np.int32(word >> 30)
+            for j in range(3):
+                field = np.int32((word >> (10 * j)) & 0x3FF)
+                accel[k, j] = float(((field ^ 0x200) - 0x200) << exponent) * PACKED_SCALE_G
+            k += 1
+    return positions, accel
+
+
+@jit
+def unpack_int16(values: npt.NDArray[np.int16], counts: IntArray, starts: IntArray,
+                 axes: int, scale_g: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Positions and (n, 3) acceleration in g of int16 blocks (``values``: (blocks,
+    240)): ``axes`` values per sample (3, 6 or 9; the accelerometer's after the
+    gyroscope's), each block's g per count in ``scale_g``."""  # pragma: no cover
+    positions = _positions(counts, starts)
+    accel = np.empty((positions.size, 3))
     first = 0 if axes == 3 else 3
     k = 0
     for b in range(counts.size):
-        start = starts[b]
         scale = scale_g[b]
         for s in range(counts[b]):
-            positions[k] = float(start + s)
-            if packed:
-                o = 4 * s
-                word = (np.uint32(payload[b, o]) | (np.uint32(payload[b, o + 1]) << 8)
-                        | (np.uint32(payload[b, o + 2]) << 16)
-                        | (np.uint32(payload[b, o + 3]) << 24))
-                exponent = np.int32(word >> 30)
-                for j in range(3):
-                    field = np.int32((word >> (10 * j)) & 0x3FF)
-                    accel[k, j] = float(((field ^ 0x200) - 0x200) << exponent) * PACKED_SCALE_G
-            else:
-                o = 2 * (s * axes + first)
-                for j in range(3):
-                    value = np.int16(np.uint16(payload[b, o + 2 * j])
-                                     | (np.uint16(payload[b, o + 2 * j + 1]) << 8))
-                    accel[k, j] = float(value) * scale
+            o = s * axes + first
+            for j in range(3):
+                accel[k, j] = float(values[b, o + j]) * scale
             k += 1
     return positions, accel
 
@@ -100,3 +113,23 @@ def interp(x: FloatArray, xp: FloatArray, fp: FloatArray) -> FloatArray:
                 res = fp[j]
         out[i] = res
     return out
+
+
+@jit
+def word_checks(words: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.bool_],
+                                                        npt.NDArray[np.bool_]]:
+    """Per block of 256 little-endian words: whether they sum to 0 modulo 2^16 (the
+    checksum holds), and whether all are 0xFFFF or all 0 (erased flash)."""  # pragma: no cover
+    n = words.shape[0]
+    checksum_ok = np.empty(n, np.bool_)
+    blank = np.empty(n, np.bool_)
+    for b in range(n):
+        total, all_bits, any_bits = 0, 0xFFFF, 0
+        for w in range(words.shape[1]):
+            value = int(words[b, w])
+            total += value
+            all_bits &= value
+            any_bits |= value
+        checksum_ok[b] = (total & 0xFFFF) == 0
+        blank[b] = all_bits == 0xFFFF or any_bits == 0
+    return checksum_ok, blank

@@ -255,13 +255,11 @@ def _samples(usable: dec.Blocks, counts: IntArray, starts: IntArray
     """Each sample's position (float) and acceleration (g) of blocks of one layout: what
     the whole-file reader's ``decode_accel`` and position arrays give, in one loop."""
     code = int(usable["axes_packing"][0])
-    packed = code & 0x0F == 0
-    if packed:
-        scale = np.zeros(len(usable))
-    else:
-        scale = 1.0 / np.left_shift(1, 8 + ((usable["light_scale"] >> 13) & 0x07)).astype(float)
-    return kernels.unpack_samples(np.ascontiguousarray(usable["payload"]), counts, starts,
-                                  packed, code >> 4, scale)
+    payload = np.ascontiguousarray(usable["payload"])
+    if code & 0x0F == 0:
+        return kernels.unpack_packed(payload.view("<u4"), counts, starts)
+    scale = 1.0 / np.left_shift(1, 8 + ((usable["light_scale"] >> 13) & 0x07)).astype(float)
+    return kernels.unpack_int16(payload.view("<i2"), counts, starts, code >> 4, scale)
 
 
 class _SegmentClock:

@@ -127,6 +127,17 @@ def _block_sums(raw: FloatArray, heads: IntArray, mode: int, offset_g: FloatArra
     for b in range(nb):
         lo = heads[b]
         m = (heads[b + 1] if b + 1 < nb else n) - lo
+        if mode == 0:  # the raw rows are summed where they are; only squares are new
+            for j in range(3):
+                source = raw[j]
+                row = scratch[3 + j]
+                for i in range(m):
+                    v = source[lo + i]
+                    row[i] = v * v
+                out[b, j] = source[lo] + _pairwise(source, lo + 1, m - 1)
+                out[b, 3 + j] = row[0] + _pairwise(row, 1, m - 1)
+            out[b, 6] = raw[3, lo] + _pairwise(raw[3], lo + 1, m - 1)
+            continue
         for i in range(m):
             t = raw[3, lo + i]
             for j in range(3):
