@@ -89,9 +89,9 @@ class BlockSums:
                 heads = heads - first_end
             else:
                 self._reduce(self._carry_id, self._carry, np.zeros(1, dtype=np.int64))
-                heads = np.r_[0, heads]
+                heads = _with_zero(heads)
         else:
-            heads = np.r_[0, heads]
+            heads = _with_zero(heads)
         last = int(heads[-1])  # the last block may go on in the next chunk
         # copies: the carry must not keep the whole chunk alive
         self._carry_id, self._carry = ids[last:].copy(), columns[:, last:].copy()
@@ -110,7 +110,7 @@ class BlockSums:
                           np.concatenate(self._count), np.concatenate(self._sums))
 
     def _reduce(self, ids: IntArray, columns: FloatArray, heads: IntArray) -> None:
-        self._store(ids[heads], np.diff(np.r_[heads, ids.size]).astype(np.int64),
+        self._store(ids[heads], np.diff(heads, append=ids.size).astype(np.int64),
                     self._block_sums(columns, heads))
 
     def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
@@ -126,6 +126,14 @@ class BlockSums:
         self._index.append(index)
         self._count.append(count)
         self._sums.append(sums)
+
+
+def _with_zero(heads: IntArray) -> IntArray:
+    """``0`` then ``heads`` (``np.r_[0, heads]`` costs 25 µs a call, a chunk makes several)."""
+    out = np.empty(heads.size + 1, dtype=np.int64)
+    out[0] = 0
+    out[1:] = heads
+    return out
 
 
 def block_ids(time_s: FloatArray, length_s: float) -> IntArray:

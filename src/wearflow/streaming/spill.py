@@ -62,7 +62,7 @@ class SpilledBlockSums(BlockSums):
         table[:, 1:] = sums
         # consecutive rows in one write; a gap between them stays a hole
         cuts = np.flatnonzero(np.diff(rows) != 1) + 1
-        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, rows.size].tolist(),
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), rows.size],
                           strict=True):
             _write_all(self._file.fileno(), table[lo:hi].tobytes(),
                        int(rows[lo]) * self._row_bytes)
