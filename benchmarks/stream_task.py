@@ -2,7 +2,8 @@
 
 Each file (``wearflow.demo.synthetic.generate_recording``, seeded, written as an AX3
 .cwa by a child process of its own) is the one sensor file of a study that a fresh
-child process runs with ``run_study`` on the inline executor: cataloging (the file's
+child process runs with ``run_study`` on the inline executor, after the warm-up a pool
+worker does before its first task (imports): cataloging (the file's
 hash), planning, the task (the file hashed before and after, both passes decoded chunk
 by chunk straight from the file, the algorithms, QC, the result written) and the
 participant's aggregation, all in that one process. Its ``VmHWM`` is therefore an upper
@@ -98,6 +99,7 @@ def _study(root: Path) -> None:
     from wearflow.executors import InlineExecutor
     from wearflow.solutions.stream import StreamSolution
     from wearflow.task import TaskOutcome, TaskSpec
+    from wearflow.worker import warm_up
 
     streamed: list[bool] = []
     original = StreamSolution.run_stream
@@ -117,6 +119,9 @@ def _study(root: Path) -> None:
 
     inline.execute = kept
     wall, cpu = time.perf_counter(), time.process_time()
+    # as a pool worker starts (executors.local): scikit-digital-health's and numba's
+    # imports before the first task, counted in the whole study's CPU, not the task's
+    warm_up(ignore_sigint=False)
     report = run_study(load_study(root), executor=InlineExecutor())
     if report.done != 1:
         raise RuntimeError(f"the study did not finish its file: {report}")

@@ -70,3 +70,16 @@ def test_peak_and_clipped_count_equal_numpy() -> None:
     limit = 3.5
     hit = (accel >= limit) | (accel <= -limit)
     assert kernels.count_clipped(accel, limit) == int(np.count_nonzero(hit.any(axis=1))) > 0
+
+
+def test_numba_is_imported_only_when_a_kernel_first_runs() -> None:
+    """Commands that decode nothing (status, the dashboard) do not pay numba's import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "import wearflow.state, wearflow.catalog, wearflow.streaming.kernels as k\n"
+            "assert 'numba' not in sys.modules, 'imported early'\n"
+            "assert k.peak_abs_g(np.array([[1.0, -3.0, 2.0]])) == 3.0\n"
+            "assert 'numba' in sys.modules and type(k.peak_abs_g).__module__.startswith('numba')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -53,8 +53,15 @@ def warm_up(*, ignore_sigint: bool) -> None:
     """
     if ignore_sigint and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker.
+    # Pay scikit-digital-health's import (seconds, hundreds of MB) once per worker, and
+    # numba's (the streaming kernels', wearflow._jit)
     import skdh  # noqa: F401
+
+    import wearflow.readers._cwa_kernels
+    import wearflow.streaming.kernels
+    from wearflow import _jit
+
+    _jit.prepare(wearflow.readers._cwa_kernels.__name__, wearflow.streaming.kernels.__name__)
 
 
 class Stopwatch:
