@@ -83,3 +83,14 @@ def test_numba_is_imported_only_when_a_kernel_first_runs() -> None:
             "assert k.peak_abs_g(np.array([[1.0, -3.0, 2.0]])) == 3.0\n"
             "assert 'numba' in sys.modules and type(k.peak_abs_g).__module__.startswith('numba')\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    # a worker's warm-up loads them for the layouts the passes hand over (a chunk's rows
+    # and a view of them), so the first task does not
+    warm = ("import sys\n"
+            "from wearflow import _jit\n"
+            "import wearflow.streaming.kernels as k, wearflow.readers._cwa_kernels as r\n"
+            "_jit.prepare('wearflow.streaming.kernels', 'wearflow.readers._cwa_kernels',\n"
+            "             'wearflow.readers._finish_kernels')\n"
+            "layouts = {s[0].layout for s in k._block_sums.signatures}\n"
+            "assert layouts == {'C', 'A'}, layouts\n"
+            "assert not r.word_checks.signatures[0][0].mutable  # blocks read from bytes\n")
+    subprocess.run([sys.executable, "-c", warm], check=True, timeout=300)

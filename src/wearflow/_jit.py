@@ -14,6 +14,7 @@ reference beside it, and the tests compare the two to the bit.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import threading
 from collections.abc import Callable
@@ -61,7 +62,10 @@ def _compile_module(module_name: str) -> None:
 
 
 def prepare(*module_names: str) -> None:
-    """Import numba and make the kernels of these (imported) modules dispatchers now,
-    not in a task (a worker's warm-up); they load from the cache on their first call."""
+    """Import numba and load (or compile) the kernels of these modules now, not in a
+    task (a worker's warm-up): each module's ``warm()`` calls its kernels with the
+    argument types its callers use, on a few values."""
     for name in module_names:
+        module = importlib.import_module(name)
         _compile_module(name)
+        module.warm()

@@ -57,11 +57,10 @@ def warm_up(*, ignore_sigint: bool) -> None:
     # numba's (the streaming kernels', wearflow._jit)
     import skdh  # noqa: F401
 
-    import wearflow.readers._cwa_kernels
-    import wearflow.streaming.kernels
     from wearflow import _jit
 
-    _jit.prepare(wearflow.readers._cwa_kernels.__name__, wearflow.streaming.kernels.__name__)
+    _jit.prepare("wearflow.readers._cwa_kernels", "wearflow.readers._finish_kernels",
+                 "wearflow.streaming.kernels")
 
 
 class Stopwatch:

@@ -59,3 +59,29 @@ def test_word_checks_equal_numpy() -> None:
     want = dec.word_checks_numpy(words)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert got[0][1] and not got[0][0] and got[1][10] and got[1][11] and not got[1][12]
+
+
+def test_plain_chunk_scan_matches_the_numpy_checks() -> None:
+    from wearflow.readers import _finish_kernels as finish
+
+    rng = np.random.default_rng(2)
+    time_s = 1.7e9 + np.cumsum(rng.uniform(0.005, 0.015, 5000))
+    for at, gap_s in ((100, 3.0), (2000, 50.0), (4998, 1.5)):  # three gaps over 1 s
+        time_s[at:] += gap_s
+    accel = rng.normal(0, 1, (5000, 3))
+    plain, gaps = finish.plain_chunk(time_s, accel, 1.0)
+    steps = np.diff(time_s)
+    assert plain and gaps.tolist() == np.flatnonzero(steps > 1.0).tolist() == [99, 1999, 4997]
+    for broken in ("nan_accel", "inf_time", "repeat", "back"):
+        t, a = time_s.copy(), accel.copy()
+        if broken == "nan_accel":
+            a[7, 2] = np.nan
+        elif broken == "inf_time":
+            t[9] = np.inf
+        elif broken == "repeat":
+            t[11] = t[10]
+        else:
+            t[12] = t[10]
+        assert not finish.plain_chunk(t, a, 1.0)[0], broken
+    assert finish.finite_range(np.array([np.nan, 3.0, -np.inf, 1.0])) == (1.0, 3.0)
+    assert finish.finite_range(np.array([np.nan])) == (np.inf, -np.inf)

@@ -133,3 +133,14 @@ def word_checks(words: npt.NDArray[np.uint16]) -> tuple[npt.NDArray[np.bool_],
         checksum_ok[b] = (total & 0xFFFF) == 0
         blank[b] = all_bits == 0xFFFF or any_bits == 0
     return checksum_ok, blank
+
+
+def warm() -> None:
+    """Load (or compile) the kernels for the argument types the decode uses (blocks
+    read from ``bytes`` are read-only arrays): a worker does it before its first task."""
+    payload = np.zeros((1, 480), np.uint8)
+    counts, starts = np.ones(1, np.int64), np.zeros(1, np.int64)
+    unpack_packed(payload.view("<u4"), counts, starts)
+    unpack_int16(payload.view("<i2"), counts, starts, 3, np.ones(1))
+    word_checks(np.frombuffer(bytes(512), "<u2").reshape(1, 256))
+    interp(np.zeros(2), np.arange(2.0), np.arange(2.0))

@@ -29,6 +29,7 @@ from wearflow.errors import ReaderError
 from wearflow.readers import _cwa_decode as dec
 from wearflow.readers import _cwa_format as fmt
 from wearflow.readers import _cwa_kernels as kernels
+from wearflow.readers import _finish_kernels as finish_kernels
 from wearflow.readers._common import local_to_utc, zone_offset_s
 from wearflow.readers._stream_finish import StreamFinisher
 from wearflow.readers.chunks import Chunk, StreamHeader
@@ -231,10 +232,9 @@ class _Decoder:
             if self.offset_s is None:
                 self.reference_local_s = dec.config_time(self.header, float(local[0]))
                 self.offset_s = zone_offset_s(self.zone, self.reference_local_s, self.uri)
-            known = local[np.isfinite(local)]
-            if known.size:
-                self.local_range[0] = min(self.local_range[0], float(known.min()))
-                self.local_range[1] = max(self.local_range[1], float(known.max()))
+            lo, hi = finish_kernels.finite_range(local)
+            self.local_range[0] = min(self.local_range[0], lo)
+            self.local_range[1] = max(self.local_range[1], hi)
             chunk = self.finisher.push(local - self.offset_s, accel, temperature,
                                        self.segments - 1)
             if chunk is not None:

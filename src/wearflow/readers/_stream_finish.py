@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from wearflow.errors import ReaderError
+from wearflow.readers import _finish_kernels as kernels
 from wearflow.readers._common import MAX_GAP_FLAGS, check_sampling_rate, check_start
 from wearflow.readers.chunks import Chunk
 from wearflow.recording import FloatArray
@@ -44,6 +46,12 @@ class StreamFinisher:
         self._n_seen += time_s.shape[0]
         if time_s.size == 0:
             return None
+        plain, gaps = kernels.plain_chunk(time_s, accel_g, self._gap_threshold_s)
+        if plain and self._running_max_s > -math.inf and time_s[0] > self._running_max_s:
+            # the usual chunk: finite, increasing, after the last one (one compiled scan)
+            self._running_max_s = float(time_s[-1])
+            self._flag_gaps(time_s, gaps, time_s[gaps + 1] - time_s[gaps])
+            return self._chunk(time_s, accel_g, temperature_c, segment)
         # a sum is NaN or infinite when a value is (or when finite values overflow: the
         # row mask then keeps them all): the mask, a costlier pass, only for such a chunk
         with np.errstate(over="ignore", invalid="ignore"):
@@ -70,7 +78,13 @@ class StreamFinisher:
                 if time_s.size == 0:
                     return None
                 steps = np.diff(time_s)
-        self._flag_gaps(time_s, steps)
+        where = np.flatnonzero(steps > self._gap_threshold_s)
+        self._flag_gaps(time_s, where, steps[where])
+        return self._chunk(time_s, accel_g, temperature_c, segment)
+
+    @staticmethod
+    def _chunk(time_s: FloatArray, accel_g: FloatArray, temperature_c: FloatArray | None,
+               segment: int) -> Chunk:
         return Chunk(
             time_s=np.ascontiguousarray(time_s, dtype=np.float64),
             accel_g=np.ascontiguousarray(accel_g, dtype=np.float64),
@@ -89,19 +103,20 @@ class StreamFinisher:
         keep: np.ndarray = time_s > before
         return keep
 
-    def _flag_gaps(self, time_s: FloatArray, steps: FloatArray) -> None:
+    def _flag_gaps(self, time_s: FloatArray, where: npt.NDArray[np.int64],
+                   over: FloatArray) -> None:
         """Flag the steps over the threshold: from the last kept time to ``time_s[0]``,
-        then ``steps`` (``numpy.diff(time_s)``), in time order."""
+        then within the chunk (``over``: the steps after samples ``where``), in time
+        order."""
         found: list[float] = []
         if self._last_kept_s is not None:
             first = float(time_s[0]) - self._last_kept_s
             if first > self._gap_threshold_s:
                 found.append(first)
         self._last_kept_s = float(time_s[-1])
-        where = np.flatnonzero(steps > self._gap_threshold_s)
         room = max(MAX_GAP_FLAGS - len(self._gaps), 0)
         self._n_gaps += len(found) + int(where.size)
-        found += steps[where[:room]].tolist()
+        found += over[:room].tolist()
         self._gaps.extend(f"gap_s={step:.1f}" for step in found[:room])
 
     def flags(self, reader_flags: list[str]) -> tuple[str, ...]:

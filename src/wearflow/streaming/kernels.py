@@ -251,3 +251,18 @@ def count_clipped(accel_g: FloatArray, limit_g: float) -> int:  # pragma: no cov
                 hits += 1
                 break
     return hits
+
+
+def warm() -> None:
+    """Load (or compile) the kernels for the argument types the passes use, on a few
+    samples: a worker does it before its first task."""
+    raw = np.zeros((RAW_ROWS, 4))
+    heads = np.array([0, 2], dtype=np.int64)
+    for rows in (raw, raw[:, :3]):  # a chunk's own rows, and a view after the carry
+        still_sums(rows, heads)
+        for extremes in (False, True):
+            feature_sums(rows, heads, np.zeros(3), np.ones(3), np.zeros(3), 0.0,
+                         shift=False, extremes=extremes)
+    accel = np.zeros((4, 3))
+    peak_abs_g(accel)
+    count_clipped(accel, 1.0)
