@@ -94,3 +94,24 @@ def test_numba_is_imported_only_when_a_kernel_first_runs() -> None:
             "assert layouts == {'C', 'A'}, layouts\n"
             "assert not r.word_checks.signatures[0][0].mutable  # blocks read from bytes\n")
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=300)
+
+
+def test_near_peak_rows_count_the_clipped_samples_in_one_pass() -> None:
+    """The first pass keeps the rows that may end near the peak; their count at the end
+    is the count over the whole recording a second pass would make."""
+    from wearflow.qc import CLIP_MARGIN_G
+    from wearflow.streamed import _NearPeak
+
+    rng = np.random.default_rng(12)
+    chunks = [np.clip(rng.normal(0, s, (20_000, 3)), -8.0, 8.0) for s in (0.3, 1.0, 3.0, 0.5)]
+    near, peak = _NearPeak(), 0.0
+    for chunk in chunks:  # the peak rises chunk by chunk: kept rows are pruned as it does
+        peak = max(peak, kernels.peak_abs_g(chunk))
+        near.add(chunk, peak)
+    whole = np.concatenate(chunks)
+    assert peak == 8.0
+    want = kernels.count_clipped(whole, peak - CLIP_MARGIN_G)
+    assert near.count(peak) == want > 0
+    near.MAX_KEPT = 10  # a recording sitting at its peak: it gives up, a pass counts
+    near.add(chunks[2], peak)
+    assert near.count(peak) is None

@@ -31,6 +31,8 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, TypeGuard, runtime_checkable
 
+import numpy as np
+
 from wearflow.errors import ReaderError, WearflowError
 from wearflow.qc import CLIP_MARGIN_G, RecordingSummary
 from wearflow.readers.chunks import Chunk, RecordingStream
@@ -135,11 +137,51 @@ def _check_unchanged(store: Store, part: InputFile) -> None:
                             subject=part.uri)
 
 
+class _NearPeak:
+    """The rows (their largest |value|) that may end within ``CLIP_MARGIN_G`` of the
+    recording's peak, kept during the first pass, so that the clipped samples are counted
+    without another whole pass: a row counts at the end if its largest |value| is at
+    least ``peak - CLIP_MARGIN_G`` (any axis at or beyond ``±`` that), and the peak so far
+    never exceeds the final one, so every such row is kept when it passes. Rows under
+    ``_CLIPPING_FROM_G - CLIP_MARGIN_G`` never count and are not kept; past
+    ``MAX_KEPT`` rows (a recording sitting near its peak) it gives up, and the next
+    whole pass counts them."""
+
+    MAX_KEPT = 2_000_000  # 16 MB
+
+    def __init__(self) -> None:
+        self._kept: list[np.ndarray] | None = []
+        self._n_kept = 0
+        self._pruned_at = 0
+
+    def add(self, accel_g: np.ndarray, peak_so_far_g: float) -> None:
+        if self._kept is None:
+            return
+        floor = max(peak_so_far_g, _CLIPPING_FROM_G) - CLIP_MARGIN_G
+        rows = kernels.row_peaks_at_least(accel_g, floor)
+        if not rows.size:
+            return
+        self._kept.append(rows)
+        self._n_kept += rows.size
+        if self._n_kept > 2 * self._pruned_at + 1024:  # drop what the peak has left behind
+            self._kept = [kept[kept >= floor] for kept in self._kept]
+            self._n_kept = self._pruned_at = sum(kept.size for kept in self._kept)
+        if self._n_kept > self.MAX_KEPT:
+            self._kept = None
+
+    def count(self, peak_g: float) -> int | None:
+        """Rows within the margin of the final peak (None: gave up)."""
+        if self._kept is None:
+            return None
+        limit = peak_g - CLIP_MARGIN_G
+        return sum(int(np.count_nonzero(kept >= limit)) for kept in self._kept)
+
+
 class _Gatherer:
     """The figures of a recording's QC, gathered from the chunks of every pass over it:
-    its samples, span and peak from the first whole pass; the clipped samples (within
-    ``CLIP_MARGIN_G`` of the peak) from the next; the device, rate and flags from the
-    stream once it is finished."""
+    its samples, span, peak and clipped samples (within ``CLIP_MARGIN_G`` of the peak,
+    :class:`_NearPeak`; else from the next whole pass) from the first whole pass; the
+    device, rate and flags from the stream once it is finished."""
 
     def __init__(self) -> None:
         self._streams: list[RecordingStream] = []
@@ -171,6 +213,7 @@ class _Gatherer:
         n = clipped = 0
         first_s: float | None = None
         last_s, peak_g, has_temperature = 0.0, 0.0, False
+        near = _NearPeak()
         for chunk in chunks:
             if chunk.time_s.size:
                 if first_pass:
@@ -178,6 +221,7 @@ class _Gatherer:
                     first_s = float(chunk.time_s[0]) if first_s is None else first_s
                     last_s = float(chunk.time_s[-1])
                     peak_g = max(peak_g, kernels.peak_abs_g(chunk.accel_g))
+                    near.add(chunk.accel_g, peak_g)
                     has_temperature = has_temperature or chunk.temperature_c is not None
                 elif counting:
                     clipped += kernels.count_clipped(chunk.accel_g,
@@ -187,6 +231,8 @@ class _Gatherer:
         if first_pass:
             self._finished, self._n, self._first_s, self._last_s = stream, n, first_s, last_s
             self._peak_g, self._has_temperature = peak_g, has_temperature
+            if peak_g > _CLIPPING_FROM_G:
+                self._clipped = near.count(peak_g)  # None: the next whole pass counts
         elif counting:
             self._clipped = clipped
 

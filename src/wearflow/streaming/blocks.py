@@ -109,6 +109,16 @@ class BlockSums:
         return BlockTable(self.length_s, np.concatenate(self._index),
                           np.concatenate(self._count), np.concatenate(self._sums))
 
+    def so_far(self) -> BlockTable:
+        """The blocks complete so far (not the one still carried); the object goes on."""
+        if not self._index:
+            return BlockTable(self.length_s, np.empty(0, dtype=np.int64),
+                              np.empty(0, dtype=np.int64), np.empty((0, self.n_columns)))
+        self._index = [np.concatenate(self._index)]
+        self._count = [np.concatenate(self._count)]
+        self._sums = [np.concatenate(self._sums)]
+        return BlockTable(self.length_s, self._index[0], self._count[0], self._sums[0])
+
     def _reduce(self, ids: IntArray, columns: FloatArray, heads: IntArray) -> None:
         self._store(ids[heads], np.diff(heads, append=ids.size).astype(np.int64),
                     self._block_sums(columns, heads))

@@ -62,26 +62,47 @@ def fit_calibration(windows: StillWindows, sampling_rate_hz: float,
                     params: CalibrationParameters = CalibrationParameters()
                     ) -> CalibrationResult:
     """The sphere fit over growing prefixes of the recording (see the module docstring)."""
-    nh = int(params.min_hours * 3600 * sampling_rate_hz)
-    n12h = int(12 * 3600 * sampling_rate_hz)
+    nh, n12h = calibration_limits(sampling_rate_hz, params)
     if windows.n_samples < nh:
         return CalibrationResult(Calibration.identity(), False, None, None,
                                  f"less than {params.min_hours} hours of data")
-    full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
-    t0 = windows.first_start_s or 0.0
     i_h = 0
     while True:
         limit = nh + i_h * n12h
-        inside = full & (windows.start_s + STILL_WINDOW_S
-                         <= t0 + limit / sampling_rate_hz)
-        result = _fit(windows.mean_g[inside], windows.sd_g[inside],
-                      windows.temperature_c[inside], params)
+        result = fit_at_limit(windows, sampling_rate_hz, limit, params)
         if result is not None and result.applied:
             return result
         if limit >= windows.n_samples:
             return result if result is not None else CalibrationResult(
                 Calibration.identity(), False, None, None, "too few still windows")
         i_h += 1
+
+
+def calibration_limits(sampling_rate_hz: float,
+                       params: CalibrationParameters = CalibrationParameters()
+                       ) -> tuple[int, int]:
+    """The first limit (``min_hours``) and the step (12 h), in samples."""
+    return (int(params.min_hours * 3600 * sampling_rate_hz),
+            int(12 * 3600 * sampling_rate_hz))
+
+
+def limit_time_s(first_start_s: float | None, sampling_rate_hz: float, limit: int) -> float:
+    """The time up to which the windows of a limit (in samples) lie (``first_start_s``:
+    the first window's start)."""
+    return (first_start_s or 0.0) + limit / sampling_rate_hz
+
+
+def fit_at_limit(windows: StillWindows, sampling_rate_hz: float, limit: int,
+                 params: CalibrationParameters = CalibrationParameters()
+                 ) -> CalibrationResult | None:
+    """The sphere fit on the full windows that end by :func:`limit_time_s` (None: fewer
+    than two still ones). It reads no window after that time, so it can be tried as soon
+    as a first pass has gone past it (:mod:`wearflow.streaming.single_read`)."""
+    full = windows.count >= 0.9 * STILL_WINDOW_S * sampling_rate_hz
+    inside = full & (windows.start_s + STILL_WINDOW_S
+                     <= limit_time_s(windows.first_start_s, sampling_rate_hz, limit))
+    return _fit(windows.mean_g[inside], windows.sd_g[inside], windows.temperature_c[inside],
+                params)
 
 
 def calibration_error_g(windows: StillWindows, sampling_rate_hz: float,

@@ -3,10 +3,12 @@
 Two passes, because every feature after the first step is computed on the
 *calibrated* acceleration (SKDH's ``CalibrateAccelerometer`` runs first and
 replaces ``accel`` for every later step), and the calibration is only known once
-the still windows of the whole recording have been seen. ENMO,
+enough still windows have been seen (12 hours' at least). ENMO,
 ``max(|a| - 1, 0)``, is not linear in the samples, so calibrated ENMO cannot be
 recovered exactly from uncalibrated block sums: a one-pass design would trade
-exactness for nothing but a second read of the file (0.3 s for a 7-day .cwa).
+exactness. Once the calibration is accepted (after the first 12 hours, usually),
+pass 2 runs within pass 1's read, and only the seconds before are read again
+(:mod:`wearflow.streaming.single_read`).
 
 - Pass 1 (:func:`still_window_pass`): per 10-s block, the sums of each axis, its
   square and the temperature: the windows' mean and SD for the sphere fit.
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from wearflow.streaming import kernels
-from wearflow.streaming.blocks import BlockSums
+from wearflow.streaming.blocks import BlockSums, BlockTable
 from wearflow.streaming.chunks import ChunkLike, SampleChunk
 from wearflow.streaming.spill import SpilledBlockSums, SpilledGrid
 
@@ -110,19 +113,16 @@ class EpochFeatures:
 
 def still_window_pass(chunks: Iterable[ChunkLike]) -> StillWindows:
     """Pass 1: the 10-s window statistics CalibrateAccelerometer's sphere fit reads."""
-    sums = _StillSums()
+    sums = StillSums()
     n, has_temp = 0, False
-    for chunk in _sub_chunks(chunks):
-        sums.add(chunk.time_s, _raw_rows(chunk))
+    for chunk in sub_chunks(chunks):
+        sums.add(chunk.time_s, raw_rows(chunk))
         has_temp = has_temp or chunk.temperature_c is not None
         n += len(chunk.time_s)
-    table = sums.finish()  # one row per kept window: 3 means, 3 SDs, temperature
-    stats = table.sums if table.count.size else np.empty((0, 7))
-    return StillWindows(table.start_s, table.count, stats[:, 0:3], stats[:, 3:6],
-                        stats[:, 6], n, has_temp, sums.first_start_s)
+    return sums.windows(sums.finish(), n, has_temp)
 
 
-def _raw_rows(chunk: ChunkLike) -> FloatArray:
+def raw_rows(chunk: ChunkLike) -> FloatArray:
     """The kernels' input rows of a chunk (:data:`~wearflow.streaming.kernels.RAW_ROWS`):
     x, y, z in g and the temperature (0 without one)."""
     accel = np.asarray(chunk.accel_g, dtype=np.float64)
@@ -132,7 +132,7 @@ def _raw_rows(chunk: ChunkLike) -> FloatArray:
     return raw
 
 
-class _StillSums(BlockSums):
+class StillSums(BlockSums):
     """Pass 1's 10-s sums, each window turned into its statistics as soon as it is
     complete and dropped unless still enough to matter: pass 1 keeps a few bytes per
     still window instead of every window's sums."""
@@ -143,6 +143,13 @@ class _StillSums(BlockSums):
 
     def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
         return kernels.still_sums(columns, heads)
+
+    def windows(self, table: BlockTable, n_samples: int, has_temperature: bool
+                ) -> StillWindows:
+        """``table`` (this object's :meth:`finish` or :meth:`so_far`) as still windows."""
+        stats = table.sums if table.count.size else np.empty((0, 7))
+        return StillWindows(table.start_s, table.count, stats[:, 0:3], stats[:, 3:6],
+                            stats[:, 6], n_samples, has_temperature, self.first_start_s)
 
     def _store(self, index: npt.NDArray[np.int64], count: npt.NDArray[np.int64],
                sums: FloatArray) -> None:
@@ -165,13 +172,12 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     """Pass 2: calibrated 1-s block sums (see :class:`EpochFeatures`); with ``extremes``
     also each axis' max (columns 8-10) and min (11-13) per second, for the
     acceleration-only wear detection of a recording without temperature."""
-    sums = _FeatureSums(calibration, extremes)
+    sums = FeatureSums(calibration, extremes)
     n, last, has_temp = 0, float("nan"), False
     try:
-        for chunk in _sub_chunks(chunks):
+        for chunk in sub_chunks(chunks):
             temperature = chunk.temperature_c is not None  # a whole-file fact
-            sums.shift = temperature and bool(np.any(calibration.temperature_scale != 0.0))
-            sums.add(chunk.time_s, _raw_rows(chunk))
+            sums.add_chunk(chunk.time_s, raw_rows(chunk), temperature)
             has_temp = has_temp or temperature
             n += len(chunk.time_s)
             if len(chunk.time_s):
@@ -182,14 +188,23 @@ def epoch_pass(chunks: Iterable[ChunkLike], calibration: Calibration,
     return EpochFeatures(sums.finish_spilled(), n, last, has_temp)
 
 
-class _FeatureSums(SpilledBlockSums):
-    """Pass 2's 1-s sums on disk, from the raw rows by the compiled kernel."""
+class FeatureSums(SpilledBlockSums):
+    """Pass 2's 1-s sums on disk, from the raw rows (:func:`raw_rows`) by the compiled
+    kernel; ``file``, ``first_block``: as :class:`SpilledBlockSums`'."""
 
-    def __init__(self, calibration: Calibration, extremes: bool) -> None:
+    def __init__(self, calibration: Calibration, extremes: bool, *,
+                 file: BinaryIO | None = None, first_block: int | None = None) -> None:
         width = kernels.EXTREME_COLUMNS if extremes else kernels.FEATURE_COLUMNS
-        super().__init__(FEATURE_BLOCK_S, width, n_inputs=kernels.RAW_ROWS)
+        super().__init__(FEATURE_BLOCK_S, width, n_inputs=kernels.RAW_ROWS, file=file,
+                         first_block=first_block)
         self.calibration, self.extremes = calibration, extremes
         self.shift = False  # the temperature term applies (set per chunk)
+
+    def add_chunk(self, time_s: FloatArray, raw: FloatArray, has_temperature: bool) -> None:
+        """Add a chunk's samples (their raw rows)."""
+        self.shift = has_temperature and bool(
+            np.any(self.calibration.temperature_scale != 0.0))
+        self.add(time_s, raw)
 
     def _block_sums(self, columns: FloatArray, heads: IntArray) -> FloatArray:
         cal = self.calibration
@@ -198,7 +213,7 @@ class _FeatureSums(SpilledBlockSums):
                                     shift=self.shift, extremes=self.extremes)
 
 
-def _sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:
+def sub_chunks(chunks: Iterable[ChunkLike]) -> Iterator[ChunkLike]:
     """The chunks cut to at most :data:`SUB_CHUNK_SAMPLES` samples (views): the passes'
     tables of per-sample columns stay small whatever the reader's chunk size, and the
     block sums do not depend on where chunks are cut (:class:`BlockSums`)."""

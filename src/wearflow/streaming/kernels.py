@@ -253,6 +253,29 @@ def count_clipped(accel_g: FloatArray, limit_g: float) -> int:  # pragma: no cov
     return hits
 
 
+@_jit
+def row_peaks_at_least(accel_g: FloatArray, threshold_g: float
+                       ) -> FloatArray:  # pragma: no cover - compiled
+    """Each row's largest |value|, of the rows where it is at least ``threshold_g``."""
+    n = 0
+    for i in range(accel_g.shape[0]):
+        top = 0.0
+        for j in range(accel_g.shape[1]):
+            top = max(top, abs(accel_g[i, j]))
+        if top >= threshold_g:
+            n += 1
+    out = np.empty(n)
+    k = 0
+    for i in range(accel_g.shape[0]):
+        top = 0.0
+        for j in range(accel_g.shape[1]):
+            top = max(top, abs(accel_g[i, j]))
+        if top >= threshold_g:
+            out[k] = top
+            k += 1
+    return out
+
+
 def warm() -> None:
     """Load (or compile) the kernels for the argument types the passes use, on a few
     samples: a worker does it before its first task."""
@@ -266,3 +289,4 @@ def warm() -> None:
     accel = np.zeros((4, 3))
     peak_abs_g(accel)
     count_clipped(accel, 1.0)
+    row_peaks_at_least(accel, 1.0)

@@ -20,10 +20,11 @@ from wearflow.streaming.activity import activity_days
 from wearflow.streaming.calibrate import CalibrationResult, calibration_error_g, fit_calibration
 from wearflow.streaming.chunks import ChunkLike
 from wearflow.streaming.days import day_windows
-from wearflow.streaming.features import epoch_pass, still_window_pass
+from wearflow.streaming.features import epoch_pass
 from wearflow.streaming.fragmentation import sleep_fragmentation
 from wearflow.streaming.grid import Seconds
 from wearflow.streaming.minutes import minute_series
+from wearflow.streaming.single_read import read_once
 from wearflow.streaming.sleep import NightResult, nights
 from wearflow.streaming.wear import DETACH_MIN_S, detach_wear, never_moved
 from wearflow.streaming.wear_accel import accel_threshold_wear
@@ -46,20 +47,25 @@ class StreamResult:
 
 def run_wrist_stream(chunks: ChunkFactory, sampling_rate_hz: float, time_zone: str = "UTC"
                      ) -> StreamResult:
-    """Run both passes and every algorithm: the 1-s table on disk, read a day at a time
-    (:mod:`wearflow.streaming.spill`), so memory does not grow with the recording."""
+    """Run both passes and every algorithm: pass 2 within pass 1's read once the
+    calibration is accepted, so the file is decoded once and its head again
+    (:mod:`wearflow.streaming.single_read`; otherwise twice); the 1-s table on disk,
+    read a day at a time (:mod:`wearflow.streaming.spill`), so memory does not grow with
+    the recording."""
     flags: list[str] = []
-    still = still_window_pass(chunks())
-    cal = fit_calibration(still, sampling_rate_hz)
+    first = read_once(chunks, sampling_rate_hz)  # pass 2 too, once the fit is accepted
+    still, first_features = first.still, first.features
+    cal = first.calibration or fit_calibration(still, sampling_rate_hz)
     if not cal.applied:
         flags.append(f"warning:CalibrateAccelerometer:{cal.message}")
     before = calibration_error_g(still, sampling_rate_hz)
     errors = (before, calibration_error_g(still, sampling_rate_hz, cal.calibration)
               if cal.applied else before)
     has_temperature = still.has_temperature
-    del still  # pass 2 reads the file again
+    del still, first
     release_free_heap()  # each step's freed arrays, so they do not add to the next's peak
-    features = epoch_pass(chunks(), cal.calibration, extremes=not has_temperature)
+    features = first_features or epoch_pass(chunks(), cal.calibration,
+                                            extremes=not has_temperature)
     release_free_heap()
     with features.grid as grid:  # on disk, read a day at a time
         if features.n_samples == 0:

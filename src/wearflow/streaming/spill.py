@@ -43,19 +43,24 @@ class SpilledBlockSums(BlockSums):
 
     def __init__(self, length_s: float, n_columns: int,
                  reducers: tuple[np.ufunc, ...] | None = None,
-                 n_inputs: int | None = None) -> None:
+                 n_inputs: int | None = None, *, file: BinaryIO | None = None,
+                 first_block: int | None = None) -> None:
+        """``file`` and ``first_block``: write into another writer's table (its file and
+        first block), another span of its seconds (one read's tail, another's head)."""
         super().__init__(length_s, n_columns, reducers, n_inputs)
         # closed by the grid it becomes, or by close() when the pass fails
-        self._file: BinaryIO = tempfile.TemporaryFile(prefix="wearflow-seconds-")  # noqa: SIM115
+        if file is None:
+            file = tempfile.TemporaryFile(prefix="wearflow-seconds-")  # noqa: SIM115
+        self.file: BinaryIO = file
         self._row_bytes = (1 + n_columns) * _ITEM_BYTES
-        self._first: int | None = None
-        self._next_row = 0  # rows before it are written (or holes)
+        self._first: int | None = first_block
+        self.rows_written = 0  # rows before it are written (or holes)
 
     def _store(self, index: IntArray, count: IntArray, sums: FloatArray) -> None:
         if self._first is None:
             self._first = int(index[0])
         rows = index - self._first
-        if int(rows[0]) < self._next_row:
+        if int(rows[0]) < self.rows_written or int(rows[0]) < 0:
             raise ValueError("1-s blocks out of time order")
         table = np.empty((rows.size, 1 + self.n_columns))
         table[:, 0] = count
@@ -64,20 +69,24 @@ class SpilledBlockSums(BlockSums):
         cuts = np.flatnonzero(np.diff(rows) != 1) + 1
         for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), rows.size],
                           strict=True):
-            _write_all(self._file.fileno(), table[lo:hi].tobytes(),
+            _write_all(self.file.fileno(), table[lo:hi].tobytes(),
                        int(rows[lo]) * self._row_bytes)
-        self._next_row = int(rows[-1]) + 1
+        self.rows_written = int(rows[-1]) + 1
 
     def close(self) -> None:
         """Delete the file (when the pass does not finish)."""
-        self._file.close()
+        self.file.close()
 
-    def finish_spilled(self) -> SpilledGrid:
-        """The table from the first block with samples to the last, on disk; close it
-        (or use it as a context manager) to delete the file."""
+    def finish_spilled(self, *others: SpilledBlockSums) -> SpilledGrid:
+        """The table from the first block with samples to the last, on disk (with the
+        rows ``others`` wrote into the same file, finished first); close it (or use it
+        as a context manager) to delete the file."""
+        for other in others:
+            other.finish()
         self.finish()
         first_s = float(self._first or 0) * self.length_s
-        return SpilledGrid(self._file, first_s, self._next_row, self.n_columns)
+        rows = max([self.rows_written, *(other.rows_written for other in others)])
+        return SpilledGrid(self.file, first_s, rows, self.n_columns)
 
 
 class SpilledGrid:
