@@ -106,8 +106,9 @@ def test_near_peak_rows_count_the_clipped_samples_in_one_pass() -> None:
     chunks = [np.clip(rng.normal(0, s, (20_000, 3)), -8.0, 8.0) for s in (0.3, 1.0, 3.0, 0.5)]
     near, peak = _NearPeak(), 0.0
     for chunk in chunks:  # the peak rises chunk by chunk: kept rows are pruned as it does
-        peak = max(peak, kernels.peak_abs_g(chunk))
-        near.add(chunk, peak)
+        got = near.add(chunk, peak)
+        assert got == kernels.peak_abs_g(chunk)
+        peak = max(peak, got)
     whole = np.concatenate(chunks)
     assert peak == 8.0
     want = kernels.count_clipped(whole, peak - CLIP_MARGIN_G)

@@ -154,13 +154,15 @@ class _NearPeak:
         self._n_kept = 0
         self._pruned_at = 0
 
-    def add(self, accel_g: np.ndarray, peak_so_far_g: float) -> None:
+    def add(self, accel_g: np.ndarray, peak_so_far_g: float) -> float:
+        """Keep the chunk's rows that may count; its peak (the largest |value|)."""
         if self._kept is None:
-            return
+            return kernels.peak_abs_g(accel_g)
         floor = max(peak_so_far_g, _CLIPPING_FROM_G) - CLIP_MARGIN_G
-        rows = kernels.row_peaks_at_least(accel_g, floor)
+        peak, rows = kernels.peak_and_rows_from(accel_g, floor)
         if not rows.size:
-            return
+            return peak
+        floor = max(peak_so_far_g, peak, _CLIPPING_FROM_G) - CLIP_MARGIN_G
         self._kept.append(rows)
         self._n_kept += rows.size
         if self._n_kept > 2 * self._pruned_at + 1024:  # drop what the peak has left behind
@@ -168,6 +170,7 @@ class _NearPeak:
             self._n_kept = self._pruned_at = sum(kept.size for kept in self._kept)
         if self._n_kept > self.MAX_KEPT:
             self._kept = None
+        return peak
 
     def count(self, peak_g: float) -> int | None:
         """Rows within the margin of the final peak (None: gave up)."""
@@ -220,8 +223,7 @@ class _Gatherer:
                     n += int(chunk.time_s.size)
                     first_s = float(chunk.time_s[0]) if first_s is None else first_s
                     last_s = float(chunk.time_s[-1])
-                    peak_g = max(peak_g, kernels.peak_abs_g(chunk.accel_g))
-                    near.add(chunk.accel_g, peak_g)
+                    peak_g = max(peak_g, near.add(chunk.accel_g, peak_g))
                     has_temperature = has_temperature or chunk.temperature_c is not None
                 elif counting:
                     clipped += kernels.count_clipped(chunk.accel_g,

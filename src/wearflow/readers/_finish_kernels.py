@@ -28,25 +28,28 @@ def plain_chunk(time_s: FloatArray, accel_g: FloatArray, gap_threshold_s: float
     if so, where a step ``time_s[i + 1] - time_s[i]`` exceeds ``gap_threshold_s`` (the
     ``i``s, ascending; empty otherwise)."""  # pragma: no cover - compiled
     n = time_s.size
+    # counts, not early exits: loops the compiler can vectorise
+    spoilt = 0  # values that are NaN or infinite
     for i in range(n):
-        if not math.isfinite(time_s[i]):
-            return False, np.empty(0, np.int64)
+        spoilt += not abs(time_s[i]) < math.inf
         for j in range(accel_g.shape[1]):
-            if not math.isfinite(accel_g[i, j]):
-                return False, np.empty(0, np.int64)
-    n_gaps = 0
+            spoilt += not abs(accel_g[i, j]) < math.inf
+    if spoilt:
+        return False, np.empty(0, np.int64)
+    not_later = n_gaps = 0
     for i in range(n - 1):
         step = time_s[i + 1] - time_s[i]
-        if not step > 0.0:
-            return False, np.empty(0, np.int64)
-        if step > gap_threshold_s:
-            n_gaps += 1
+        not_later += step <= 0.0
+        n_gaps += step > gap_threshold_s
+    if not_later:
+        return False, np.empty(0, np.int64)
     gaps = np.empty(n_gaps, np.int64)
-    k = 0
-    for i in range(n - 1):
-        if time_s[i + 1] - time_s[i] > gap_threshold_s:
-            gaps[k] = i
-            k += 1
+    if n_gaps:
+        k = 0
+        for i in range(n - 1):
+            if time_s[i + 1] - time_s[i] > gap_threshold_s:
+                gaps[k] = i
+                k += 1
     return True, gaps
 
 

@@ -254,26 +254,22 @@ def count_clipped(accel_g: FloatArray, limit_g: float) -> int:  # pragma: no cov
 
 
 @_jit
-def row_peaks_at_least(accel_g: FloatArray, threshold_g: float
-                       ) -> FloatArray:  # pragma: no cover - compiled
-    """Each row's largest |value|, of the rows where it is at least ``threshold_g``."""
-    n = 0
-    for i in range(accel_g.shape[0]):
-        top = 0.0
-        for j in range(accel_g.shape[1]):
-            top = max(top, abs(accel_g[i, j]))
-        if top >= threshold_g:
-            n += 1
-    out = np.empty(n)
+def peak_and_rows_from(accel_g: FloatArray, floor_g: float
+                       ) -> tuple[float, FloatArray]:  # pragma: no cover - compiled
+    """The largest |value| of an (n, 3) chunk (0 for none), and each row's largest
+    |value| of the rows where it is at least ``floor_g``, in one loop."""
+    n = accel_g.shape[0]
+    kept = np.empty(n)
     k = 0
-    for i in range(accel_g.shape[0]):
+    peak = 0.0
+    for i in range(n):
         top = 0.0
         for j in range(accel_g.shape[1]):
             top = max(top, abs(accel_g[i, j]))
-        if top >= threshold_g:
-            out[k] = top
-            k += 1
-    return out
+        peak = max(peak, top)
+        kept[k] = top
+        k += top >= floor_g
+    return peak, kept[:k].copy()
 
 
 def warm() -> None:
@@ -289,4 +285,4 @@ def warm() -> None:
     accel = np.zeros((4, 3))
     peak_abs_g(accel)
     count_clipped(accel, 1.0)
-    row_peaks_at_least(accel, 1.0)
+    peak_and_rows_from(accel, 1.0)
