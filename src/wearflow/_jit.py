@@ -1,14 +1,15 @@
 """Compiled kernels: ``numba.njit``, imported and compiled only when a kernel first runs.
 
-The kernels (:mod:`wearflow.streaming.kernels`, :mod:`wearflow.readers._cwa_kernels`)
-are compiled on their first call and cached on disk (numba's ``cache=True``: in
-``__pycache__`` next to their module, or in the user's cache folder when that is
-read-only, or in ``NUMBA_CACHE_DIR``), so a worker process loads them in under a
-second; where no cache folder can be written they compile once per process (a few
-seconds). Numba itself (about 1.5 s of CPU to import, 0.2 GB of resident memory
-with LLVM) is imported only then: a command that never decodes a sample (``wearflow
-status``, the dashboard) does not pay for it. Each kernel keeps a plain numpy
-reference beside it, and the tests compare the two to the bit.
+The kernels (:mod:`wearflow.streaming.kernels`, :mod:`wearflow.readers._cwa_kernels`,
+:mod:`wearflow.readers._finish_kernels`) are compiled on their first call and cached
+on disk (numba's ``cache=True``: in ``__pycache__`` next to their module, or in the
+user's cache folder when that is read-only, or in ``NUMBA_CACHE_DIR``), so a worker
+process loads them in under a second; where no cache folder can be written they
+compile once per process (a few seconds). Numba itself (about 1.5 s of CPU to
+import, 0.2 GB of resident memory with LLVM) is imported only then: a command that
+never decodes a sample (``wearflow status``, the dashboard) does not pay for it.
+Each kernel keeps a plain numpy reference beside it, and the tests compare the two
+to the bit.
 """
 
 from __future__ import annotations
