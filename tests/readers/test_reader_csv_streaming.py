@@ -214,6 +214,9 @@ _CHILD = textwrap.dedent("""
 
     path, how = sys.argv[1], sys.argv[2]
     read_recording(b"time,x,y,z\\n1700000000,0,0,1\\n1700000001,0,0,1\\n", "warm.csv")
+    # a worker's warm-up: numba and the readers' compiled kernels, once per process
+    from wearflow import _jit
+    _jit.prepare("wearflow.readers._finish_kernels", "wearflow.readers._cwa_kernels")
     base = peak()
     n = 0
     if how == "stream":
