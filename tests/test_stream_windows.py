@@ -124,3 +124,19 @@ def test_a_gap_of_days_leaves_its_nights_empty_and_unworn() -> None:
     assert not ((starts < gap[1] - 3600) & (ends > gap[0] + 3600)).any()
     days = out.tables["activity_level_classification"]
     assert days["wear_minutes"].iloc[2:4].eq(0).all() and days["wear_minutes"].iloc[0] > 0
+
+
+def test_a_window_shorter_than_an_epoch_has_no_epochs(
+        hard: tuple[Recording, EpochFeatures]) -> None:
+    """The day-at-a-time reads end with whatever seconds are left: a last window of 3 s
+    (a recording starting 1 s past a minute, hard seed 107) has no 5-s epoch, not an
+    error."""
+    from wearflow.streaming.activity import epochs
+
+    _, features = hard
+    tail = features.grid.window(0, 3)
+    count, sums = tail.coarse(5)
+    assert count.shape == (0,) and sums.shape == (0, tail.sums.shape[1])
+    assert tail.coarse(5, offset=4)[1].shape == (0, tail.sums.shape[1])
+    t5, enmo, _, _ = epochs(tail)
+    assert t5.size == enmo.size == 0

@@ -37,9 +37,10 @@ class SecondGrid:
     def coarse(self, step: int, offset: int = 0) -> tuple[FloatArray, FloatArray]:
         """Counts and sums of consecutive ``step``-second blocks starting ``offset``
         seconds into the grid (a partial last block is dropped)."""
-        n = (self.n - offset) // step
+        n = max((self.n - offset) // step, 0)  # none in a window shorter than a block
         count = self.count[offset:offset + n * step].reshape(n, step).sum(axis=1)
-        sums = self.sums[offset:offset + n * step].reshape(n, step, -1).sum(axis=1)
+        sums = self.sums[offset:offset + n * step].reshape(
+            n, step, self.sums.shape[1]).sum(axis=1)
         return count, sums
 
     def window(self, lo: int, hi: int) -> SecondGrid:
